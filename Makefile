@@ -1,0 +1,43 @@
+# The two commands a fresh machine needs: `make run` (serve on :5000) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+TOOLS := .venv-tools
+BIN := $(VENV)/bin
+
+.PHONY: run migrate test lint unit integration tools fuzz bench clean
+
+$(BIN)/cme: pyproject.toml requirements/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c requirements/constraints.txt -e '.[dev]'
+	touch $@
+
+$(TOOLS)/.installed: requirements/tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q --upgrade pip
+	$(TOOLS)/bin/pip install -q -r requirements/tools.txt
+	command -v shellcheck >/dev/null || (apt-get update -q && apt-get install -y -q shellcheck)
+	touch $@
+
+tools: $(TOOLS)/.installed
+
+migrate: $(BIN)/cme
+	$(BIN)/cme migrate
+
+run: migrate
+	$(BIN)/cme serve
+
+lint: $(BIN)/cme
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint tools
+	$(BIN)/pytest
+
+unit: $(BIN)/cme
+	$(BIN)/pytest tests/unit
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,73 @@
+# What the deploy workflow, the Kubernetes manifests and the operator need.
+
+output "cluster_name" {
+  description = "GKE cluster name (gcloud container clusters get-credentials NAME)."
+  value       = google_container_cluster.primary.name
+}
+
+output "cluster_location" {
+  description = "GKE cluster location (a region: Autopilot clusters are regional)."
+  value       = google_container_cluster.primary.location
+}
+
+output "cluster_dns_endpoint" {
+  description = "DNS name of the control plane; callers are authorized by IAM (container.clusters.connect)."
+  value       = google_container_cluster.primary.control_plane_endpoints_config[0].dns_endpoint_config[0].endpoint
+}
+
+output "sql_instance_connection_name" {
+  description = "PROJECT:REGION:INSTANCE, the argument of the Cloud SQL Auth Proxy."
+  value       = google_sql_database_instance.main.connection_name
+}
+
+output "sql_private_ip" {
+  description = "Private IP of the Cloud SQL instance (reachable only from the VPC)."
+  value       = google_sql_database_instance.main.private_ip_address
+}
+
+output "db_name" {
+  description = "Database name (DB_NAME)."
+  value       = google_sql_database.app.name
+}
+
+output "db_user" {
+  description = "Database user (DB_USER)."
+  value       = google_sql_user.app.name
+}
+
+output "db_password_secret_id" {
+  description = "Secret Manager secret holding DB_PASS: gcloud secrets versions access latest --secret=ID."
+  value       = google_secret_manager_secret.db_password.secret_id
+}
+
+output "registry_url" {
+  description = "Image repository prefix: docker push REGISTRY_URL/cme:TAG."
+  value       = local.registry_url
+}
+
+output "app_service_account_email" {
+  description = "Google service account for the annotation iam.gke.io/gcp-service-account on KSA backend-sa."
+  value       = google_service_account.app.email
+}
+
+output "deploy_service_account_email" {
+  description = "Service account the GitHub workflow impersonates (google-github-actions/auth service_account)."
+  value       = google_service_account.deploy.email
+}
+
+output "workload_identity_provider" {
+  description = "Full WIF provider name for google-github-actions/auth workload_identity_provider."
+  value       = google_iam_workload_identity_pool_provider.github.name
+}
+
+output "db_connection_budget" {
+  description = "Peak PostgreSQL connections by source against max_connections (README: Capacity)."
+  value = {
+    app_pods          = var.app_db_pool_size * (var.app_max_replicas + var.app_max_surge)
+    migration_job     = var.migration_job_connections
+    admin             = var.admin_connections
+    cloudsql_reserved = local.cloudsql_reserved_connections
+    total             = local.db_connections_peak
+    max_connections   = var.sql_max_connections
+  }
+}

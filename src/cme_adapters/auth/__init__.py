@@ -1,0 +1,1 @@
+"""Authentication adapters: they turn request credentials into a domain Principal."""

@@ -1,0 +1,71 @@
+"""HTTP and database metrics through the OpenTelemetry SDK, exported in Prometheus text format."""
+
+from collections.abc import Callable, Iterable
+from typing import Final
+
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import Resource
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+# The seed's dashboards and alerts are built on these exact names and buckets.
+LATENCY_BUCKETS: Final = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
+REQUESTS: Final = "http_requests"  # exported as http_requests_total
+LATENCY: Final = "request_latency_seconds"
+
+PoolStats = Callable[[], dict[str, int]]
+
+
+class PrometheusMetrics:
+    def __init__(self, pool_stats: PoolStats | None = None) -> None:
+        self._registry = CollectorRegistry(auto_describe=True)
+        self._reader = PrometheusMetricReader(
+            disable_target_info=True, scope_info_enabled=False, registry=self._registry
+        )
+        self._provider = MeterProvider(
+            metric_readers=[self._reader],
+            resource=Resource.create({"service.name": "cme"}),
+            views=[
+                View(
+                    instrument_name=LATENCY,
+                    aggregation=ExplicitBucketHistogramAggregation(LATENCY_BUCKETS),
+                )
+            ],
+        )
+        meter = self._provider.get_meter("cme")
+        self._requests = meter.create_counter(REQUESTS, description="HTTP requests served")
+        self._latency = meter.create_histogram(
+            LATENCY, description="Time from request start to response end, in seconds"
+        )
+        self._in_flight = meter.create_up_down_counter(
+            "http_requests_in_flight", description="HTTP requests being served now"
+        )
+        if pool_stats is not None:
+            stats = pool_stats
+
+            def observe(_options: CallbackOptions) -> Iterable[Observation]:
+                return [Observation(v, {"state": k}) for k, v in stats().items()]
+
+            meter.create_observable_gauge(
+                "db_pool_connections",
+                callbacks=[observe],
+                description="Database pool connections by state (in_use, idle, waiting)",
+            )
+
+    def request_started(self) -> None:
+        self._in_flight.add(1)
+
+    def request_finished(self, method: str, path: str, status: int, seconds: float) -> None:
+        self._in_flight.add(-1)
+        labels = {"method": method, "path": path, "status": str(status)}
+        self._requests.add(1, labels)
+        self._latency.record(seconds, labels)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self._registry), CONTENT_TYPE_LATEST
+
+    def close(self) -> None:
+        self._provider.shutdown()

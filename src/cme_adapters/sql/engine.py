@@ -1,0 +1,87 @@
+"""Engine construction for PostgreSQL (psycopg 3) and SQLite, and translation of outage errors."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from cme_domain.errors import StorageUnavailable
+
+# Errors that mean "the database cannot serve us now", as opposed to a bug or bad data.
+OUTAGE_ERRORS = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError)
+
+
+@attrs.frozen
+class PoolSettings:
+    size: int = 5
+    timeout_seconds: float = 2.0
+    connect_timeout_seconds: int = 2
+    statement_timeout_ms: int = 5000
+    recycle_seconds: int = 1800
+
+
+def async_url(url: str) -> URL:
+    """Accept libpq-style URLs as cloud consoles print them and pick the async drivers."""
+    parsed = make_url(url)
+    drivers = {
+        "postgresql": "postgresql+psycopg",
+        "postgres": "postgresql+psycopg",
+        "postgresql+psycopg": "postgresql+psycopg",
+        "sqlite": "sqlite+aiosqlite",
+        "sqlite+aiosqlite": "sqlite+aiosqlite",
+    }
+    if parsed.drivername not in drivers:
+        raise ValueError(f"unsupported database scheme {parsed.drivername!r}")
+    return parsed.set(drivername=drivers[parsed.drivername])
+
+
+def create_engine(url: str, pool: PoolSettings) -> AsyncEngine:
+    target = async_url(url)
+    if target.get_backend_name() == "sqlite":
+        engine = create_async_engine(target, connect_args={"timeout": pool.timeout_seconds})
+        event.listen(engine.sync_engine, "connect", _tune_sqlite)
+        return engine
+    return create_async_engine(
+        target,
+        pool_size=pool.size,
+        max_overflow=0,
+        pool_timeout=pool.timeout_seconds,
+        pool_recycle=pool.recycle_seconds,
+        connect_args={
+            "connect_timeout": pool.connect_timeout_seconds,
+            "options": f"-c statement_timeout={pool.statement_timeout_ms}",
+            "application_name": "cme",
+        },
+    )
+
+
+def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers run beside the writer; NORMAL sync is durable at WAL checkpoints.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+@asynccontextmanager
+async def outages_as_unavailable() -> AsyncIterator[None]:
+    try:
+        yield
+    except OUTAGE_ERRORS as error:
+        raise StorageUnavailable(first_line(error)) from error
+
+
+def first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """One trivial round trip; raises StorageUnavailable when the database cannot answer."""
+    async with outages_as_unavailable(), engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))

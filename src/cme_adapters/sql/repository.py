@@ -1,0 +1,185 @@
+"""The product repository and idempotency store on SQLAlchemy Core, over one connection."""
+
+from datetime import datetime
+from typing import Final
+from uuid import UUID
+
+import attrs
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    bindparam,
+    delete,
+    insert,
+    literal,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
+from cme_domain.listing import Keyset, Page, ProductQuery, SortField, SortOrder, keyset_of
+from cme_domain.ports import IdempotencyRecord
+from cme_domain.product import Product, ProductSpec
+from cme_adapters.sql.schema import idempotency_keys, products
+
+_SORT_COLUMNS: Final = {
+    SortField.CREATED_AT: products.c.created_at,
+    SortField.NAME: products.c.name,
+    SortField.PRICE: products.c.price_cents,
+}
+
+# Built once: SQLAlchemy then reuses their compiled form, and psycopg prepares them.
+_GET: Final = select(products).where(products.c.id == bindparam("id"))
+_INSERT: Final = insert(products)
+_NEW_VALUES: Final = {
+    "sku": bindparam("sku"),
+    "name": bindparam("name"),
+    "description": bindparam("description"),
+    "price_cents": bindparam("price_cents", type_=products.c.price_cents.type),
+    "quantity": bindparam("quantity"),
+    "updated_at": bindparam("updated_at", type_=products.c.updated_at.type),
+    "version": products.c.version + 1,
+}
+_REPLACE: Final = (
+    update(products)
+    .where(products.c.id == bindparam("product_id"))
+    .values(_NEW_VALUES)
+    .returning(*products.c)
+)
+_REPLACE_AT_VERSION: Final = _REPLACE.where(products.c.version == bindparam("expected_version"))
+_DELETE: Final = delete(products).where(products.c.id == bindparam("product_id"))
+_DELETE_AT_VERSION: Final = _DELETE.where(products.c.version == bindparam("expected_version"))
+_INSERT_KEY: Final = insert(idempotency_keys)
+_FIND_KEY: Final = select(idempotency_keys).where(
+    idempotency_keys.c.owner == bindparam("owner"),
+    idempotency_keys.c.key == bindparam("key"),
+    idempotency_keys.c.expires_at > bindparam("now", type_=idempotency_keys.c.expires_at.type),
+)
+_DROP_EXPIRED_KEY: Final = delete(idempotency_keys).where(
+    idempotency_keys.c.owner == bindparam("owner"),
+    idempotency_keys.c.key == bindparam("key"),
+    idempotency_keys.c.expires_at <= bindparam("now", type_=idempotency_keys.c.expires_at.type),
+)
+
+
+def _product(row: Row[tuple[object, ...]]) -> Product:
+    return Product(*row)
+
+
+def _is_violation_of(error: IntegrityError, column: str) -> bool:
+    # PostgreSQL names the constraint (uq_products_sku); SQLite names the column (products.sku).
+    return f"products_{column}" in str(error.orig) or f"products.{column}" in str(error.orig)
+
+
+class SqlProductRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._db = connection
+
+    async def add(self, product: Product) -> None:
+        values = {
+            "id": product.id,
+            "sku": product.sku,
+            "name": product.name,
+            "description": product.description,
+            "price_cents": product.price,
+            "quantity": product.quantity,
+            "created_at": product.created_at,
+            "updated_at": product.updated_at,
+            "version": product.version,
+        }
+        try:
+            await self._db.execute(_INSERT, values)
+        except IntegrityError as error:
+            if _is_violation_of(error, "sku"):
+                raise DuplicateSku(product.sku) from None
+            raise
+
+    async def get(self, product_id: UUID) -> Product | None:
+        row = (await self._db.execute(_GET, {"id": product_id})).first()
+        return None if row is None else _product(row)
+
+    async def list(self, query: ProductQuery) -> Page:
+        column = _SORT_COLUMNS[query.sort]
+        descending = query.order is SortOrder.DESC
+        statement = select(products).where(*_filters(query))
+        if query.after is not None:
+            statement = statement.where(_after(column, query.after, descending))
+        ordering = (column.desc(), products.c.id.desc()) if descending else (column, products.c.id)
+        statement = statement.order_by(*ordering).limit(query.limit + 1)
+        rows = [_product(row) for row in await self._db.execute(statement)]
+        page = rows[: query.limit]
+        more = len(rows) > query.limit
+        return Page(tuple(page), keyset_of(page[-1], query.sort) if more else None)
+
+    async def replace(
+        self, product_id: UUID, spec: ProductSpec, now: datetime, expected_version: int | None
+    ) -> Product | None:
+        values = {
+            "product_id": product_id,
+            "sku": spec.sku,
+            "name": spec.name,
+            "description": spec.description,
+            "price_cents": spec.price,
+            "quantity": spec.quantity,
+            "updated_at": now,
+        }
+        statement = _REPLACE
+        if expected_version is not None:
+            statement = _REPLACE_AT_VERSION
+            values["expected_version"] = expected_version
+        try:
+            row = (await self._db.execute(statement, values)).first()
+        except IntegrityError as error:
+            if _is_violation_of(error, "sku"):
+                raise DuplicateSku(spec.sku) from None
+            raise
+        return None if row is None else _product(row)
+
+    async def delete(self, product_id: UUID, expected_version: int | None) -> bool:
+        if expected_version is None:
+            result = await self._db.execute(_DELETE, {"product_id": product_id})
+        else:
+            params = {"product_id": product_id, "expected_version": expected_version}
+            result = await self._db.execute(_DELETE_AT_VERSION, params)
+        return result.rowcount == 1
+
+
+def _filters(query: ProductQuery) -> list[ColumnElement[bool]]:
+    filters: list[ColumnElement[bool]] = []
+    if query.sku is not None:
+        filters.append(products.c.sku == query.sku)
+    if query.name_contains is not None:
+        filters.append(products.c.name.icontains(query.name_contains, autoescape=True))
+    if query.min_price is not None:
+        filters.append(products.c.price_cents >= query.min_price)
+    if query.max_price is not None:
+        filters.append(products.c.price_cents <= query.max_price)
+    return filters
+
+
+def _after(column: ColumnElement[object], after: Keyset, descending: bool) -> ColumnElement[bool]:
+    mine = tuple_(column, products.c.id)
+    theirs = tuple_(literal(after.value, column.type), literal(after.id, products.c.id.type))
+    return mine < theirs if descending else mine > theirs
+
+
+class SqlIdempotencyStore:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._db = connection
+
+    async def find(self, owner: str, key: str, now: datetime) -> IdempotencyRecord | None:
+        params = {"owner": owner, "key": key, "now": now}
+        row = (await self._db.execute(_FIND_KEY, params)).first()
+        return None if row is None else IdempotencyRecord(*row)
+
+    async def add(self, record: IdempotencyRecord) -> None:
+        params = {"owner": record.owner, "key": record.key, "now": record.created_at}
+        await self._db.execute(_DROP_EXPIRED_KEY, params)
+        try:
+            await self._db.execute(_INSERT_KEY, attrs.asdict(record))
+        except IntegrityError:
+            raise IdempotentRequestInProgress(record.key) from None
+

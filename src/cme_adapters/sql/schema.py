@@ -1,0 +1,98 @@
+"""The tables, and column types that keep money exact and times in UTC on every dialect."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    Uuid,
+)
+
+# Named constraints, so migrations and error translation can refer to them on every dialect.
+metadata = MetaData(
+    naming_convention={
+        "pk": "pk_%(table_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    }
+)
+
+
+class Cents(TypeDecorator[Decimal]):
+    """Money as an integer count of cents: exact on SQLite, which has no decimal type."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> int | None:
+        return None if value is None else int(value.scaleb(2))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value).scaleb(-2)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out; SQLite stores them naive, so UTC is restored on read."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+# Byte order on PostgreSQL, as on SQLite and in Python, so every adapter sorts names alike.
+NameText = String(200).with_variant(String(200, collation="C"), "postgresql")
+
+products = Table(
+    "products",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("sku", String(64), nullable=False, unique=True),
+    Column("name", NameText, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("price_cents", Cents, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("version", Integer, nullable=False),
+    CheckConstraint("price_cents >= 0 AND price_cents < 1000000000000", name="price_range"),
+    CheckConstraint("quantity >= 0", name="quantity_range"),
+    CheckConstraint("version >= 1", name="version_positive"),
+)
+
+# Keyset pagination walks these: (sort column, id) for each sort the API offers.
+Index("ix_products_created_at_id", products.c.created_at, products.c.id)
+Index("ix_products_name_id", products.c.name, products.c.id)
+Index("ix_products_price_cents_id", products.c.price_cents, products.c.id)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("owner", String(200), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("product_id", Uuid, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
+)

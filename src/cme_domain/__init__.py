@@ -1,0 +1,1 @@
+"""The product catalogue's domain: entities, invariants, use cases and the ports they need."""

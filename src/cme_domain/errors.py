@@ -1,0 +1,56 @@
+"""Domain errors: what can go wrong in the catalogue, independent of any transport."""
+
+from collections.abc import Sequence
+
+import attrs
+
+
+class DomainError(Exception):
+    """Base class of every error a use case raises on purpose."""
+
+
+@attrs.frozen
+class FieldError:
+    field: str
+    message: str
+
+
+class InvalidProduct(DomainError):
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = tuple(errors)
+
+
+class ProductNotFound(DomainError):
+    pass
+
+
+class DuplicateSku(DomainError):
+    def __init__(self, sku: str) -> None:
+        super().__init__(f"a product with sku {sku!r} already exists")
+        self.sku = sku
+
+
+class VersionMismatch(DomainError):
+    """The caller's expected version is not the stored one: someone else changed the product."""
+
+    def __init__(self, expected: int, actual: int) -> None:
+        super().__init__(f"expected version {expected}, the product is at version {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+class WriteContention(DomainError):
+    """Concurrent writers kept winning the race for this product; the caller should retry."""
+
+
+class IdempotencyKeyReused(DomainError):
+    """The same idempotency key came back with a different request."""
+
+
+class IdempotentRequestInProgress(DomainError):
+    """A request with this idempotency key is still running; the caller should retry later."""
+
+
+class StorageUnavailable(DomainError):
+    """The product store cannot be reached right now; the request may be retried."""

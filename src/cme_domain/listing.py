@@ -1,0 +1,76 @@
+"""How a client asks for a page of products: filters, sort order and the keyset to resume from."""
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+from typing import Final
+from uuid import UUID
+
+import attrs
+
+from cme_domain.product import Product
+
+PAGE_MIN: Final = 1
+PAGE_MAX: Final = 100
+PAGE_DEFAULT: Final = 20
+
+
+class SortField(enum.StrEnum):
+    CREATED_AT = "created_at"
+    NAME = "name"
+    PRICE = "price"
+
+
+class SortOrder(enum.StrEnum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+SortValue = datetime | str | Decimal
+
+
+@attrs.frozen
+class Keyset:
+    """The position after the last row of a page: its sort value, then its id as the tiebreaker."""
+
+    value: SortValue
+    id: UUID
+
+
+@attrs.frozen
+class ProductQuery:
+    limit: int = PAGE_DEFAULT
+    sort: SortField = SortField.CREATED_AT
+    order: SortOrder = SortOrder.ASC
+    after: Keyset | None = None
+    sku: str | None = None
+    name_contains: str | None = None
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+
+    def matches(self, product: Product) -> bool:
+        """The filter, stated once for adapters that filter in Python."""
+        return (
+            (self.sku is None or product.sku == self.sku)
+            and (
+                self.name_contains is None
+                or self.name_contains.lower() in product.name.lower()
+            )
+            and (self.min_price is None or product.price >= self.min_price)
+            and (self.max_price is None or product.price <= self.max_price)
+        )
+
+
+def sort_value(product: Product, field: SortField) -> SortValue:
+    value: SortValue = getattr(product, field.value)
+    return value
+
+
+def keyset_of(product: Product, field: SortField) -> Keyset:
+    return Keyset(sort_value(product, field), product.id)
+
+
+@attrs.frozen
+class Page:
+    items: tuple[Product, ...]
+    next: Keyset | None

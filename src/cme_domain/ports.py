@@ -1,0 +1,87 @@
+"""The ports the use cases need; adapters implement them."""
+
+from collections.abc import Callable
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+from uuid import UUID
+
+import attrs
+
+from cme_domain.listing import Page, ProductQuery
+from cme_domain.product import Product, ProductSpec
+
+
+class ProductRepository(Protocol):
+    async def add(self, product: Product) -> None:
+        """Store a new product; raise DuplicateSku if its sku is taken."""
+
+    async def get(self, product_id: UUID) -> Product | None: ...
+
+    async def list(self, query: ProductQuery) -> Page: ...
+
+    async def replace(
+        self, product_id: UUID, spec: ProductSpec, now: datetime, expected_version: int | None
+    ) -> Product | None:
+        """Overwrite the client fields and bump the version, in one compare-and-set step.
+
+        Return None when the product is gone or (with expected_version) has moved on;
+        raise DuplicateSku if the new sku is taken.
+        """
+
+    async def delete(self, product_id: UUID, expected_version: int | None) -> bool:
+        """Remove the product; False when it is gone or has moved past expected_version."""
+
+
+@attrs.frozen
+class IdempotencyRecord:
+    """What a create with an Idempotency-Key produced, kept so a retry gets the same answer."""
+
+    owner: str
+    key: str
+    fingerprint: str
+    product_id: UUID
+    created_at: datetime
+    expires_at: datetime
+
+
+class IdempotencyStore(Protocol):
+    async def find(self, owner: str, key: str, now: datetime) -> IdempotencyRecord | None:
+        """The unexpired record for this caller's key, if any."""
+
+    async def add(self, record: IdempotencyRecord) -> None:
+        """Keep the record, replacing an expired one.
+
+        Raise IdempotentRequestInProgress if an unexpired record for the key appeared meanwhile
+        (a concurrent request with the same key got there first).
+        """
+
+
+class UnitOfWork(Protocol):
+    """One atomic transaction: nothing it wrote survives unless commit() is called."""
+
+    products: ProductRepository
+    idempotency: IdempotencyStore
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+
+
+class IdGenerator(Protocol):
+    def new_id(self) -> UUID: ...

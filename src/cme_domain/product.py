@@ -1,0 +1,156 @@
+"""The Product entity and the invariants every product satisfies."""
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+from uuid import UUID
+
+import attrs
+
+from cme_domain.errors import FieldError, InvalidProduct
+
+SKU_PATTERN: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
+NAME_MAX: Final = 200
+DESCRIPTION_MAX: Final = 4000
+PRICE_LIMIT: Final = Decimal(10) ** 10
+QUANTITY_MAX: Final = 2**31 - 1
+CENT: Final = Decimal("0.01")
+_DECIMAL_TEXT: Final = re.compile(r"-?[0-9]{1,40}(\.[0-9]{1,40})?")
+
+EDITABLE_FIELDS: Final = ("sku", "name", "description", "price", "quantity")
+
+
+@attrs.frozen
+class ProductSpec:
+    """The fields a client chooses; constructed only through `parse`, so always valid."""
+
+    sku: str
+    name: str
+    description: str | None
+    price: Decimal
+    quantity: int
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> "ProductSpec":
+        """Validate raw values (as decoded from JSON) and report every bad field at once."""
+        errors = [FieldError(f, "unknown field") for f in sorted(raw.keys() - EDITABLE_FIELDS)]
+        values: dict[str, Any] = {}
+        for name, check in _CHECKS.items():
+            if name not in raw:
+                if name == "description":
+                    values[name] = None
+                    continue
+                errors.append(FieldError(name, "is required"))
+                continue
+            try:
+                values[name] = check(raw[name])
+            except ValueError as exc:
+                errors.append(FieldError(name, str(exc)))
+        if errors:
+            raise InvalidProduct(errors)
+        return cls(**values)
+
+    def merged(self, patch: Mapping[str, Any]) -> "ProductSpec":
+        """Apply a JSON merge patch (RFC 7396): null removes a field, anything else replaces it."""
+        raw: dict[str, Any] = attrs.asdict(self)
+        for key, value in patch.items():
+            if value is None:
+                raw.pop(key, None)
+            else:
+                raw[key] = value
+        return ProductSpec.parse(raw)
+
+
+@attrs.frozen
+class Product:
+    """A catalogue entry. Server-owned fields (id, timestamps, version) never come from clients."""
+
+    id: UUID
+    sku: str
+    name: str
+    description: str | None
+    price: Decimal
+    quantity: int
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @property
+    def spec(self) -> ProductSpec:
+        return ProductSpec(self.sku, self.name, self.description, self.price, self.quantity)
+
+    @classmethod
+    def new(cls, id: UUID, spec: ProductSpec, now: datetime) -> "Product":
+        return cls(id, *attrs.astuple(spec, recurse=False), now, now, 1)
+
+    def revised(self, spec: ProductSpec, now: datetime) -> "Product":
+        return attrs.evolve(self, **attrs.asdict(spec), updated_at=now, version=self.version + 1)
+
+
+def _sku(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    if not SKU_PATTERN.fullmatch(value):
+        raise ValueError("must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'")
+    return value
+
+
+def _name(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    if not value.strip():
+        raise ValueError("must not be blank")
+    if len(value) > NAME_MAX:
+        raise ValueError(f"must be at most {NAME_MAX} characters")
+    return value
+
+
+def _description(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("must be a string or null")
+    if len(value) > DESCRIPTION_MAX:
+        raise ValueError(f"must be at most {DESCRIPTION_MAX} characters")
+    return value
+
+
+def _price(value: object) -> Decimal:
+    # bool is an int subclass; a float has already lost exactness, so neither is accepted.
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise ValueError("must be a decimal number, as a JSON string or number")
+    if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value):
+        raise ValueError("must be a decimal number such as 19.99")
+    try:
+        price = Decimal(value)
+    except InvalidOperation:
+        raise ValueError("must be a decimal number such as 19.99") from None
+    if not price.is_finite():
+        raise ValueError("must be a finite decimal number")
+    if price < 0:
+        raise ValueError("must not be negative")
+    if price >= PRICE_LIMIT:
+        raise ValueError("must be below 10000000000")
+    exponent = price.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -2 and price != price.quantize(CENT):
+        raise ValueError("must have at most 2 decimal places")
+    return price.quantize(CENT).copy_abs()  # copy_abs turns "-0" into "0.00"
+
+
+def _quantity(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be an integer")
+    if not 0 <= value <= QUANTITY_MAX:
+        raise ValueError(f"must be between 0 and {QUANTITY_MAX}")
+    return value
+
+
+_CHECKS: Final[dict[str, Callable[[object], Any]]] = {
+    "sku": _sku,
+    "name": _name,
+    "description": _description,
+    "price": _price,
+    "quantity": _quantity,
+}

@@ -1,0 +1,176 @@
+"""The catalogue's use cases: one public call each, depending only on ports."""
+
+import hashlib
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, Final
+from uuid import UUID
+
+import attrs
+
+from cme_domain.errors import (
+    DomainError,
+    IdempotencyKeyReused,
+    ProductNotFound,
+    VersionMismatch,
+    WriteContention,
+)
+from cme_domain.listing import Page, ProductQuery
+from cme_domain.ports import (
+    Clock,
+    IdempotencyRecord,
+    IdGenerator,
+    ProductRepository,
+    UnitOfWorkFactory,
+)
+from cme_domain.principal import WRITE_SCOPE, Principal
+from cme_domain.product import Product, ProductSpec
+
+# A racing writer can make a compare-and-set fail; without If-Match we simply try again.
+_CAS_ATTEMPTS: Final = 5
+
+
+@attrs.frozen
+class GetProduct:
+    uow: UnitOfWorkFactory
+
+    async def __call__(self, product_id: UUID) -> Product:
+        async with self.uow() as uow:
+            product = await uow.products.get(product_id)
+        if product is None:
+            raise ProductNotFound(product_id)
+        return product
+
+
+@attrs.frozen
+class ListProducts:
+    uow: UnitOfWorkFactory
+
+    async def __call__(self, query: ProductQuery) -> Page:
+        async with self.uow() as uow:
+            return await uow.products.list(query)
+
+
+@attrs.frozen
+class CreateProduct:
+    uow: UnitOfWorkFactory
+    clock: Clock
+    ids: IdGenerator
+    idempotency_ttl: timedelta = timedelta(hours=24)
+
+    async def __call__(
+        self, principal: Principal, spec: ProductSpec, idempotency_key: str | None = None
+    ) -> tuple[Product, bool]:
+        """Create the product; return it and whether it is new (False: an idempotent replay)."""
+        principal.require(WRITE_SCOPE)
+        now = self.clock.now()
+        async with self.uow() as uow:
+            if idempotency_key is not None:
+                fingerprint = _fingerprint(spec)
+                earlier = await uow.idempotency.find(principal.subject, idempotency_key, now)
+                if earlier is not None:
+                    if earlier.fingerprint != fingerprint:
+                        raise IdempotencyKeyReused(idempotency_key)
+                    product = await uow.products.get(earlier.product_id)
+                    if product is None:
+                        raise ProductNotFound(earlier.product_id)
+                    return product, False
+            product = Product.new(self.ids.new_id(), spec, now)
+            if idempotency_key is not None:
+                # The key goes in first, so a concurrent retry collides on the key, not the sku.
+                record = IdempotencyRecord(
+                    principal.subject,
+                    idempotency_key,
+                    fingerprint,
+                    product.id,
+                    now,
+                    now + self.idempotency_ttl,
+                )
+                await uow.idempotency.add(record)
+            await uow.products.add(product)
+            await uow.commit()
+        return product, True
+
+
+@attrs.frozen
+class ReplaceProduct:
+    uow: UnitOfWorkFactory
+    clock: Clock
+
+    async def __call__(
+        self,
+        principal: Principal,
+        product_id: UUID,
+        spec: ProductSpec,
+        expected_version: int | None = None,
+    ) -> Product:
+        principal.require(WRITE_SCOPE)
+        async with self.uow() as uow:
+            product = await uow.products.replace(
+                product_id, spec, self.clock.now(), expected_version
+            )
+            if product is None:
+                raise await _miss(uow.products, product_id, expected_version)
+            await uow.commit()
+        return product
+
+
+@attrs.frozen
+class PatchProduct:
+    """Partial update by JSON merge patch, validated by the same invariants as a full write."""
+
+    uow: UnitOfWorkFactory
+    clock: Clock
+
+    async def __call__(
+        self,
+        principal: Principal,
+        product_id: UUID,
+        patch: Mapping[str, Any],
+        expected_version: int | None = None,
+    ) -> Product:
+        principal.require(WRITE_SCOPE)
+        for _ in range(_CAS_ATTEMPTS):
+            async with self.uow() as uow:
+                current = await uow.products.get(product_id)
+                if current is None:
+                    raise ProductNotFound(product_id)
+                if expected_version is not None and current.version != expected_version:
+                    raise VersionMismatch(expected_version, current.version)
+                spec = current.spec.merged(patch)
+                product = await uow.products.replace(
+                    product_id, spec, self.clock.now(), current.version
+                )
+                if product is not None:
+                    await uow.commit()
+                    return product
+        raise WriteContention(product_id)
+
+
+@attrs.frozen
+class DeleteProduct:
+    uow: UnitOfWorkFactory
+
+    async def __call__(
+        self, principal: Principal, product_id: UUID, expected_version: int | None = None
+    ) -> None:
+        principal.require(WRITE_SCOPE)
+        async with self.uow() as uow:
+            if not await uow.products.delete(product_id, expected_version):
+                raise await _miss(uow.products, product_id, expected_version)
+            await uow.commit()
+
+
+async def _miss(
+    products: ProductRepository, product_id: UUID, expected_version: int | None
+) -> DomainError:
+    """A conditional write touched no row: say whether the product is gone or has moved on."""
+    current = await products.get(product_id)
+    if current is None or expected_version is None:
+        return ProductNotFound(product_id)
+    return VersionMismatch(expected_version, current.version)
+
+
+def _fingerprint(spec: ProductSpec) -> str:
+    canonical = repr(attrs.astuple(spec)).encode()
+    return hashlib.sha256(canonical).hexdigest()

@@ -1,0 +1,1 @@
+"""Entrypoints: the HTTP app, the CLI, configuration and the composition root that wires them."""

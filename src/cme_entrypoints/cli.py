@@ -1,0 +1,91 @@
+"""The `cme` command: serve the API, migrate the database, print the OpenAPI document."""
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from cme_adapters.sql import migrate as migrations
+from cme_domain.errors import StorageUnavailable
+from cme_entrypoints import logs
+from cme_entrypoints.settings import Settings, SettingsError
+
+DESCRIPTION = """\
+cme: the product-catalogue API.
+
+Configuration comes from environment variables (see the README): DATABASE_URL, or
+DB_HOST/DB_PORT/DB_USER/DB_PASS/DB_NAME; with neither, an embedded SQLite file at var/cme.db.
+API_KEY/API_KEYS, PORT, WEB_CONCURRENCY, LOG_LEVEL, LOG_FORMAT, DB_POOL_SIZE,
+SHUTDOWN_GRACE_SECONDS, CURSOR_SECRET.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"cme: configuration error: {error}", file=sys.stderr)
+        return 2
+    result: int = args.run(settings, args)
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cme", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the HTTP API with uvicorn",
+        description="Serve the HTTP API. Apply migrations first with `cme migrate`.",
+    )
+    serve.add_argument("--host", help="interface to listen on (env HOST, default 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="TCP port (env PORT, default 5000)")
+    serve.add_argument(
+        "--workers", type=int, help="worker processes (env WEB_CONCURRENCY, default 1)"
+    )
+    serve.set_defaults(run=_serve)
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="apply database migrations (safe to run again)",
+        description="Bring the configured database's schema up to date. Safe to run twice.",
+    )
+    migrate.set_defaults(run=_migrate)
+    return parser
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    log_config = logs.configure(settings.log_level, settings.log_format)
+    uvicorn.run(
+        "cme_entrypoints.asgi:create",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers or settings.workers,
+        log_config=log_config,
+        server_header=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+    )
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        asyncio.run(migrations.upgrade(settings.database_url))
+    except StorageUnavailable as error:
+        print(f"cme: cannot reach the database: {error}", file=sys.stderr)
+        return 1
+    print(f"cme: {settings.database_kind} schema is up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

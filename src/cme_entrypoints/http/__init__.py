@@ -1,0 +1,1 @@
+"""The Starlette HTTP entrypoint: routes, problem details, and the app factory."""

@@ -1,0 +1,87 @@
+"""Mapping every error to problem+json: domain errors, HTTP errors and the unexpected."""
+
+import logging
+from collections.abc import Callable
+from typing import Final
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cme_domain.errors import (
+    DomainError,
+    DuplicateSku,
+    IdempotencyKeyReused,
+    IdempotentRequestInProgress,
+    InvalidProduct,
+    ProductNotFound,
+    StorageUnavailable,
+    VersionMismatch,
+    WriteContention,
+)
+from cme_domain.principal import MissingScope
+from cme_entrypoints.http.problems import Problem, render
+
+log = logging.getLogger("cme.errors")
+
+_RETRY_SOON: Final = {"Retry-After": "1"}
+
+
+def _invalid(error: DomainError) -> Problem:
+    assert isinstance(error, InvalidProduct)
+    errors = [{"field": e.field, "message": e.message} for e in error.errors]
+    return Problem(422, "one or more fields are not valid", slug="validation-error", errors=errors)
+
+
+_DOMAIN: Final[dict[type[DomainError], Callable[[DomainError], Problem]]] = {
+    InvalidProduct: _invalid,
+    ProductNotFound: lambda e: Problem(404, "no product has this id", slug="not-found"),
+    DuplicateSku: lambda e: Problem(409, str(e), slug="duplicate-sku"),
+    VersionMismatch: lambda e: Problem(412, str(e), slug="version-mismatch"),
+    WriteContention: lambda e: Problem(409, str(e), slug="contention", headers=_RETRY_SOON),
+    IdempotencyKeyReused: lambda e: Problem(
+        422,
+        "this Idempotency-Key was used with a different body",
+        slug="idempotency-key-reused",
+        errors=[{"field": "Idempotency-Key", "message": "was used with a different body"}],
+    ),
+    IdempotentRequestInProgress: lambda e: Problem(
+        409,
+        "a request with this Idempotency-Key is still in progress; retry shortly",
+        slug="idempotency-in-progress",
+        headers=_RETRY_SOON,
+    ),
+    StorageUnavailable: lambda e: Problem(
+        503, "the database is not reachable", slug="database-unavailable", headers={"Retry-After": "2"}
+    ),
+    MissingScope: lambda e: Problem(403, str(e), slug="forbidden"),
+}
+
+
+async def problem_handler(request: Request, error: Exception) -> Response:
+    assert isinstance(error, Problem)
+    return render(error, request.url.path)
+
+
+async def domain_handler(request: Request, error: Exception) -> Response:
+    assert isinstance(error, DomainError)
+    to_problem = next((f for kind, f in _DOMAIN.items() if isinstance(error, kind)), None)
+    if to_problem is None:
+        return await unexpected_handler(request, error)
+    if isinstance(error, StorageUnavailable):
+        log.warning("database unavailable: %s", error)
+    return render(to_problem(error), request.url.path)
+
+
+async def http_handler(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    detail = {404: "no such resource", 405: "this method is not allowed here"}.get(
+        error.status_code, str(error.detail)
+    )
+    headers = dict(error.headers or {})
+    return render(Problem(error.status_code, detail, headers=headers), request.url.path)
+
+
+async def unexpected_handler(request: Request, error: Exception) -> Response:
+    log.error("unhandled error", exc_info=error)
+    return render(Problem(500, "an unexpected error occurred"), request.url.path)

@@ -1,0 +1,88 @@
+"""One plain ASGI middleware for request ids, metrics and the access log (no per-request task)."""
+
+import logging
+import re
+import time
+import uuid
+from typing import Final, Protocol
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_ID_HEADER: Final = b"x-request-id"
+_VALID_REQUEST_ID: Final = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+UNMATCHED_PATH: Final = "unmatched"
+
+access_log = logging.getLogger("cme.access")
+
+
+class RequestMetrics(Protocol):
+    def request_started(self) -> None: ...
+
+    def request_finished(self, method: str, path: str, status: int, seconds: float) -> None: ...
+
+
+class ObservabilityMiddleware:
+    def __init__(self, app: ASGIApp, metrics: RequestMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (REQUEST_ID_HEADER, request_id.encode()),
+                ]
+            await send(message)
+
+        self.metrics.request_started()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            path = getattr(route, "path", UNMATCHED_PATH)
+            self.metrics.request_finished(scope["method"], path, status, elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "%s %s %s",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    extra={
+                        "request_id": request_id,
+                        "http": {
+                            "method": scope["method"],
+                            "path": scope["path"],
+                            "route": path,
+                            "status": status,
+                            "latency_seconds": round(elapsed, 6),
+                        },
+                        "trace_header": _header(scope, b"x-cloud-trace-context"),
+                    },
+                )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _request_id(scope: Scope) -> str:
+    """The caller's X-Request-ID when it is safe to echo and log; a fresh one otherwise."""
+    for key, value in scope["headers"]:
+        if key == REQUEST_ID_HEADER and _VALID_REQUEST_ID.fullmatch(value):
+            return str(value.decode("ascii"))
+    return uuid.uuid4().hex

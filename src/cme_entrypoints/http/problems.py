@@ -1,0 +1,61 @@
+"""RFC 9457 problem details: the one shape every error response takes."""
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import orjson
+from starlette.responses import Response
+
+PROBLEM_JSON: Final = "application/problem+json"
+
+TITLES: Final = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    409: "Conflict",
+    412: "Precondition Failed",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    428: "Precondition Required",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class Problem(Exception):
+    """Raised anywhere in the HTTP layer; rendered as problem+json by the app's handler."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        slug: str | None = None,
+        errors: Iterable[Mapping[str, str]] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.slug = slug
+        self.errors = list(errors)
+        self.headers = dict(headers or {})
+
+
+def render(problem: Problem, instance: str) -> Response:
+    body: dict[str, Any] = {
+        "type": f"urn:cme:problem:{problem.slug}" if problem.slug else "about:blank",
+        "title": TITLES.get(problem.status, "Error"),
+        "status": problem.status,
+        "detail": problem.detail,
+        "instance": instance,
+    }
+    if problem.errors:
+        body["errors"] = problem.errors
+    headers = {"Cache-Control": "no-store", **problem.headers}
+    return Response(orjson.dumps(body), problem.status, headers, media_type=PROBLEM_JSON)

@@ -1,0 +1,206 @@
+"""The /products routes: parse the request, call one use case, render the result."""
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from uuid import UUID
+
+import attrs
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cme_domain.errors import ProductNotFound
+from cme_domain.listing import PAGE_DEFAULT, PAGE_MAX, PAGE_MIN, ProductQuery, SortField, SortOrder
+from cme_domain.product import ProductSpec
+from cme_domain.use_cases import (
+    CreateProduct,
+    DeleteProduct,
+    GetProduct,
+    ListProducts,
+    PatchProduct,
+    ReplaceProduct,
+)
+from cme_entrypoints.http.auth import RequestAuthenticator
+from cme_entrypoints.http.body import read_json_object
+from cme_entrypoints.http.cursor import BadCursor, CursorCodec
+from cme_entrypoints.http.problems import Problem
+from cme_entrypoints.http.representation import (
+    etag,
+    json_response,
+    parse_etag_version,
+    product_json,
+    product_response,
+)
+
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+IDEMPOTENCY_KEY_MAX = 255
+
+
+@attrs.frozen
+class ProductRoutes:
+    authenticate: RequestAuthenticator
+    cursors: CursorCodec
+    get_product: GetProduct
+    list_products: ListProducts
+    create_product: CreateProduct
+    replace_product: ReplaceProduct
+    patch_product: PatchProduct
+    delete_product: DeleteProduct
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/products", self.list, methods=["GET"]),
+            Route("/products", self.create, methods=["POST"]),
+            Route("/products/{id}", self.get, methods=["GET"]),
+            Route("/products/{id}", self.replace, methods=["PUT"]),
+            Route("/products/{id}", self.patch, methods=["PATCH"]),
+            Route("/products/{id}", self.delete, methods=["DELETE"]),
+        ]
+
+    async def list(self, request: Request) -> Response:
+        query = self._query(request)
+        page = await self.list_products(query)
+        cursor = None
+        if page.next is not None:
+            cursor = self.cursors.encode(page.next, query.sort, query.order)
+        return json_response({"items": [product_json(p) for p in page.items], "next_cursor": cursor})
+
+    async def get(self, request: Request) -> Response:
+        product = await self.get_product(_product_id(request))
+        tag = etag(product)
+        wanted = _tags(request.headers.get("if-none-match"))
+        if tag in wanted or "*" in wanted:
+            return Response(status_code=304, headers={"ETag": tag})
+        return product_response(product)
+
+    async def create(self, request: Request) -> Response:
+        principal = self.authenticate(request)
+        spec = ProductSpec.parse(await read_json_object(request, JSON))
+        key = _idempotency_key(request)
+        product, created = await self.create_product(principal, spec, key)
+        headers = {"Location": f"/products/{product.id}"}
+        if not created:
+            headers["Idempotent-Replayed"] = "true"
+        return product_response(product, 201, **headers)
+
+    async def replace(self, request: Request) -> Response:
+        principal = self.authenticate(request)
+        product_id = _product_id(request)
+        spec = ProductSpec.parse(await read_json_object(request, JSON))
+        product = await self.replace_product(principal, product_id, spec, _if_match(request))
+        return product_response(product)
+
+    async def patch(self, request: Request) -> Response:
+        principal = self.authenticate(request)
+        product_id = _product_id(request)
+        patch = await read_json_object(request, MERGE_PATCH, JSON)
+        product = await self.patch_product(principal, product_id, patch, _if_match(request))
+        return product_response(product)
+
+    async def delete(self, request: Request) -> Response:
+        principal = self.authenticate(request)
+        await self.delete_product(principal, _product_id(request), _if_match(request))
+        return Response(status_code=204)
+
+    def _query(self, request: Request) -> ProductQuery:
+        params = request.query_params
+        errors: list[dict[str, str]] = []
+
+        def pick(name: str, parse: Any, default: Any = None) -> Any:
+            raw = params.get(name)
+            if raw is None:
+                return default
+            try:
+                return parse(raw)
+            except (ValueError, InvalidOperation) as exc:
+                errors.append({"field": name, "message": str(exc) or "is not valid"})
+                return default
+
+        query = ProductQuery(
+            limit=pick("limit", _limit, PAGE_DEFAULT),
+            sort=pick("sort", _enum(SortField), SortField.CREATED_AT),
+            order=pick("order", _enum(SortOrder), SortOrder.ASC),
+            sku=pick("sku", str),
+            name_contains=pick("q", _search_text),
+            min_price=pick("min_price", _price),
+            max_price=pick("max_price", _price),
+        )
+        if errors:
+            raise Problem(422, "the query is not valid", slug="validation-error", errors=errors)
+        cursor = params.get("cursor")
+        if cursor is None:
+            return query
+        try:
+            after = self.cursors.decode(cursor, query.sort, query.order)
+        except BadCursor as exc:
+            raise Problem(400, str(exc), slug="bad-cursor") from None
+        return attrs.evolve(query, after=after)
+
+
+def _product_id(request: Request) -> UUID:
+    raw = request.path_params["id"]
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise ProductNotFound(raw) from None
+
+
+def _limit(raw: str) -> int:
+    if not raw.isdigit() or not PAGE_MIN <= int(raw) <= PAGE_MAX:
+        raise ValueError(f"must be an integer from {PAGE_MIN} to {PAGE_MAX}")
+    return int(raw)
+
+
+def _enum(kind: Any) -> Any:
+    def parse(raw: str) -> Any:
+        try:
+            return kind(raw)
+        except ValueError:
+            raise ValueError(f"must be one of {', '.join(m.value for m in kind)}") from None
+
+    return parse
+
+
+def _search_text(raw: str) -> str:
+    if not 1 <= len(raw) <= 200:
+        raise ValueError("must be 1 to 200 characters")
+    return raw
+
+
+def _price(raw: str) -> Decimal:
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ValueError("must be a decimal number") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError("must be a non-negative decimal number")
+    return value
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is not None and not (1 <= len(key) <= IDEMPOTENCY_KEY_MAX and key.isprintable()):
+        raise Problem(
+            422,
+            f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} printable characters",
+            slug="validation-error",
+            errors=[{"field": "Idempotency-Key", "message": "is not valid"}],
+        )
+    return key
+
+
+def _if_match(request: Request) -> int | None:
+    """The version If-Match requires; None when absent or '*'. A tag of no version never matches."""
+    header = request.headers.get("if-match")
+    if header is None or header.strip() == "*":
+        return None
+    versions = [parse_etag_version(tag) for tag in header.split(",")]
+    known = [v for v in versions if v is not None]
+    return known[0] if known else 0
+
+
+def _tags(header: str | None) -> list[str]:
+    if header is None:
+        return []
+    return [tag.strip().removeprefix("W/") for tag in header.split(",")]

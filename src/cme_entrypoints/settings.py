@@ -1,0 +1,125 @@
+"""Configuration from environment variables, validated once at start-up."""
+
+import hashlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+from urllib.parse import quote
+
+import attrs
+
+from cme_adapters.sql.engine import async_url
+
+DEFAULT_SQLITE_PATH: Final = Path("var/cme.db")
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS: Final = ("json", "console")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it and never shows its value."""
+
+
+@attrs.frozen
+class Settings:
+    database_url: str
+    api_keys: tuple[str, ...] = ()
+    host: str = "0.0.0.0"  # noqa: S104 - a container must listen beyond loopback
+    port: int = 5000
+    workers: int = 1
+    log_level: str = "INFO"
+    log_format: str = "json"
+    pool_size: int = 5
+    shutdown_grace_seconds: int = 20
+    cursor_secret: str = ""
+
+    @property
+    def cursor_key(self) -> bytes:
+        # Without CURSOR_SECRET, derive the key from the database URL: as secret as its
+        # password, and the same on every replica and worker that shares the database.
+        seed = self.cursor_secret or f"cme-cursor-v1:{self.database_url}"
+        return hashlib.sha256(seed.encode()).digest()
+
+    @property
+    def database_kind(self) -> str:
+        return async_url(self.database_url).get_backend_name()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        get = _Reader({k: v for k, v in env.items() if v.strip() != ""})
+        return cls(
+            database_url=_database_url(get),
+            api_keys=_api_keys(get),
+            host=get.text("HOST", "0.0.0.0"),  # noqa: S104
+            port=get.integer("PORT", 5000, 1, 65535),
+            workers=get.integer("WEB_CONCURRENCY", 1, 1, 64),
+            log_level=get.choice("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
+            log_format=get.choice("LOG_FORMAT", "json", LOG_FORMATS),
+            pool_size=get.integer("DB_POOL_SIZE", 5, 1, 100),
+            shutdown_grace_seconds=get.integer("SHUTDOWN_GRACE_SECONDS", 20, 0, 3600),
+            cursor_secret=get.text("CURSOR_SECRET", ""),
+        )
+
+
+@attrs.frozen
+class _Reader:
+    env: Mapping[str, str]
+
+    def text(self, name: str, default: str) -> str:
+        return self.env.get(name, default).strip()
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.env.get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise SettingsError(f"{name} must be an integer between {low} and {high}") from None
+        if not low <= value <= high:
+            raise SettingsError(f"{name} must be an integer between {low} and {high}")
+        return value
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...], upper: bool = False) -> str:
+        value = self.text(name, default)
+        value = value.upper() if upper else value.lower()
+        if value not in allowed:
+            raise SettingsError(f"{name} must be one of {', '.join(allowed)}")
+        return value
+
+
+def _database_url(get: _Reader) -> str:
+    if "DATABASE_URL" in get.env:
+        url = get.text("DATABASE_URL", "")
+        try:
+            async_url(url)
+        except Exception:  # any parse failure: the message must not echo a password
+            raise SettingsError(
+                "DATABASE_URL must look like postgresql://user:pass@host:5432/db "
+                "or sqlite:///path/to/file.db"
+            ) from None
+        return url
+    if "DB_HOST" in get.env:
+        missing = [n for n in ("DB_USER", "DB_NAME") if n not in get.env]
+        if missing:
+            raise SettingsError(f"{missing[0]} is required when DB_HOST is set")
+        port = get.integer("DB_PORT", 5432, 1, 65535)
+        user = quote(get.env["DB_USER"], safe="")
+        password = quote(get.env.get("DB_PASS", ""), safe="")
+        credentials = f"{user}:{password}" if password else user
+        url = f"postgresql://{credentials}@{get.env['DB_HOST']}:{port}/{get.env['DB_NAME']}"
+        if "DB_SSLMODE" in get.env:
+            url += f"?sslmode={quote(get.env['DB_SSLMODE'], safe='')}"
+        return url
+    DEFAULT_SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{DEFAULT_SQLITE_PATH}"
+
+
+def _api_keys(get: _Reader) -> tuple[str, ...]:
+    keys = [get.env["API_KEY"].strip()] if "API_KEY" in get.env else []
+    keys += [k.strip() for k in get.env.get("API_KEYS", "").split(",") if k.strip()]
+    for key in keys:
+        if len(key) < 16:
+            raise SettingsError("API_KEY/API_KEYS: every key must be at least 16 characters")
+    return tuple(dict.fromkeys(keys))
