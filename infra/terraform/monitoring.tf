@@ -68,6 +68,9 @@ resource "google_monitoring_alert_policy" "prometheus" {
       evaluation_interval = "60s"
       rule_group          = "cme"
       alert_rule          = each.key
+      # The series appear only once the app is deployed and scraped, which is
+      # after this apply; validation would reject the policy until then.
+      disable_metric_validation = true
     }
   }
 

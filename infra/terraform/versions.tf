@@ -6,12 +6,13 @@ terraform {
   required_providers {
     google = {
       source = "hashicorp/google"
-      # 6.12 added control_plane_endpoints_config (the DNS-based endpoint).
-      version = ">= 6.12.0, < 7.0.0"
+      # 6.x with control_plane_endpoints_config (the DNS-based endpoint) and
+      # disable_metric_validation on PromQL alert conditions.
+      version = "~> 6.20"
     }
     random = {
       source  = "hashicorp/random"
-      version = ">= 3.6.0, < 4.0.0"
+      version = "~> 3.6"
     }
   }
 

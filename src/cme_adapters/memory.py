@@ -31,7 +31,7 @@ class InMemoryProductRepository:
         if any(p.sku == product.sku for p in self.store.products.values()):
             raise DuplicateSku(product.sku)
         self.store.products[product.id] = product
-        self.undo.append(lambda: self.store.products.pop(product.id))
+        self.undo.append(lambda: self.store.products.__delitem__(product.id))
 
     async def get(self, product_id: UUID) -> Product | None:
         return self.store.products.get(product_id)
@@ -88,7 +88,7 @@ class InMemoryIdempotencyStore:
         if earlier is not None and earlier.expires_at > record.created_at:
             raise IdempotentRequestInProgress(record.key)
         self.store.idempotency[slot] = record
-        self.undo.append(lambda: self.store.idempotency.pop(slot))
+        self.undo.append(lambda: self.store.idempotency.__delitem__(slot))
 
 
 class InMemoryUnitOfWork:

@@ -12,7 +12,7 @@ class SystemClock:
 
 
 class Uuid7Generator:
-    """Time-ordered UUIDs (RFC 9562 version 7): new rows land at the end of the primary-key index."""
+    """Time-ordered UUIDs (RFC 9562 version 7): new rows land at the end of the id index."""
 
     def new_id(self) -> UUID:
         millis = time.time_ns() // 1_000_000

@@ -52,10 +52,7 @@ class ProductQuery:
         """The filter, stated once for adapters that filter in Python."""
         return (
             (self.sku is None or product.sku == self.sku)
-            and (
-                self.name_contains is None
-                or self.name_contains.lower() in product.name.lower()
-            )
+            and (self.name_contains is None or self.name_contains.lower() in product.name.lower())
             and (self.min_price is None or product.price >= self.min_price)
             and (self.max_price is None or product.price <= self.max_price)
         )

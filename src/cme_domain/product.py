@@ -83,7 +83,9 @@ class Product:
 
     @classmethod
     def new(cls, id: UUID, spec: ProductSpec, now: datetime) -> "Product":
-        return cls(id, *attrs.astuple(spec, recurse=False), now, now, 1)
+        return cls(
+            id, **attrs.asdict(spec, recurse=False), created_at=now, updated_at=now, version=1
+        )
 
     def revised(self, spec: ProductSpec, now: datetime) -> "Product":
         return attrs.evolve(self, **attrs.asdict(spec), updated_at=now, version=self.version + 1)

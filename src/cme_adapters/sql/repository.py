@@ -1,7 +1,7 @@
 """The product repository and idempotency store on SQLAlchemy Core, over one connection."""
 
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 from uuid import UUID
 
 import attrs
@@ -19,11 +19,11 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cme_adapters.sql.schema import idempotency_keys, products
 from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
 from cme_domain.listing import Keyset, Page, ProductQuery, SortField, SortOrder, keyset_of
 from cme_domain.ports import IdempotencyRecord
 from cme_domain.product import Product, ProductSpec
-from cme_adapters.sql.schema import idempotency_keys, products
 
 _SORT_COLUMNS: Final = {
     SortField.CREATED_AT: products.c.created_at,
@@ -65,8 +65,9 @@ _DROP_EXPIRED_KEY: Final = delete(idempotency_keys).where(
 )
 
 
-def _product(row: Row[tuple[object, ...]]) -> Product:
-    return Product(*row)
+def _product(row: Row[Any]) -> Product:
+    id_, sku, name, description, price, quantity, created_at, updated_at, version = row
+    return Product(id_, sku, name, description, price, quantity, created_at, updated_at, version)
 
 
 def _is_violation_of(error: IntegrityError, column: str) -> bool:
@@ -182,4 +183,3 @@ class SqlIdempotencyStore:
             await self._db.execute(_INSERT_KEY, attrs.asdict(record))
         except IntegrityError:
             raise IdempotentRequestInProgress(record.key) from None
-

@@ -1,13 +1,14 @@
 """The SQL unit of work: one connection and one transaction, rolled back unless committed."""
 
+import contextlib
 from types import TracebackType
 from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cme_domain.errors import StorageUnavailable
 from cme_adapters.sql.engine import OUTAGE_ERRORS, first_line
 from cme_adapters.sql.repository import SqlIdempotencyStore, SqlProductRepository
+from cme_domain.errors import StorageUnavailable
 
 
 class SqlUnitOfWork:
@@ -46,7 +47,7 @@ class SqlUnitOfWork:
     async def _close(self) -> None:
         if self._connection is not None:
             connection, self._connection = self._connection, None
-            try:
-                await connection.close()  # rolls back whatever was not committed
-            except OUTAGE_ERRORS:
-                pass  # the connection is already gone; the pool discards it
+            # Closing rolls back whatever was not committed. If the connection is already
+            # gone, the pool discards it; there is nothing left to roll back.
+            with contextlib.suppress(*OUTAGE_ERRORS):
+                await connection.close()

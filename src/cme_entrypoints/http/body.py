@@ -57,5 +57,7 @@ def _reject_constant(name: str) -> None:
 def _depth(value: Any, level: int = 1) -> int:
     if level > MAX_JSON_DEPTH:
         return level
-    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    children = (
+        value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    )
     return max((_depth(child, level + 1) for child in children), default=level)

@@ -52,7 +52,10 @@ _DOMAIN: Final[dict[type[DomainError], Callable[[DomainError], Problem]]] = {
         headers=_RETRY_SOON,
     ),
     StorageUnavailable: lambda e: Problem(
-        503, "the database is not reachable", slug="database-unavailable", headers={"Retry-After": "2"}
+        503,
+        "the database is not reachable",
+        slug="database-unavailable",
+        headers={"Retry-After": "2"},
     ),
     MissingScope: lambda e: Problem(403, str(e), slug="forbidden"),
 }

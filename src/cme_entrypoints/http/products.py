@@ -64,7 +64,9 @@ class ProductRoutes:
         cursor = None
         if page.next is not None:
             cursor = self.cursors.encode(page.next, query.sort, query.order)
-        return json_response({"items": [product_json(p) for p in page.items], "next_cursor": cursor})
+        return json_response(
+            {"items": [product_json(p) for p in page.items], "next_cursor": cursor}
+        )
 
     async def get(self, request: Request) -> Response:
         product = await self.get_product(_product_id(request))
