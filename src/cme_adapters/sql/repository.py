@@ -66,7 +66,7 @@ _DROP_EXPIRED_KEY: Final = delete(idempotency_keys).where(
 
 
 def _product(row: Row[Any]) -> Product:
-    id_, sku, name, description, price, quantity, created_at, updated_at, version = row
+    id_, sku, name, description, price, quantity, created_at, updated_at, version = tuple(row)
     return Product(id_, sku, name, description, price, quantity, created_at, updated_at, version)
 
 
