@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -63,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     log_config = logs.configure(settings.log_level, settings.log_format)
+    # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal to end the
+    # process; this handler turns that graceful stop into exit status 0 for orchestrators.
+    signal.signal(signal.SIGTERM, lambda _signal, _frame: sys.exit(0))
     uvicorn.run(
         "cme_entrypoints.asgi:create",
         factory=True,

@@ -240,6 +240,8 @@ def test_backend_starts_after_migration_and_is_hardened(services: dict[str, Any]
     assert "/tmp" in backend["tmpfs"]
     assert "no-new-privileges:true" in backend["security_opt"]
     assert backend["cap_drop"] == ["ALL"]
+    # In-flight requests get SHUTDOWN_GRACE_SECONDS (20) after SIGTERM before Docker kills.
+    assert int(backend["stop_grace_period"].removesuffix("s")) > 20
     assert any(str(port).endswith(":5000") for port in backend["ports"])
     assert backend["environment"]["DB_HOST"] == "db"
     test = " ".join(backend["healthcheck"]["test"])

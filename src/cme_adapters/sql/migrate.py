@@ -7,7 +7,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection
 
-from cme_adapters.sql.engine import PoolSettings, create_engine
+from cme_adapters.sql.engine import PoolSettings, create_engine, outages_as_unavailable
 
 _SCRIPTS = Path(__file__).with_name("migrations")
 
@@ -30,7 +30,7 @@ async def downgrade(url: str, revision: str = "base") -> None:
 async def _run(url: str, step: Callable[[Connection], None]) -> None:
     engine = create_engine(url, PoolSettings(size=1))
     try:
-        async with engine.begin() as connection:
+        async with outages_as_unavailable(), engine.begin() as connection:
             await connection.run_sync(step)
     finally:
         await engine.dispose()

@@ -1,0 +1,288 @@
+"""The security and capacity decisions in infra/terraform, read from the HCL with python-hcl2."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+import yaml
+from hcl2.utils import SerializationOptions
+
+ROOT = Path(__file__).resolve().parents[2]
+TF_DIR = ROOT / "infra" / "terraform"
+K8S_BASE = ROOT / "infra" / "k8s" / "base"
+HCL = SerializationOptions(
+    with_comments=False, explicit_blocks=False, strip_string_quotes=True, preserve_heredocs=False
+)
+
+Config = dict[str, Any]
+LOG_AND_METRIC_WRITER = ("roles/logging.logWriter", "roles/monitoring.metricWriter")
+
+
+def load(tf_dir: Path) -> Config:
+    """Every .tf file of a directory merged into resource/variable/output/locals maps."""
+    config: Config = {"resource": {}, "variable": {}, "output": {}, "locals": {}, "raw": []}
+    for path in sorted(tf_dir.glob("*.tf")):
+        with path.open(encoding="utf-8") as handle:
+            doc = hcl2.load(handle, serialization_options=HCL)
+        config["raw"].append(doc)
+        for block in doc.get("resource", []):
+            for rtype, named in block.items():
+                config["resource"].setdefault(rtype, {}).update(named)
+        for kind in ("variable", "output", "locals"):
+            for block in doc.get(kind, []):
+                config[kind].update(block)
+    return config
+
+
+def one(config: Config, rtype: str) -> dict[str, Any]:
+    (body,) = config["resource"][rtype].values()
+    return body
+
+
+def default(config: Config, name: str) -> Any:
+    return config["variable"][name]["default"]
+
+
+def sql_exposure_problems(config: Config) -> list[str]:
+    """Ways the Cloud SQL instances could be reached from outside the VPC (empty: none)."""
+    problems = []
+    for name, sql in config["resource"].get("google_sql_database_instance", {}).items():
+        ip = sql["settings"][0]["ip_configuration"][0]
+        if ip.get("ipv4_enabled") is not False:
+            problems.append(f"{name}: ipv4_enabled must be false (no public IP)")
+        if "google_compute_network.vpc" not in str(ip.get("private_network")):
+            problems.append(f"{name}: private_network must be the VPC")
+        if ip.get("authorized_networks"):
+            problems.append(f"{name}: authorized_networks open the public IP")
+    return problems
+
+
+def undeclared_references(config: Config) -> set[str]:
+    """var.X and local.X used anywhere (nothing else checks this offline) but never declared."""
+    text = json.dumps(config["raw"])
+    used_vars = set(re.findall(r"\bvar\.([A-Za-z_][\w-]*)", text))
+    used_locals = set(re.findall(r"\blocal\.([A-Za-z_][\w-]*)", text))
+    return {f"var.{v}" for v in used_vars - config["variable"].keys()} | {
+        f"local.{v}" for v in used_locals - config["locals"].keys()
+    }
+
+
+def default_validation(config: Config, name: str) -> str:
+    return " ".join(v["condition"] for v in config["variable"][name]["validation"])
+
+
+def pool_size(spec: dict[str, Any]) -> str:
+    pod = spec["template"]["spec"]
+    containers = pod.get("initContainers", []) + pod["containers"]
+    env = [e for c in containers for e in c.get("env", []) if e["name"] == "DB_POOL_SIZE"]
+    (entry,) = env
+    return str(entry["value"])
+
+
+@pytest.fixture(scope="module")
+def tf() -> Config:
+    return load(TF_DIR)
+
+
+def test_cloud_sql_has_no_public_ip_and_sits_on_the_private_network(tf: Config) -> None:
+    assert tf["resource"]["google_sql_database_instance"]
+    assert sql_exposure_problems(tf) == []
+
+
+def test_cloud_sql_requires_encrypted_connections(tf: Config) -> None:
+    ip = one(tf, "google_sql_database_instance")["settings"][0]["ip_configuration"][0]
+    assert ip["ssl_mode"] == "ENCRYPTED_ONLY"
+    assert "require_ssl" not in ip  # removed in google provider 6
+
+
+def test_cloud_sql_has_both_deletion_protections_on_by_default(tf: Config) -> None:
+    sql = one(tf, "google_sql_database_instance")
+    protect = "${var.deletion_protection}"
+    assert sql["deletion_protection"] == protect
+    assert sql["settings"][0]["deletion_protection_enabled"] == protect
+    assert one(tf, "google_container_cluster")["deletion_protection"] == protect
+    assert default(tf, "deletion_protection") is True
+
+
+def test_cloud_sql_is_postgres_15_with_backups_and_point_in_time_recovery(tf: Config) -> None:
+    sql = one(tf, "google_sql_database_instance")
+    settings = sql["settings"][0]
+    backup = settings["backup_configuration"][0]
+    assert sql["database_version"] == "POSTGRES_15"
+    assert backup["enabled"] is True
+    assert backup["point_in_time_recovery_enabled"] is True
+    assert settings["maintenance_window"]
+    assert settings["insights_config"][0]["query_insights_enabled"] is True
+    assert default(tf, "sql_tier") == "db-f1-micro"
+    assert default(tf, "sql_availability_type") == "ZONAL"
+    assert one(tf, "google_sql_database")["name"] == "${var.db_name}"
+    assert default(tf, "db_name") == "cmeproducts_db"
+
+
+def test_the_database_password_is_generated_and_kept_in_secret_manager(tf: Config) -> None:
+    assert one(tf, "google_sql_user")["password"] == "${random_password.db.result}"
+    version = one(tf, "google_secret_manager_secret_version")
+    assert version["secret_data"] == "${random_password.db.result}"
+    # No password is an input, so none can end up in a tfvars file.
+    assert not [name for name in tf["variable"] if name.endswith(("password", "pass"))]
+
+
+def test_gke_nodes_are_private_and_the_control_plane_is_reached_by_dns(tf: Config) -> None:
+    gke = one(tf, "google_container_cluster")
+    private = gke["private_cluster_config"][0]
+    assert gke["enable_autopilot"] is True
+    # checkov only checks that the block exists; the values are the decision.
+    assert private["enable_private_nodes"] is True
+    assert private["enable_private_endpoint"] is True
+    dns = gke["control_plane_endpoints_config"][0]["dns_endpoint_config"][0]
+    assert dns["allow_external_traffic"] is True
+
+
+def test_gke_workload_identity_pool_is_the_project_pool(tf: Config) -> None:
+    pool = one(tf, "google_container_cluster")["workload_identity_config"][0]["workload_pool"]
+    assert pool == "${var.project_id}.svc.id.goog"
+
+
+def test_gke_uses_the_seed_secondary_ranges_and_settings(tf: Config) -> None:
+    subnet = one(tf, "google_compute_subnetwork")
+    ranges = {r["range_name"]: r["ip_cidr_range"] for r in subnet["secondary_ip_range"]}
+    assert ranges == {
+        "${local.pods_range_name}": "${var.pods_cidr}",
+        "${local.services_range_name}": "${var.services_cidr}",
+    }
+    assert default(tf, "pods_cidr") == "10.20.0.0/16"
+    assert default(tf, "services_cidr") == "10.30.0.0/16"
+    assert subnet["private_ip_google_access"] is True
+    assert subnet["log_config"]
+    gke = one(tf, "google_container_cluster")
+    assert gke["release_channel"][0]["channel"] == "REGULAR"
+    assert gke["monitoring_config"][0]["managed_prometheus"][0]["enabled"] is True
+    assert gke["logging_config"][0]["enable_components"] == ["SYSTEM_COMPONENTS", "WORKLOADS"]
+    assert gke["maintenance_policy"][0]["recurring_window"]
+
+
+def test_no_default_opens_anything_to_the_whole_internet(tf: Config) -> None:
+    assert default(tf, "master_authorized_networks") == []
+    defaults = json.dumps({n: v.get("default") for n, v in tf["variable"].items()})
+    assert "0.0.0.0/0" not in defaults
+
+
+def test_github_provider_admits_only_this_repository_on_main(tf: Config) -> None:
+    provider = one(tf, "google_iam_workload_identity_pool_provider")
+    condition = provider["attribute_condition"]
+    assert "assertion.repository == '${var.github_repository}'" in condition
+    assert "assertion.ref == 'refs/heads/main'" in condition
+    assert " || " not in condition
+    assert provider["oidc"][0]["issuer_uri"] == "${local.github_issuer}"
+    assert tf["locals"]["github_issuer"] == "https://token.actions.githubusercontent.com"
+    binding = tf["resource"]["google_service_account_iam_member"]["deploy_workload_identity"]
+    assert binding["member"].endswith("/attribute.repository/${var.github_repository}")
+
+
+def test_service_accounts_hold_only_the_roles_they_need(tf: Config) -> None:
+    app_roles = set(re.findall(r"roles/[\w.]+", tf["locals"]["app_roles"]))
+    assert app_roles == {"roles/cloudsql.client", *LOG_AND_METRIC_WRITER}
+    ksa = tf["resource"]["google_service_account_iam_member"]["app_workload_identity"]
+    assert ksa["role"] == "roles/iam.workloadIdentityUser"
+    assert ksa["member"] == "${local.app_ksa_member}"
+    assert tf["locals"]["app_ksa_member"].endswith(
+        ".svc.id.goog[${var.k8s_namespace}/${var.k8s_service_account}]"
+    )
+    assert default(tf, "k8s_namespace") == "cme"
+    assert default(tf, "k8s_service_account") == "backend-sa"
+    bindings = tf["resource"]["google_project_iam_member"].values()
+    assert {b["role"] for b in bindings} == {
+        "${each.value}",  # local.app_roles, above
+        "roles/container.defaultNodeServiceAccount",
+        "roles/container.developer",
+    }
+    on_repository = tf["resource"]["google_artifact_registry_repository_iam_member"]
+    assert {b["role"] for b in on_repository.values()} == {
+        "roles/artifactregistry.reader",
+        "roles/artifactregistry.writer",
+    }
+
+
+def test_no_service_account_keys_anywhere(tf: Config) -> None:
+    assert "google_service_account_key" not in tf["resource"]
+    assert "private_key" not in json.dumps(tf["raw"])
+
+
+def test_every_variable_has_a_type_and_a_description(tf: Config) -> None:
+    for name, var in tf["variable"].items():
+        assert var.get("type"), f"variable {name} has no type"
+        assert len(var.get("description", "")) > 10, f"variable {name} has no description"
+
+
+def test_every_referenced_variable_and_local_is_declared(tf: Config) -> None:
+    assert undeclared_references(tf) == set()
+
+
+def test_the_connection_budget_fits_db_f1_micro_with_the_defaults(tf: Config) -> None:
+    names = (
+        "app_db_pool_size",
+        "app_max_replicas",
+        "app_max_surge",
+        "migration_job_connections",
+        "admin_connections",
+    )
+    pool, replicas, surge, job, admin = (default(tf, n) for n in names)
+    reserved = tf["locals"]["cloudsql_reserved_connections"]
+    assert (pool, replicas, default(tf, "sql_max_connections")) == (3, 5, 25)
+    assert pool * (replicas + surge) + job + admin + reserved <= 25
+    # Terraform enforces the same sum at plan time, and the limit is the real flag.
+    assert all(f"var.{n}" in tf["locals"]["db_connections_peak"] for n in names)
+    assert "local.db_connections_peak" in default_validation(tf, "sql_max_connections")
+    flags = one(tf, "google_sql_database_instance")["settings"][0]["database_flags"]
+    assert {"name": "max_connections", "value": "${tostring(var.sql_max_connections)}"} in flags
+
+
+def test_the_kubernetes_manifests_stay_inside_the_connection_budget(tf: Config) -> None:
+    hpa, deployment, job = (
+        yaml.safe_load((K8S_BASE / name).read_text(encoding="utf-8"))["spec"]
+        for name in ("hpa.yaml", "deployment.yaml", "migrate-job.yaml")
+    )
+    assert hpa["maxReplicas"] <= default(tf, "app_max_replicas")
+    assert deployment["strategy"]["rollingUpdate"]["maxSurge"] <= default(tf, "app_max_surge")
+    assert int(pool_size(deployment)) <= default(tf, "app_db_pool_size")
+    assert int(pool_size(job)) <= default(tf, "migration_job_connections")
+
+
+def test_alerts_watch_latency_errors_restarts_cpu_and_health(tf: Config) -> None:
+    alerts = tf["locals"]["prometheus_alerts"]
+    assert "histogram_quantile(0.99" in alerts["latency_p99"]["query"]
+    assert "request_latency_seconds_bucket" in alerts["latency_p99"]["query"]
+    assert 'status=~"5.."' in alerts["error_ratio_5xx"]["query"]
+    assert "> 0.05" in alerts["error_ratio_5xx"]["query"]
+    assert "[10m])) > 3" in alerts["pod_restarts"]["query"]
+    assert "cpu_request_utilization" in alerts["cpu_over_request"]["query"]
+    policy = tf["resource"]["google_monitoring_alert_policy"]["prometheus"]
+    assert policy["conditions"][0]["condition_prometheus_query_language"]
+    uptime = one(tf, "google_monitoring_uptime_check_config")
+    assert uptime["count"] == "${local.uptime_enabled ? 1 : 0}"
+    assert tf["locals"]["uptime_enabled"] == '${var.uptime_check_host != ""}'
+    assert uptime["http_check"][0]["path"] == "/health"
+
+
+def test_the_checks_fail_on_a_public_cloud_sql_instance(tmp_path: Path) -> None:
+    broken = tmp_path / "terraform"
+    shutil.copytree(TF_DIR, broken)
+    sql = broken / "sql.tf"
+    text, count = re.subn(r"ipv4_enabled(\s*)= false", r"ipv4_enabled\1= true", sql.read_text())
+    assert count == 1
+    sql.write_text(text)
+    problems = sql_exposure_problems(load(broken))
+    assert problems == ["main: ipv4_enabled must be false (no public IP)"]
+
+
+def test_the_checks_fail_on_an_undeclared_variable(tmp_path: Path) -> None:
+    broken = tmp_path / "terraform"
+    shutil.copytree(TF_DIR, broken)
+    (broken / "broken.tf").write_text(
+        'output "broken" {\n  value = "${var.nowhere_declared}-${local.nor_this}"\n}\n'
+    )
+    assert undeclared_references(load(broken)) == {"var.nowhere_declared", "local.nor_this"}

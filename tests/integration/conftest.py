@@ -1,0 +1,48 @@
+"""Databases for the integration suites: each test gets an empty, fully migrated one."""
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from cme_adapters.memory import InMemoryDatabase
+from cme_adapters.sql import migrate
+from cme_adapters.sql.database import SqlDatabase
+from cme_adapters.sql.engine import PoolSettings
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres_url(postgres_url: str) -> Iterator[str]:
+    # A thread of its own: async fixtures may ask for this one while their loop is running.
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, migrate.upgrade(postgres_url)).result()
+    yield postgres_url
+
+
+@pytest.fixture
+def empty_postgres_url(migrated_postgres_url: str) -> str:
+    with psycopg.connect(migrated_postgres_url, autocommit=True) as connection:
+        connection.execute("TRUNCATE products, idempotency_keys")
+    return migrated_postgres_url
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    """The same empty catalogue on every adapter, so one suite pins them all to one contract."""
+    if request.param == "memory":
+        yield InMemoryDatabase()
+        return
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'contract.db'}"
+        await migrate.upgrade(url)
+    else:
+        url = request.getfixturevalue("empty_postgres_url")
+    sql = SqlDatabase.connect(url, PoolSettings(size=4))
+    try:
+        yield sql
+    finally:
+        await sql.close()

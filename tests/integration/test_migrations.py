@@ -1,0 +1,108 @@
+"""Migrations are the only schema source: they match the metadata, and go down and up again."""
+
+import asyncio
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, create_engine, inspect
+from sqlalchemy.engine import make_url
+
+from cme_adapters.sql import migrate
+from cme_adapters.sql.engine import async_url
+from cme_adapters.sql.schema import metadata
+
+CME = str(Path(sys.executable).with_name("cme"))
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
+    name = f"cme_mig_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'fresh.db'}"
+    url: str = request.getfixturevalue("fresh_postgres_url")
+    return url
+
+
+def sync_engine_url(url: str) -> str:
+    target = async_url(url)
+    driver = "postgresql+psycopg" if target.get_backend_name() == "postgresql" else "sqlite"
+    return target.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def tables(url: str) -> set[str]:
+    engine = create_engine(sync_engine_url(url))
+    with engine.connect() as connection:
+        names = set(inspect(connection).get_table_names())
+    engine.dispose()
+    return names - {"alembic_version"}
+
+
+def schema_drift(url: str) -> list[object]:
+    engine = create_engine(sync_engine_url(url))
+
+    def compare(connection: Connection) -> list[object]:
+        return list(compare_metadata(MigrationContext.configure(connection), metadata))
+
+    with engine.connect() as connection:
+        drift = compare(connection)
+    engine.dispose()
+    return drift
+
+
+def test_migrations_build_exactly_the_schema_the_code_declares(fresh_url: str) -> None:
+    asyncio.run(migrate.upgrade(fresh_url))
+    assert tables(fresh_url) == {"products", "idempotency_keys"}
+    assert schema_drift(fresh_url) == []
+
+
+def test_migrations_go_down_to_nothing_and_up_again(fresh_url: str) -> None:
+    asyncio.run(migrate.upgrade(fresh_url))
+    asyncio.run(migrate.downgrade(fresh_url))
+    assert tables(fresh_url) == set()
+    asyncio.run(migrate.upgrade(fresh_url))
+    assert tables(fresh_url) == {"products", "idempotency_keys"}
+
+
+def test_cme_migrate_is_safe_to_run_twice(fresh_url: str, tmp_path: Path) -> None:
+    for _ in range(2):
+        result = subprocess.run(
+            [CME, "migrate"],
+            env={"DATABASE_URL": fresh_url, "PATH": "/usr/bin:/bin"},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "schema is up to date" in result.stdout
+
+
+def test_cme_migrate_against_an_unreachable_database_fails_in_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [CME, "migrate"],
+        env={"DATABASE_URL": "postgresql://nobody:secret-pw@127.0.0.1:1/none", "PATH": "/usr/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("cme: cannot reach the database")
+    assert "Traceback" not in result.stderr
+    assert "secret-pw" not in result.stderr + result.stdout

@@ -1,0 +1,170 @@
+"""One contract for every adapter: in-memory, SQLite and PostgreSQL must behave identically."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from cme_adapters.system import Uuid7Generator
+from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
+from cme_domain.listing import ProductQuery, SortField, SortOrder, sort_value
+from cme_domain.ports import IdempotencyRecord
+from cme_domain.product import Product, ProductSpec
+
+pytestmark = pytest.mark.anyio
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+IDS = Uuid7Generator()
+
+
+def make(sku: str, name: str = "Lamp", price: str = "1.00", at: datetime = T0) -> Product:
+    spec = ProductSpec.parse({"sku": sku, "name": name, "price": price, "quantity": 1})
+    return Product.new(IDS.new_id(), spec, at)
+
+
+async def add_all(database: Any, products: list[Product]) -> None:
+    async with database.unit_of_work() as uow:
+        for product in products:
+            await uow.products.add(product)
+        await uow.commit()
+
+
+async def test_a_product_round_trips_exactly(database: Any) -> None:
+    product = make("RT-1", name="Ünïcode ☃ name", price="9999999999.99")
+    product = Product(**_fields(product, description="d" * 4000))
+    await add_all(database, [product])
+    async with database.unit_of_work() as uow:
+        assert await uow.products.get(product.id) == product
+        assert await uow.products.get(uuid4()) is None
+
+
+def _fields(product: Product, **changes: Any) -> dict[str, Any]:
+    import attrs
+
+    return {**attrs.asdict(product), **changes}
+
+
+async def test_uncommitted_writes_are_rolled_back(database: Any) -> None:
+    product = make("RB-1")
+    async with database.unit_of_work() as uow:
+        await uow.products.add(product)
+    async with database.unit_of_work() as uow:
+        assert await uow.products.get(product.id) is None
+
+
+async def test_a_duplicate_sku_is_refused(database: Any) -> None:
+    await add_all(database, [make("DUP")])
+    with pytest.raises(DuplicateSku):
+        await add_all(database, [make("DUP")])
+
+
+async def test_replace_is_a_compare_and_set_on_version(database: Any) -> None:
+    product = make("CAS")
+    await add_all(database, [product])
+    spec = ProductSpec.parse({"sku": "CAS", "name": "New", "price": "2.50", "quantity": 5})
+    later = T0 + timedelta(seconds=1)
+    async with database.unit_of_work() as uow:
+        assert await uow.products.replace(product.id, spec, later, expected_version=2) is None
+        revised = await uow.products.replace(product.id, spec, later, expected_version=1)
+        await uow.commit()
+    assert revised == product.revised(spec, later)
+    async with database.unit_of_work() as uow:
+        assert await uow.products.get(product.id) == revised
+        assert await uow.products.replace(uuid4(), spec, later, None) is None
+
+
+async def test_replace_onto_another_products_sku_is_refused(database: Any) -> None:
+    first, second = make("ONE"), make("TWO")
+    await add_all(database, [first, second])
+    with pytest.raises(DuplicateSku):
+        async with database.unit_of_work() as uow:
+            await uow.products.replace(second.id, first.spec, T0, None)
+    async with database.unit_of_work() as uow:
+        assert await uow.products.get(second.id) == second
+
+
+async def test_delete_honours_the_expected_version(database: Any) -> None:
+    product = make("DEL")
+    await add_all(database, [product])
+    async with database.unit_of_work() as uow:
+        assert not await uow.products.delete(product.id, expected_version=3)
+        assert await uow.products.delete(product.id, expected_version=1)
+        assert not await uow.products.delete(product.id, expected_version=None)
+        await uow.commit()
+
+
+@pytest.mark.parametrize("sort", list(SortField))
+@pytest.mark.parametrize("order", list(SortOrder))
+async def test_keyset_pages_follow_the_same_total_order(
+    database: Any, sort: SortField, order: SortOrder
+) -> None:
+    # Ties on every sort key, names that differ only in case and accents, equal timestamps.
+    names = ["b", "B", "a", "é", "e", "Z", "b", "aa", "a b", "_"]
+    prices = ["1.00", "1.00", "0.10", "10.00", "2.50", "1.00", "0.00", "2.50", "9.99", "1.00"]
+    products = [
+        make(f"K{n}", names[n], prices[n], T0 + timedelta(microseconds=n % 3))
+        for n in range(len(names))
+    ]
+    await add_all(database, products)
+    expected = sorted(products, key=lambda p: (sort_value(p, sort), p.id))
+    if order is SortOrder.DESC:
+        expected.reverse()
+    seen: list[Product] = []
+    query = ProductQuery(limit=3, sort=sort, order=order)
+    while True:
+        async with database.unit_of_work() as uow:
+            page = await uow.products.list(query)
+        seen += page.items
+        if page.next is None:
+            break
+        query = ProductQuery(limit=3, sort=sort, order=order, after=page.next)
+    assert [p.sku for p in seen] == [p.sku for p in expected]
+
+
+async def test_filters_select_the_same_products(database: Any) -> None:
+    await add_all(
+        database,
+        [
+            make("F1", "Red Lamp", "5.00"),
+            make("F2", "blue lamp", "15.00"),
+            make("F3", "100% wool", "25.00"),
+            make("F4", "under_score", "35.00"),
+        ],
+    )
+
+    async def skus(**filters: Any) -> list[str]:
+        async with database.unit_of_work() as uow:
+            page = await uow.products.list(ProductQuery(sort=SortField.PRICE, **filters))
+        return [p.sku for p in page.items]
+
+    assert await skus(sku="F2") == ["F2"]
+    assert await skus(name_contains="LAMP") == ["F1", "F2"]
+    assert await skus(name_contains="%") == ["F3"]
+    assert await skus(name_contains="_") == ["F4"]
+    assert await skus(min_price=Decimal("15"), max_price=Decimal("25")) == ["F2", "F3"]
+
+
+async def test_idempotency_records_expire_and_collide(database: Any) -> None:
+    product = make("IDEM")
+    await add_all(database, [product])
+    record = IdempotencyRecord("alice", "key-1", "f" * 64, product.id, T0, T0 + timedelta(hours=1))
+    async with database.unit_of_work() as uow:
+        await uow.idempotency.add(record)
+        await uow.commit()
+    async with database.unit_of_work() as uow:
+        assert await uow.idempotency.find("alice", "key-1", T0) == record
+        assert await uow.idempotency.find("bob", "key-1", T0) is None
+        assert await uow.idempotency.find("alice", "key-1", T0 + timedelta(hours=2)) is None
+    with pytest.raises(IdempotentRequestInProgress):
+        async with database.unit_of_work() as uow:
+            await uow.idempotency.add(record)
+    renewed = IdempotencyRecord(
+        "alice", "key-1", "e" * 64, UUID(int=1), T0 + timedelta(hours=2), T0 + timedelta(hours=3)
+    )
+    async with database.unit_of_work() as uow:
+        await uow.idempotency.add(renewed)
+        await uow.commit()
+    async with database.unit_of_work() as uow:
+        assert await uow.idempotency.find("alice", "key-1", T0 + timedelta(hours=2)) == renewed
