@@ -20,7 +20,7 @@ def migrated_postgres_url(postgres_url: str) -> Iterator[str]:
     # A thread of its own: async fixtures may ask for this one while their loop is running.
     with ThreadPoolExecutor(1) as thread:
         thread.submit(asyncio.run, migrate.upgrade(postgres_url)).result()
-    yield postgres_url
+    return postgres_url
 
 
 @pytest.fixture

@@ -70,7 +70,10 @@ def test_if_none_match_with_the_current_etag_is_304(writer: TestClient) -> None:
     response = writer.get(f"/products/{product['id']}", headers={"If-None-Match": '"v1"'})
     assert response.status_code == 304
     assert response.content == b""
-    assert writer.get(f"/products/{product['id']}", headers={"If-None-Match": '"v0"'}).status_code == 200
+    assert (
+        writer.get(f"/products/{product['id']}", headers={"If-None-Match": '"v0"'}).status_code
+        == 200
+    )
 
 
 def test_writes_without_or_with_a_wrong_api_key_are_401_and_write_nothing(
@@ -217,7 +220,8 @@ def test_listing_pages_through_every_product_once_with_cursors(writer: TestClien
         seen += [p["id"] for p in page["items"]]
         cursor = page["next_cursor"]
         url = f"/products?limit=3&sort=name&order=desc&cursor={cursor}" if cursor else ""
-    assert len(seen) == len(ids) and set(seen) == ids
+    assert len(seen) == len(ids)
+    assert set(seen) == ids
 
 
 @pytest.mark.parametrize(
