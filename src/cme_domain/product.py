@@ -3,7 +3,7 @@
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
 
@@ -17,7 +17,8 @@ DESCRIPTION_MAX: Final = 4000
 PRICE_LIMIT: Final = Decimal(10) ** 10
 QUANTITY_MAX: Final = 2**31 - 1
 CENT: Final = Decimal("0.01")
-_DECIMAL_TEXT: Final = re.compile(r"-?[0-9]{1,40}(\.[0-9]{1,40})?")
+# Prices sent as text: no sign, no exponent, no leading zeros, at most 2 decimals, below 10^10.
+PRICE_TEXT: Final = re.compile(r"(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?")
 
 EDITABLE_FIELDS: Final = ("sku", "name", "description", "price", "quantity")
 
@@ -123,22 +124,22 @@ def _price(value: object) -> Decimal:
     # bool is an int subclass; a float has already lost exactness, so neither is accepted.
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise ValueError("must be a decimal number, as a JSON string or number")
-    if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value):
-        raise ValueError("must be a decimal number such as 19.99")
-    try:
-        price = Decimal(value)
-    except InvalidOperation:
-        raise ValueError("must be a decimal number such as 19.99") from None
+    if isinstance(value, str):
+        if value.startswith("-"):
+            raise ValueError("must not be negative")
+        if not PRICE_TEXT.fullmatch(value):
+            raise ValueError("must be written like 19.99: digits, at most 2 decimals, below 10^10")
+        return Decimal(value).quantize(CENT)
+    price = Decimal(value)
     if not price.is_finite():
         raise ValueError("must be a finite decimal number")
     if price < 0:
         raise ValueError("must not be negative")
     if price >= PRICE_LIMIT:
         raise ValueError("must be below 10000000000")
-    exponent = price.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -2 and price != price.quantize(CENT):
+    if price != price.quantize(CENT):
         raise ValueError("must have at most 2 decimal places")
-    return price.quantize(CENT).copy_abs()  # copy_abs turns "-0" into "0.00"
+    return price.quantize(CENT).copy_abs()  # copy_abs turns -0 into 0.00
 
 
 def _quantity(value: object) -> int:

@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import json
 import signal
 import sys
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ import uvicorn
 from cme_adapters.sql import migrate as migrations
 from cme_domain.errors import StorageUnavailable
 from cme_entrypoints import logs
+from cme_entrypoints.http.docs import openapi_document
 from cme_entrypoints.settings import Settings, SettingsError
 
 DESCRIPTION = """\
@@ -59,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Bring the configured database's schema up to date. Safe to run twice.",
     )
     migrate.set_defaults(run=_migrate)
+
+    openapi = commands.add_parser(
+        "openapi",
+        help="print the OpenAPI 3.1 document",
+        description="Print the OpenAPI 3.1 document that GET /openapi.json serves.",
+    )
+    openapi.set_defaults(run=_openapi)
     return parser
 
 
@@ -88,6 +97,11 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
         print(f"cme: cannot reach the database: {error}", file=sys.stderr)
         return 1
     print(f"cme: {settings.database_kind} schema is up to date")
+    return 0
+
+
+def _openapi(settings: Settings, args: argparse.Namespace) -> int:
+    print(json.dumps(openapi_document(), indent=2))
     return 0
 
 

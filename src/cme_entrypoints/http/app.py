@@ -11,6 +11,7 @@ from starlette.middleware import Middleware
 from cme_domain.errors import DomainError
 from cme_entrypoints.container import Container
 from cme_entrypoints.http import errors
+from cme_entrypoints.http.docs import docs_routes
 from cme_entrypoints.http.middleware import ObservabilityMiddleware
 from cme_entrypoints.http.problems import Problem
 
@@ -39,7 +40,7 @@ def create_app(container: Container) -> Starlette:
             log.info("cme stopped")
 
     return Starlette(
-        routes=[*operations.routes(), *products.routes()],
+        routes=[*operations.routes(), *products.routes(), *docs_routes()],
         middleware=[Middleware(ObservabilityMiddleware, metrics=metrics)],
         exception_handlers={
             Problem: errors.problem_handler,

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from cme_domain.errors import ProductNotFound
 from cme_domain.listing import PAGE_DEFAULT, PAGE_MAX, PAGE_MIN, ProductQuery, SortField, SortOrder
-from cme_domain.product import ProductSpec
+from cme_domain.product import PRICE_TEXT, ProductSpec
 from cme_domain.use_cases import (
     CreateProduct,
     DeleteProduct,
@@ -171,13 +171,9 @@ def _search_text(raw: str) -> str:
 
 
 def _price(raw: str) -> Decimal:
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise ValueError("must be a decimal number") from None
-    if not value.is_finite() or value < 0:
-        raise ValueError("must be a non-negative decimal number")
-    return value
+    if not PRICE_TEXT.fullmatch(raw):
+        raise ValueError("must be written like 19.99: digits, at most 2 decimals, below 10^10")
+    return Decimal(raw)
 
 
 def _idempotency_key(request: Request) -> str | None:
