@@ -48,6 +48,10 @@ class IdempotencyKeyReused(DomainError):
     """The same idempotency key came back with a different request."""
 
 
+class IdempotentProductDeleted(DomainError):
+    """The product an idempotent create made has since been deleted, so it cannot be replayed."""
+
+
 class IdempotentRequestInProgress(DomainError):
     """A request with this idempotency key is still running; the caller should retry later."""
 

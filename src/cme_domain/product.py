@@ -53,14 +53,28 @@ class ProductSpec:
             raise InvalidProduct(errors)
         return cls(**values)
 
+    @staticmethod
+    def check_patch(patch: Mapping[str, Any]) -> None:
+        """Reject a merge patch whose own fields are invalid, before any product is read."""
+        errors = [FieldError(f, "unknown field") for f in sorted(patch.keys() - EDITABLE_FIELDS)]
+        for name, check in _CHECKS.items():
+            if name not in patch:
+                continue
+            if patch[name] is None and name != "description":
+                errors.append(FieldError(name, "is required and cannot be removed"))
+                continue
+            try:
+                check(patch[name])
+            except ValueError as exc:
+                errors.append(FieldError(name, str(exc)))
+        if errors:
+            raise InvalidProduct(errors)
+
     def merged(self, patch: Mapping[str, Any]) -> "ProductSpec":
         """Apply a JSON merge patch (RFC 7396): null removes a field, anything else replaces it."""
+        ProductSpec.check_patch(patch)
         raw: dict[str, Any] = attrs.asdict(self)
-        for key, value in patch.items():
-            if value is None:
-                raw.pop(key, None)
-            else:
-                raw[key] = value
+        raw.update(patch)
         return ProductSpec.parse(raw)
 
 
@@ -103,6 +117,7 @@ def _sku(value: object) -> str:
 def _name(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError("must be a string")
+    _no_nul(value)
     if not value.strip():
         raise ValueError("must not be blank")
     if len(value) > NAME_MAX:
@@ -115,9 +130,16 @@ def _description(value: object) -> str | None:
         return None
     if not isinstance(value, str):
         raise ValueError("must be a string or null")
+    _no_nul(value)
     if len(value) > DESCRIPTION_MAX:
         raise ValueError(f"must be at most {DESCRIPTION_MAX} characters")
     return value
+
+
+def _no_nul(text: str) -> None:
+    # No text store we target keeps U+0000 (PostgreSQL refuses it), so no product may hold one.
+    if "\x00" in text:
+        raise ValueError("must not contain the NUL character (U+0000)")
 
 
 def _price(value: object) -> Decimal:
@@ -143,6 +165,9 @@ def _price(value: object) -> Decimal:
 
 
 def _quantity(value: object) -> int:
+    # JSON Schema counts 3.0 as an integer, and so do we; 3.5, "3" and true are not.
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError("must be an integer")
     if not 0 <= value <= QUANTITY_MAX:

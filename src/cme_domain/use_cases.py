@@ -11,6 +11,7 @@ import attrs
 from cme_domain.errors import (
     DomainError,
     IdempotencyKeyReused,
+    IdempotentProductDeleted,
     ProductNotFound,
     VersionMismatch,
     WriteContention,
@@ -73,7 +74,7 @@ class CreateProduct:
                         raise IdempotencyKeyReused(idempotency_key)
                     product = await uow.products.get(earlier.product_id)
                     if product is None:
-                        raise ProductNotFound(earlier.product_id)
+                        raise IdempotentProductDeleted(idempotency_key)
                     return product, False
             product = Product.new(self.ids.new_id(), spec, now)
             if idempotency_key is not None:
@@ -130,6 +131,7 @@ class PatchProduct:
         expected_version: int | None = None,
     ) -> Product:
         principal.require(WRITE_SCOPE)
+        ProductSpec.check_patch(patch)
         for _ in range(_CAS_ATTEMPTS):
             async with self.uow() as uow:
                 current = await uow.products.get(product_id)

@@ -52,5 +52,7 @@ def docs_routes() -> list[BaseRoute]:
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
         Mount("/docs/assets", StaticFiles(directory=_SWAGGER_ASSETS), name="docs-assets"),
-        Mount("/docs/static", StaticFiles(directory=str(_HERE.joinpath("static"))), name="docs-static"),
+        Mount(
+            "/docs/static", StaticFiles(directory=str(_HERE.joinpath("static"))), name="docs-static"
+        ),
     ]

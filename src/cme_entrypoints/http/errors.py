@@ -12,6 +12,7 @@ from cme_domain.errors import (
     DomainError,
     DuplicateSku,
     IdempotencyKeyReused,
+    IdempotentProductDeleted,
     IdempotentRequestInProgress,
     InvalidProduct,
     ProductNotFound,
@@ -44,6 +45,11 @@ _DOMAIN: Final[dict[type[DomainError], Callable[[DomainError], Problem]]] = {
         "this Idempotency-Key was used with a different body",
         slug="idempotency-key-reused",
         errors=[{"field": "Idempotency-Key", "message": "was used with a different body"}],
+    ),
+    IdempotentProductDeleted: lambda e: Problem(
+        409,
+        "the product this Idempotency-Key created has since been deleted",
+        slug="idempotent-product-deleted",
     ),
     IdempotentRequestInProgress: lambda e: Problem(
         409,

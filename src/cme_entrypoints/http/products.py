@@ -1,5 +1,6 @@
 """The /products routes: parse the request, call one use case, render the result."""
 
+from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
@@ -32,6 +33,7 @@ from cme_entrypoints.http.representation import (
     product_response,
 )
 
+Endpoint = Callable[[Request], Awaitable[Response]]
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 IDEMPOTENCY_KEY_MAX = 255
@@ -50,12 +52,14 @@ class ProductRoutes:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/products", self.list, methods=["GET"]),
-            Route("/products", self.create, methods=["POST"]),
-            Route("/products/{id}", self.get, methods=["GET"]),
-            Route("/products/{id}", self.replace, methods=["PUT"]),
-            Route("/products/{id}", self.patch, methods=["PATCH"]),
-            Route("/products/{id}", self.delete, methods=["DELETE"]),
+            by_method("/products", GET=self.list, POST=self.create),
+            by_method(
+                "/products/{id}",
+                GET=self.get,
+                PUT=self.replace,
+                PATCH=self.patch,
+                DELETE=self.delete,
+            ),
         ]
 
     async def list(self, request: Request) -> Response:
@@ -123,8 +127,8 @@ class ProductRoutes:
             limit=pick("limit", _limit, PAGE_DEFAULT),
             sort=pick("sort", _enum(SortField), SortField.CREATED_AT),
             order=pick("order", _enum(SortOrder), SortOrder.ASC),
-            sku=pick("sku", str),
-            name_contains=pick("q", _search_text),
+            sku=pick("sku", _text(64)),
+            name_contains=pick("q", _text(200)),
             min_price=pick("min_price", _price),
             max_price=pick("max_price", _price),
         )
@@ -138,6 +142,17 @@ class ProductRoutes:
         except BadCursor as exc:
             raise Problem(400, str(exc), slug="bad-cursor") from None
         return attrs.evolve(query, after=after)
+
+
+def by_method(path: str, **endpoints: Endpoint) -> Route:
+    """One route per path, so a 405 lists every method the path allows in its Allow header."""
+
+    async def dispatch(request: Request) -> Response:
+        return await endpoints[request.method](request)
+
+    if "GET" in endpoints:
+        endpoints["HEAD"] = endpoints["GET"]
+    return Route(path, dispatch, methods=list(endpoints))
 
 
 def _product_id(request: Request) -> UUID:
@@ -164,10 +179,13 @@ def _enum(kind: Any) -> Any:
     return parse
 
 
-def _search_text(raw: str) -> str:
-    if not 1 <= len(raw) <= 200:
-        raise ValueError("must be 1 to 200 characters")
-    return raw
+def _text(longest: int) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not 1 <= len(raw) <= longest or "\x00" in raw:
+            raise ValueError(f"must be 1 to {longest} characters, without U+0000")
+        return raw
+
+    return parse
 
 
 def _price(raw: str) -> Decimal:

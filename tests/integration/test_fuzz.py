@@ -1,0 +1,39 @@
+"""Schemathesis fuzzes the running service against its own OpenAPI document, every check on."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.server import running_cme
+
+ROOT = Path(__file__).resolve().parents[2]
+ST = str(Path(sys.executable).with_name("st"))
+API_KEY = "fuzz-key-0123456789abcdef"
+
+
+def fuzz(base_url: str, *headers: str) -> subprocess.CompletedProcess[str]:
+    # Bounded by example count, not time, so a run is the same on a slow or a fast machine.
+    command = [ST, "run", f"{base_url}/openapi.json", "--checks", "all", "--workers", "1"]
+    command += ["--phases", "examples,coverage,fuzzing,stateful", "--max-examples", "40"]
+    command += ["--request-timeout", "5", "--seed", "1"]
+    for header in headers:
+        command += ["-H", header]
+    # Run from the repository root so schemathesis.toml applies.
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("credentials", ["valid", "none"])
+def test_schemathesis_finds_no_failure(
+    empty_postgres_url: str, tmp_path: Path, credentials: str
+) -> None:
+    env = {"DATABASE_URL": empty_postgres_url, "API_KEY": API_KEY, "LOG_LEVEL": "WARNING"}
+    headers = [f"X-API-Key: {API_KEY}"] if credentials == "valid" else []
+    log = tmp_path / "cme.log"
+    with running_cme(env, tmp_path, log) as (base_url, _):
+        result = fuzz(base_url, *headers)
+    summary = result.stdout[-3000:]
+    assert result.returncode == 0, summary
+    assert "generated" in summary
+    assert "Traceback" not in log.read_text()
