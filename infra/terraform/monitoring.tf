@@ -32,8 +32,8 @@ locals {
       display_name = "cme CPU above 70 % of request for 10 min"
       severity     = "WARNING"
       duration     = "600s"
-      query        = "avg(kubernetes_io:container_cpu_request_utilization{monitored_resource=\"k8s_container\",namespace_name=\"${local.ns}\"}) > 0.7"
-      runbook      = "Average CPU across the pods stayed above 70 % of the request for 10 minutes, so the HPA is at its maximum or cannot keep up. Raise the HPA maximum (mind the database connection budget) or the CPU request."
+      query        = "avg(kubernetes_io:container_cpu_request_utilization{monitored_resource=\"k8s_container\",namespace_name=\"${local.ns}\",container_name=\"${var.k8s_app_container}\"}) > 0.7"
+      runbook      = "Average CPU of the app containers stayed above 70 % of the request for 10 minutes, so the HPA is at its maximum or cannot keep up. Raise the HPA maximum (mind the database connection budget) or the CPU request."
     }
   }
 

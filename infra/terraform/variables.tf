@@ -154,6 +154,17 @@ variable "k8s_service_account" {
   }
 }
 
+variable "k8s_app_container" {
+  type        = string
+  description = "Name of the app container in the Deployment (the CPU alert watches it, as the HPA does, leaving the proxy sidecar out)."
+  default     = "app"
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", var.k8s_app_container))
+    error_message = "k8s_app_container must be a DNS-1123 label."
+  }
+}
+
 # --- Registry --------------------------------------------------------------
 
 variable "registry_repository_id" {

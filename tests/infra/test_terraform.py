@@ -19,7 +19,6 @@ HCL = SerializationOptions(
 )
 
 Config = dict[str, Any]
-LOG_AND_METRIC_WRITER = ("roles/logging.logWriter", "roles/monitoring.metricWriter")
 
 
 def load(tf_dir: Path) -> Config:
@@ -61,17 +60,21 @@ def sql_exposure_problems(config: Config) -> list[str]:
     return problems
 
 
+def references(config: Config, kind: str, *, outside_variables: bool = False) -> set[str]:
+    docs = config["raw"]
+    if outside_variables:
+        docs = [{k: v for k, v in doc.items() if k != "variable"} for doc in docs]
+    return set(re.findall(rf"\b{kind}\.([A-Za-z_][\w-]*)", json.dumps(docs)))
+
+
 def undeclared_references(config: Config) -> set[str]:
     """var.X and local.X used anywhere (nothing else checks this offline) but never declared."""
-    text = json.dumps(config["raw"])
-    used_vars = set(re.findall(r"\bvar\.([A-Za-z_][\w-]*)", text))
-    used_locals = set(re.findall(r"\blocal\.([A-Za-z_][\w-]*)", text))
-    return {f"var.{v}" for v in used_vars - config["variable"].keys()} | {
-        f"local.{v}" for v in used_locals - config["locals"].keys()
+    return {f"var.{v}" for v in references(config, "var") - config["variable"].keys()} | {
+        f"local.{v}" for v in references(config, "local") - config["locals"].keys()
     }
 
 
-def default_validation(config: Config, name: str) -> str:
+def validation_conditions(config: Config, name: str) -> str:
     return " ".join(v["condition"] for v in config["variable"][name]["validation"])
 
 
@@ -185,7 +188,8 @@ def test_github_provider_admits_only_this_repository_on_main(tf: Config) -> None
 
 def test_service_accounts_hold_only_the_roles_they_need(tf: Config) -> None:
     app_roles = set(re.findall(r"roles/[\w.]+", tf["locals"]["app_roles"]))
-    assert app_roles == {"roles/cloudsql.client", *LOG_AND_METRIC_WRITER}
+    writers = {"roles/logging.logWriter", "roles/monitoring.metricWriter"}
+    assert app_roles == {"roles/cloudsql.client", *writers}
     ksa = tf["resource"]["google_service_account_iam_member"]["app_workload_identity"]
     assert ksa["role"] == "roles/iam.workloadIdentityUser"
     assert ksa["member"] == "${local.app_ksa_member}"
@@ -218,8 +222,11 @@ def test_every_variable_has_a_type_and_a_description(tf: Config) -> None:
         assert len(var.get("description", "")) > 10, f"variable {name} has no description"
 
 
-def test_every_referenced_variable_and_local_is_declared(tf: Config) -> None:
+def test_every_referenced_variable_and_local_is_declared_and_every_variable_used(
+    tf: Config,
+) -> None:
     assert undeclared_references(tf) == set()
+    assert tf["variable"].keys() - references(tf, "var", outside_variables=True) == set()
 
 
 def test_the_connection_budget_fits_db_f1_micro_with_the_defaults(tf: Config) -> None:
@@ -236,16 +243,19 @@ def test_the_connection_budget_fits_db_f1_micro_with_the_defaults(tf: Config) ->
     assert pool * (replicas + surge) + job + admin + reserved <= 25
     # Terraform enforces the same sum at plan time, and the limit is the real flag.
     assert all(f"var.{n}" in tf["locals"]["db_connections_peak"] for n in names)
-    assert "local.db_connections_peak" in default_validation(tf, "sql_max_connections")
+    assert "local.db_connections_peak" in validation_conditions(tf, "sql_max_connections")
     flags = one(tf, "google_sql_database_instance")["settings"][0]["database_flags"]
     assert {"name": "max_connections", "value": "${tostring(var.sql_max_connections)}"} in flags
 
 
-def test_the_kubernetes_manifests_stay_inside_the_connection_budget(tf: Config) -> None:
+def test_the_kubernetes_manifests_match_the_budget_and_the_alerts(tf: Config) -> None:
     hpa, deployment, job = (
         yaml.safe_load((K8S_BASE / name).read_text(encoding="utf-8"))["spec"]
         for name in ("hpa.yaml", "deployment.yaml", "migrate-job.yaml")
     )
+    app = default(tf, "k8s_app_container")
+    assert app in {c["name"] for c in deployment["template"]["spec"]["containers"]}
+    assert hpa["metrics"][0]["containerResource"]["container"] == app
     assert hpa["maxReplicas"] <= default(tf, "app_max_replicas")
     assert deployment["strategy"]["rollingUpdate"]["maxSurge"] <= default(tf, "app_max_surge")
     assert int(pool_size(deployment)) <= default(tf, "app_db_pool_size")
