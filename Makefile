@@ -4,7 +4,7 @@ VENV := .venv
 TOOLS := .venv-tools
 BIN := $(VENV)/bin
 
-.PHONY: run migrate test lint unit integration tools fuzz bench clean
+.PHONY: run migrate test lint unit tools fuzz bench clean
 
 $(BIN)/cme: pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ test: lint tools
 
 unit: $(BIN)/cme
 	$(BIN)/pytest tests/unit
+
+# Load benchmarks against a bare-ASGI floor on this machine's PostgreSQL (see bench/README.md).
+bench: $(BIN)/cme
+	bash bench/run.sh
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis
