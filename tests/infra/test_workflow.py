@@ -1,0 +1,176 @@
+"""Offline checks of the CI/CD workflow (actionlint, its decisions) and of yamllint on all YAML."""
+
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+RunTool = Callable[..., subprocess.CompletedProcess[str]]
+WORKFLOW = Path(".github/workflows/ci-cd.yml")
+PINNED = re.compile(r"[\w.-]+/[\w.-]+@(v\d+(\.\d+){0,2}|[0-9a-f]{40})")
+
+
+@pytest.fixture(scope="session")
+def workflow(root: Path) -> dict[Any, Any]:
+    loaded: dict[Any, Any] = yaml.safe_load((root / WORKFLOW).read_text())
+    return loaded
+
+
+@pytest.fixture(scope="session")
+def deploy_script(workflow: dict[Any, Any]) -> str:
+    """Every `run:` and `uses:` of the deploy job, in order, one step per line block."""
+    steps = workflow["jobs"]["deploy"]["steps"]
+    return "\n".join(step.get("run", step.get("uses", "")) for step in steps)
+
+
+def test_actionlint_finds_nothing_including_shellcheck_on_run_scripts(
+    run_tool: RunTool, root: Path
+):
+    assert shutil.which("shellcheck"), "actionlint skips run: scripts without shellcheck"
+    result = run_tool("actionlint", "-no-color", WORKFLOW, cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_rejects_an_undefined_step_output_and_an_unquoted_variable(
+    run_tool: RunTool, root: Path, tmp_path: Path
+):
+    broken = tmp_path / ".github/workflows/ci-cd.yml"
+    broken.parent.mkdir(parents=True)
+    text = (root / WORKFLOW).read_text()
+    text = text.replace("steps.build.outputs.digest", "steps.built.outputs.digest")
+    text = text.replace('echo "image=${IMAGE}@${DIGEST}"', "echo image=${IMAGE}@${DIGEST}")
+    broken.write_text(text)
+    result = run_tool("actionlint", "-no-color", broken, cwd=tmp_path)
+    assert result.returncode != 0
+    assert 'property "built" is not defined' in result.stdout
+    assert "SC2086" in result.stdout
+
+
+def test_yamllint_passes_the_manifests_and_the_workflows(run_tool: RunTool, root: Path):
+    result = run_tool("yamllint", "--strict", "-f", "parsable", "infra/k8s", ".github", cwd=root)
+    assert result.returncode == 0, result.stdout
+
+
+def test_yamllint_rejects_a_duplicate_key_and_bad_indentation(
+    run_tool: RunTool, root: Path, tmp_path: Path
+):
+    shutil.copy(root / ".yamllint", tmp_path / ".yamllint")
+    (tmp_path / "broken.yaml").write_text("a: 1\na: 2\nlist:\n    - x\n  - y\n")
+    result = run_tool("yamllint", "-f", "parsable", "broken.yaml", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "duplicate" in result.stdout or "syntax" in result.stdout
+
+
+def test_runs_on_pull_requests_and_deploys_only_from_pushes_to_main(workflow: dict[Any, Any]):
+    triggers = workflow.get("on", workflow.get(True))
+    assert set(triggers) == {"pull_request", "push"}
+    assert triggers["push"]["branches"] == ["main"]
+    deploy = workflow["jobs"]["deploy"]
+    assert deploy["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    assert deploy["needs"] == ["test"]
+
+
+def test_permissions_are_least_privilege_with_id_token_only_for_deploy(
+    workflow: dict[Any, Any],
+):
+    assert workflow["permissions"] == {"contents": "read"}
+    for name, job in workflow["jobs"].items():
+        granted = job.get("permissions", {})
+        assert ("id-token" in granted) == (name == "deploy"), name
+        assert set(granted.values()) <= {"read", "write"}
+    assert workflow["jobs"]["deploy"]["permissions"] == {"contents": "read", "id-token": "write"}
+
+
+def test_every_job_has_a_timeout_and_every_action_a_pinned_version(workflow: dict[Any, Any]):
+    for name, job in workflow["jobs"].items():
+        assert 0 < job["timeout-minutes"] <= 60, name
+        for step in job["steps"]:
+            if "uses" in step:
+                assert PINNED.fullmatch(step["uses"]), step["uses"]
+            if "actions/checkout" in step.get("uses", ""):
+                assert step["with"]["persist-credentials"] is False
+
+
+def test_deploys_never_overlap_or_get_cancelled(workflow: dict[Any, Any]):
+    assert workflow["jobs"]["deploy"]["concurrency"] == {
+        "group": "deploy-production",
+        "cancel-in-progress": False,
+    }
+    cancel = workflow["concurrency"]["cancel-in-progress"]
+    assert cancel == "${{ github.event_name == 'pull_request' }}"
+
+
+def test_test_job_runs_make_test_against_a_postgresql_15_service(workflow: dict[Any, Any]):
+    job = workflow["jobs"]["test"]
+    postgres = job["services"]["postgres"]
+    assert postgres["image"].startswith("postgres:15")
+    assert "5432:5432" in postgres["ports"]
+    assert "--health-cmd" in postgres["options"]
+    assert job["env"]["TEST_DATABASE_URL"].startswith("postgresql://")
+    assert "@127.0.0.1:5432/" in job["env"]["TEST_DATABASE_URL"]
+    assert [s["run"] for s in job["steps"] if "run" in s] == ["make test"]
+
+
+def test_deploy_authenticates_through_wif_and_pushes_sha_and_latest(workflow: dict[Any, Any]):
+    steps = {s.get("uses", "").split("@")[0]: s for s in workflow["jobs"]["deploy"]["steps"]}
+    auth = steps["google-github-actions/auth"]["with"]
+    assert auth["workload_identity_provider"] == "${{ vars.WIF_PROVIDER }}"
+    assert auth["service_account"] == "${{ vars.DEPLOY_SA }}"
+    assert "credentials_json" not in auth
+    build = steps["docker/build-push-action"]["with"]
+    assert build["tags"].splitlines() == [
+        "${{ env.IMAGE }}:${{ github.sha }}",
+        "${{ env.IMAGE }}:latest",
+    ]
+    assert (build["push"], build["cache-from"], build["cache-to"]) == (
+        True,
+        "type=gha",
+        "type=gha,mode=max",
+    )
+    gke = steps["google-github-actions/get-gke-credentials"]["with"]
+    assert gke["use_dns_based_endpoint"] is True
+
+
+def test_deploy_migrates_before_it_rolls_out_then_smoke_tests(deploy_script: str):
+    sequence = [
+        "google-github-actions/auth",
+        "docker/build-push-action",
+        "google-github-actions/get-gke-credentials",
+        "create secret generic cme-db",
+        "--dry-run=client -o yaml | kubectl apply -f -",
+        "kubectl apply -k \"$OVERLAY\" -l 'app.kubernetes.io/component!=migration'",
+        "delete job cme-migrate",
+        'kubectl apply -k "$OVERLAY" -l app.kubernetes.io/component=migration',
+        "wait --for=condition=complete job/cme-migrate",
+        "logs job/cme-migrate",
+        'set image deployment/cme-task app="$NEW_IMAGE"',
+        "rollout status deployment/cme-task --timeout=600s",
+        "rollout undo deployment/cme-task",
+        "loadBalancer.ingress[0].ip",
+        "scripts/smoke.sh",
+        "port-forward service/cme-task-service",
+    ]
+    position = 0
+    for fragment in sequence:
+        position = deploy_script.find(fragment, position)
+        assert position >= 0, f"{fragment!r} missing or out of order"
+
+
+def test_workflow_names_match_the_manifests_and_the_scripts(deploy_script: str, root: Path):
+    overlay = root / "infra/k8s/overlays/prod"
+    assert (overlay / "kustomization.yaml").is_file()
+    assert (overlay / "deploy.env").is_file()
+    assert (root / "scripts/smoke.sh").is_file()
+    base = root / "infra/k8s/base"
+    deployment = yaml.safe_load((base / "deployment.yaml").read_text())
+    job = yaml.safe_load((base / "migrate-job.yaml").read_text())
+    assert deployment["metadata"]["name"] in deploy_script
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["name"] == "app"
+    assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "migration"
+    assert f"-c {job['spec']['template']['spec']['containers'][0]['name']}" in deploy_script
+    assert yaml.safe_load((base / "service.yaml").read_text())["metadata"]["name"] in deploy_script
