@@ -88,7 +88,10 @@ class InMemoryIdempotencyStore:
         if earlier is not None and earlier.expires_at > record.created_at:
             raise IdempotentRequestInProgress(record.key)
         self.store.idempotency[slot] = record
-        self.undo.append(lambda: self.store.idempotency.__delitem__(slot))
+        if earlier is None:
+            self.undo.append(lambda: self.store.idempotency.__delitem__(slot))
+        else:  # an expired record was replaced: a rollback must bring it back
+            self.undo.append(lambda: self.store.idempotency.__setitem__(slot, earlier))
 
 
 class InMemoryUnitOfWork:
