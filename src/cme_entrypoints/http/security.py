@@ -1,0 +1,232 @@
+"""Plain ASGI hardening: security headers on every response, and a guard in front of the routes."""
+
+import hashlib
+import hmac
+from typing import Final
+
+import orjson
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from cme_domain.principal import MissingScope
+from cme_entrypoints.http import errors
+from cme_entrypoints.http.auth import PRINCIPAL_SUBJECT, RequestAuthenticator
+from cme_entrypoints.http.problems import Problem
+
+MAX_QUERY_BYTES: Final = 2048
+MAX_HEAD_BYTES: Final = 16 * 1024  # request line and headers; h11's default limit too
+METRICS_PATH: Final = "/metrics"
+DOCS_PATH: Final = "/docs"
+API_CSP: Final = b"default-src 'none'; frame-ancestors 'none'"
+# The docs page loads its own script, styles and images, all served by this app.
+DOCS_CSP: Final = (
+    b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    b"connect-src 'self'; frame-ancestors 'none'"
+)
+_COMMON: Final = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+)
+API_HEADERS: Final = (*_COMMON, (b"content-security-policy", API_CSP))
+DOCS_HEADERS: Final = (*_COMMON, (b"content-security-policy", DOCS_CSP))
+NO_STORE: Final = (b"cache-control", b"no-store")
+
+
+class SecurityHeadersMiddleware:
+    """Appends the security headers to every response start; error and authenticated responses
+    also get Cache-Control: no-store, unless they already say how to cache."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = route_path(scope)
+        extra = DOCS_HEADERS if path == DOCS_PATH or path.startswith("/docs/") else API_HEADERS
+
+        async def send_secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.get("headers")
+                if type(headers) is not list:
+                    headers = message["headers"] = list(headers or ())
+                headers.extend(extra)
+                private = PRINCIPAL_SUBJECT in scope.get("state", ())
+                if (message["status"] >= 400 or private) and not _has(headers, b"cache-control"):
+                    headers.append(NO_STORE)
+            await send(message)
+
+        await self.app(scope, receive, send_secured)
+
+
+class RequestGuard:
+    """Answers before any route runs: 414 for an over-long query, 401 for /metrics without its
+    token, and 401/403 for a /products request without the credentials and scope it needs."""
+
+    def __init__(self, app: ASGIApp, authenticator: RequestAuthenticator, metrics_token: str):
+        self.app = app
+        self._auth = authenticator
+        self._metrics = hashlib.sha256(metrics_token.encode()).digest() if metrics_token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self._check(scope)
+        except Problem as problem:
+            response = await errors.problem_handler(Request(scope), problem)
+        except MissingScope as missing:
+            response = await errors.domain_handler(Request(scope), missing)
+        else:
+            await self.app(scope, receive, send)
+            return
+        await response(scope, receive, send)
+
+    async def _check(self, scope: Scope) -> None:
+        if len(scope["query_string"]) > MAX_QUERY_BYTES:
+            raise Problem(414, f"the query is longer than {MAX_QUERY_BYTES} bytes", slug="too-long")
+        path = route_path(scope)
+        if path == METRICS_PATH and self._metrics is not None:
+            self._check_metrics_token(scope, self._metrics)
+            return
+        needed = self._auth.required_scope(scope["method"], path)
+        if needed is not None:
+            principal = await self._auth.authenticate(scope)
+            principal.require(needed)
+
+    def _check_metrics_token(self, scope: Scope, expected: bytes) -> None:
+        authorization = _header(scope, b"authorization") or b""
+        scheme, _, token = authorization.partition(b" ")
+        offered = hashlib.sha256(token.strip()).digest()
+        # Compare digests: equal lengths keep the comparison's time independent of the token.
+        if not (hmac.compare_digest(offered, expected) and scheme.lower() == b"bearer"):
+            raise Problem(
+                401,
+                "send the metrics token in an Authorization: Bearer header",
+                slug="unauthorized",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
+        scope.setdefault("state", {})[PRINCIPAL_SUBJECT] = "metrics-scraper"
+
+
+def cors(origins: tuple[str, ...]) -> list[Middleware]:
+    """CORS for the listed origins only; none listed, no CORS middleware at all."""
+    if not origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "X-API-Key",
+                "If-Match",
+                "If-None-Match",
+                "Idempotency-Key",
+                "X-Request-ID",
+            ],
+            expose_headers=[
+                "ETag",
+                "Location",
+                "Retry-After",
+                "Idempotent-Replayed",
+                "X-Request-ID",
+                "WWW-Authenticate",
+            ],
+            max_age=600,
+        )
+    ]
+
+
+def route_path(scope: Scope) -> str:
+    """The path the router matches: without the root_path a proxy may have put in front."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root + "/"):
+        return path[len(root) :]
+    return path
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def _has(headers: list[tuple[bytes, bytes]], name: bytes) -> bool:
+    return any(key.lower() == name for key, _ in headers)
+
+
+class HeadTooLarge(Exception):
+    pass
+
+
+_HEAD_TOO_LARGE: Final = orjson.dumps(
+    {
+        "type": "urn:cme:problem:headers-too-large",
+        "title": "Request Header Fields Too Large",
+        "status": 431,
+        "detail": f"the request line and headers are larger than {MAX_HEAD_BYTES} bytes",
+    }
+)
+_HEAD_TOO_LARGE_HEAD: Final = b"".join(
+    [
+        b"content-type: application/problem+json\r\n",
+        b"content-length: %d\r\n" % len(_HEAD_TOO_LARGE),
+        b"cache-control: no-store\r\n",
+        *(name + b": " + value + b"\r\n" for name, value in API_HEADERS),
+        b"connection: close\r\n\r\n",
+    ]
+)
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a limit on the request head: 431, then close.
+
+    httptools buffers a request line and headers of any size (h11 stops at its
+    h11_max_incomplete_event_size), so a client could make a worker hold gigabytes.
+    """
+
+    _in_head = True
+    _head_bytes = 0  # received since the current request's head began
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        # A head still incomplete: stop reading it once it is too large to be allowed.
+        if self._in_head and self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
+            self.send_400_response("")
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > MAX_HEAD_BYTES:
+            # Raised inside a parser callback, uvicorn answers with send_400_response below.
+            self._head_bytes = size
+            raise HeadTooLarge
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head, self._head_bytes = True, 0
+
+    def send_400_response(self, msg: str) -> None:
+        if self._head_bytes <= MAX_HEAD_BYTES:
+            super().send_400_response(msg)
+            return
+        content = [b"HTTP/1.1 431 Request Header Fields Too Large\r\n"]
+        content += [
+            name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers
+        ]
+        self.transport.write(b"".join([*content, _HEAD_TOO_LARGE_HEAD, _HEAD_TOO_LARGE]))
+        self.transport.close()
