@@ -129,7 +129,7 @@ class InMemoryUnitOfWork:
 class InMemoryDatabase:
     store: InMemoryStore = attrs.Factory(InMemoryStore)
 
-    def unit_of_work(self) -> InMemoryUnitOfWork:
+    def unit_of_work(self, *, read_only: bool = False) -> InMemoryUnitOfWork:
         return InMemoryUnitOfWork(self.store)
 
     async def ping(self) -> None:

@@ -8,20 +8,24 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 # The seed's dashboards and alerts are built on these exact names and buckets.
 LATENCY_BUCKETS: Final = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 REQUESTS: Final = "http_requests"  # exported as http_requests_total
 LATENCY: Final = "request_latency_seconds"
+QUERY_LATENCY: Final = "db_query_duration_seconds"
+QUERY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 PoolStats = Callable[[], dict[str, int]]
 
 
 class PrometheusMetrics:
-    def __init__(self, pool_stats: PoolStats | None = None) -> None:
+    def __init__(self) -> None:
         self._registry = CollectorRegistry(auto_describe=True)
+        # The process's CPU seconds, resident memory and open files, read from /proc.
+        ProcessCollector(registry=self._registry)
         self._reader = PrometheusMetricReader(
             disable_target_info=True, scope_info_enabled=False, registry=self._registry
         )
@@ -32,10 +36,14 @@ class PrometheusMetrics:
                 View(
                     instrument_name=LATENCY,
                     aggregation=ExplicitBucketHistogramAggregation(LATENCY_BUCKETS),
-                )
+                ),
+                View(
+                    instrument_name=QUERY_LATENCY,
+                    aggregation=ExplicitBucketHistogramAggregation(QUERY_BUCKETS),
+                ),
             ],
         )
-        meter = self._provider.get_meter("cme")
+        meter = self._meter = self._provider.get_meter("cme")
         self._requests = meter.create_counter(REQUESTS, description="HTTP requests served")
         self._latency = meter.create_histogram(
             LATENCY, description="Time from request start to response end, in seconds"
@@ -43,17 +51,22 @@ class PrometheusMetrics:
         self._in_flight = meter.create_up_down_counter(
             "http_requests_in_flight", description="HTTP requests being served now"
         )
-        if pool_stats is not None:
-            stats = pool_stats
+        self._query_latency = meter.create_histogram(
+            QUERY_LATENCY, description="Time the database took to answer one statement, in seconds"
+        )
 
-            def observe(_options: CallbackOptions) -> Iterable[Observation]:
-                return [Observation(v, {"state": k}) for k, v in stats().items()]
+    def watch_pool(self, stats: PoolStats) -> None:
+        def observe(_options: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(v, {"state": k}) for k, v in stats().items()]
 
-            meter.create_observable_gauge(
-                "db_pool_connections",
-                callbacks=[observe],
-                description="Database pool connections by state (in_use, idle, waiting)",
-            )
+        self._meter.create_observable_gauge(
+            "db_pool_connections",
+            callbacks=[observe],
+            description="Database pool connections by state (in_use, idle, overflow)",
+        )
+
+    def query_finished(self, seconds: float) -> None:
+        self._query_latency.record(seconds)
 
     def request_started(self) -> None:
         self._in_flight.add(1)

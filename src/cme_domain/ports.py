@@ -1,6 +1,5 @@
 """The ports the use cases need; adapters implement them."""
 
-from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
@@ -75,7 +74,9 @@ class UnitOfWork(Protocol):
     async def commit(self) -> None: ...
 
 
-UnitOfWorkFactory = Callable[[], UnitOfWork]
+class UnitOfWorkFactory(Protocol):
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork:
+        """A new unit of work; read_only promises that it will neither write nor commit."""
 
 
 class Clock(Protocol):

@@ -36,7 +36,7 @@ class GetProduct:
     uow: UnitOfWorkFactory
 
     async def __call__(self, product_id: UUID) -> Product:
-        async with self.uow() as uow:
+        async with self.uow(read_only=True) as uow:
             product = await uow.products.get(product_id)
         if product is None:
             raise ProductNotFound(product_id)
@@ -48,7 +48,7 @@ class ListProducts:
     uow: UnitOfWorkFactory
 
     async def __call__(self, query: ProductQuery) -> Page:
-        async with self.uow() as uow:
+        async with self.uow(read_only=True) as uow:
             return await uow.products.list(query)
 
 

@@ -11,8 +11,9 @@ import uvicorn
 
 from cme_adapters.sql import migrate as migrations
 from cme_domain.errors import StorageUnavailable
-from cme_entrypoints import logs
+from cme_entrypoints import logs, token_command
 from cme_entrypoints.http.docs import openapi_document
+from cme_entrypoints.http.security import MAX_HEAD_BYTES
 from cme_entrypoints.settings import Settings, SettingsError
 
 DESCRIPTION = """\
@@ -20,8 +21,10 @@ cme: the product-catalogue API.
 
 Configuration comes from environment variables (see the README): DATABASE_URL, or
 DB_HOST/DB_PORT/DB_USER/DB_PASS/DB_NAME; with neither, an embedded SQLite file at var/cme.db.
-API_KEY/API_KEYS, PORT, WEB_CONCURRENCY, LOG_LEVEL, LOG_FORMAT, DB_POOL_SIZE,
-SHUTDOWN_GRACE_SECONDS, CURSOR_SECRET.
+Credentials: API_KEY/API_KEYS; JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWT_JWKS_FILE or
+JWT_JWKS_URL with JWT_ISSUER, JWT_AUDIENCE, JWT_ALGORITHMS, JWT_LEEWAY_SECONDS;
+REQUIRE_READ_SCOPE. Service: PORT, HOST, WEB_CONCURRENCY, LOG_LEVEL, LOG_FORMAT, DB_POOL_SIZE,
+SHUTDOWN_GRACE_SECONDS, SHUTDOWN_DRAIN_SECONDS, CURSOR_SECRET, CORS_ALLOW_ORIGINS, METRICS_TOKEN.
 """
 
 
@@ -68,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Print the OpenAPI 3.1 document that GET /openapi.json serves.",
     )
     openapi.set_defaults(run=_openapi)
+    token_command.register(commands)
     return parser
 
 
@@ -83,6 +87,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         port=args.port or settings.port,
         workers=args.workers or settings.workers,
         log_config=log_config,
+        # httptools has no limit on a request head of its own; this protocol answers 431.
+        http="cme_entrypoints.http.security:BoundedHttpToolsProtocol",
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        loop="uvloop",
+        timeout_keep_alive=5,
         server_header=False,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )

@@ -5,6 +5,7 @@ from importlib.metadata import version
 from dependency_injector import containers, providers
 
 from cme_adapters.auth.api_keys import ApiKeyAuthenticator
+from cme_adapters.auth.jwt import JwtAuthenticator
 from cme_adapters.metrics import PrometheusMetrics
 from cme_adapters.sql.database import SqlDatabase
 from cme_adapters.sql.engine import PoolSettings
@@ -17,25 +18,33 @@ from cme_entrypoints.http.products import ProductRoutes
 from cme_entrypoints.settings import Settings
 
 
+def build_authenticator(settings: Settings) -> RequestAuthenticator:
+    """API keys, JWT, or both, as configured; with neither, every protected request is a 401."""
+    return RequestAuthenticator(
+        api_keys=ApiKeyAuthenticator(settings.api_keys),
+        tokens=JwtAuthenticator(settings.jwt) if settings.jwt is not None else None,
+        require_read_scope=settings.require_read_scope,
+    )
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
+    metrics = providers.Singleton(PrometheusMetrics)
     database = providers.Singleton(
         SqlDatabase.connect,
         url=settings.provided.database_url,
         pool=providers.Factory(PoolSettings, size=settings.provided.pool_size),
+        on_query=metrics.provided.query_finished,
     )
-    metrics = providers.Singleton(PrometheusMetrics, pool_stats=database.provided.pool_stats)
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(Uuid7Generator)
     unit_of_work = database.provided.unit_of_work
+    authenticator = providers.Singleton(build_authenticator, settings)
 
     product_routes = providers.Singleton(
         ProductRoutes,
-        authenticate=providers.Singleton(
-            RequestAuthenticator,
-            providers.Singleton(ApiKeyAuthenticator, settings.provided.api_keys),
-        ),
+        authenticate=authenticator,
         cursors=providers.Singleton(CursorCodec, settings.provided.cursor_key),
         get_product=providers.Singleton(use_cases.GetProduct, unit_of_work),
         list_products=providers.Singleton(use_cases.ListProducts, unit_of_work),

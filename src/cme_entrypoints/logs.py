@@ -2,12 +2,17 @@
 
 import logging
 import logging.config
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 _CLOUD_SEVERITY = {"WARNING": "WARNING", "CRITICAL": "CRITICAL"}
+
+# Set by the HTTP middleware for the duration of a request, so that every line logged while
+# serving it, from any module, carries its id.
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 class JsonFormatter(logging.Formatter):
@@ -18,9 +23,12 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "logger": record.name,
         }
-        request_id = getattr(record, "request_id", None)
-        if request_id is not None:
-            entry["request_id"] = request_id
+        current_request = getattr(record, "request_id", None) or request_id.get()
+        if current_request is not None:
+            entry["request_id"] = current_request
+        subject = getattr(record, "subject", None)
+        if subject is not None:
+            entry["subject"] = subject
         http = getattr(record, "http", None)
         if http is not None:
             entry["httpRequest"] = {
@@ -38,13 +46,21 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+class ConsoleFormatter(logging.Formatter):
+    """For people at a terminal: one short line, with the request id when there is one."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        current_request = getattr(record, "request_id", None) or request_id.get()
+        return f"{line} [{current_request}]" if current_request else line
+
+
 def configure(level: str, fmt: str) -> dict[str, Any]:
     """Configure logging for this process and return the dict for uvicorn's own workers."""
-    formatter = (
-        {"()": JsonFormatter}
-        if fmt == "json"
-        else {"format": "%(asctime)s %(levelname)-8s %(name)s %(message)s"}
-    )
+    formatter = {"()": JsonFormatter} if fmt == "json" else {"()": ConsoleFormatter}
     config: dict[str, Any] = {
         "version": 1,
         "disable_existing_loggers": False,

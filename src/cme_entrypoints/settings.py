@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
@@ -9,11 +10,15 @@ from urllib.parse import quote
 
 import attrs
 
+from cme_adapters.auth import jwt_config
+from cme_adapters.auth.api_keys import ApiKey
+from cme_adapters.auth.jwt_config import JwtSettings
 from cme_adapters.sql.engine import async_url
 
 DEFAULT_SQLITE_PATH: Final = Path("var/cme.db")
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS: Final = ("json", "console")
+_ORIGIN: Final = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 class SettingsError(ValueError):
@@ -22,16 +27,23 @@ class SettingsError(ValueError):
 
 @attrs.frozen
 class Settings:
-    database_url: str
-    api_keys: tuple[str, ...] = ()
-    host: str = "0.0.0.0"  # noqa: S104 - a container must listen beyond loopback
+    # Secrets stay out of repr, so a settings object that ends up in a log line leaks nothing.
+    database_url: str = attrs.field(repr=False)
+    api_keys: tuple[str, ...] = attrs.field(default=(), repr=False)
+    jwt: JwtSettings | None = None
+    require_read_scope: bool = False
+    cors_allow_origins: tuple[str, ...] = ()
+    metrics_token: str = attrs.field(default="", repr=False)
+    host: str = "0.0.0.0"  # noqa: S104  # nosec B104  # a container listens beyond loopback
     port: int = 5000
     workers: int = 1
     log_level: str = "INFO"
     log_format: str = "json"
     pool_size: int = 5
     shutdown_grace_seconds: int = 20
-    cursor_secret: str = ""
+    shutdown_drain_seconds: int = 0
+    request_telemetry: bool = True
+    cursor_secret: str = attrs.field(default="", repr=False)
 
     @property
     def cursor_key(self) -> bytes:
@@ -51,13 +63,19 @@ class Settings:
         return cls(
             database_url=_database_url(get),
             api_keys=_api_keys(get),
-            host=get.text("HOST", "0.0.0.0"),  # noqa: S104
+            jwt=_jwt(get),
+            require_read_scope=get.boolean("REQUIRE_READ_SCOPE"),
+            cors_allow_origins=_origins(get),
+            metrics_token=_metrics_token(get),
+            host=get.text("HOST", "0.0.0.0"),  # noqa: S104  # nosec B104  # as above
             port=get.integer("PORT", 5000, 1, 65535),
             workers=get.integer("WEB_CONCURRENCY", 1, 1, 64),
             log_level=get.choice("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
             log_format=get.choice("LOG_FORMAT", "json", LOG_FORMATS),
             pool_size=get.integer("DB_POOL_SIZE", 5, 1, 100),
             shutdown_grace_seconds=get.integer("SHUTDOWN_GRACE_SECONDS", 20, 0, 3600),
+            shutdown_drain_seconds=get.integer("SHUTDOWN_DRAIN_SECONDS", 0, 0, 60),
+            request_telemetry=get.boolean("REQUEST_TELEMETRY", default=True),
             cursor_secret=get.text("CURSOR_SECRET", ""),
         )
 
@@ -80,6 +98,15 @@ class _Reader:
         if not low <= value <= high:
             raise SettingsError(f"{name} must be an integer between {low} and {high}")
         return value
+
+    def items(self, name: str) -> list[str]:
+        return [item.strip() for item in self.env.get(name, "").split(",") if item.strip()]
+
+    def boolean(self, name: str, default: bool = False) -> bool:
+        value = self.text(name, str(default)).lower()
+        if value not in ("true", "false", "1", "0", "yes", "no"):
+            raise SettingsError(f"{name} must be true or false")
+        return value in ("true", "1", "yes")
 
     def choice(self, name: str, default: str, allowed: tuple[str, ...], upper: bool = False) -> str:
         value = self.text(name, default)
@@ -117,9 +144,36 @@ def _database_url(get: _Reader) -> str:
 
 
 def _api_keys(get: _Reader) -> tuple[str, ...]:
-    keys = [get.env["API_KEY"].strip()] if "API_KEY" in get.env else []
-    keys += [k.strip() for k in get.env.get("API_KEYS", "").split(",") if k.strip()]
-    for key in keys:
-        if len(key) < 16:
-            raise SettingsError("API_KEY/API_KEYS: every key must be at least 16 characters")
-    return tuple(dict.fromkeys(keys))
+    """`name:key` entries: API_KEY is the key named "default"; API_KEYS a comma list."""
+    entries = [f"default:{get.text('API_KEY', '')}"] if "API_KEY" in get.env else []
+    entries += get.items("API_KEYS")
+    for entry in entries:
+        try:
+            ApiKey.parse(entry)
+        except ValueError as error:
+            raise SettingsError(f"API_KEY/API_KEYS: {error}") from None
+    return tuple(dict.fromkeys(entries))
+
+
+def _jwt(get: _Reader) -> JwtSettings | None:
+    try:
+        return jwt_config.from_env(get.env)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
+
+
+def _origins(get: _Reader) -> tuple[str, ...]:
+    origins = tuple(
+        o.strip() for o in get.env.get("CORS_ALLOW_ORIGINS", "").split(",") if o.strip()
+    )
+    for origin in origins:
+        if origin != "*" and not _ORIGIN.fullmatch(origin):
+            raise SettingsError("CORS_ALLOW_ORIGINS must list origins like https://app.example.com")
+    return origins
+
+
+def _metrics_token(get: _Reader) -> str:
+    token = get.text("METRICS_TOKEN", "")
+    if token and len(token) < 16:
+        raise SettingsError("METRICS_TOKEN must be at least 16 characters")
+    return token

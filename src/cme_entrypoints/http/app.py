@@ -14,6 +14,8 @@ from cme_entrypoints.http import errors
 from cme_entrypoints.http.docs import docs_routes
 from cme_entrypoints.http.middleware import ObservabilityMiddleware
 from cme_entrypoints.http.problems import Problem
+from cme_entrypoints.http.security import RequestGuard, SecurityHeadersMiddleware, cors
+from cme_entrypoints.http.shutdown import drain_before_stopping
 
 log = logging.getLogger("cme")
 
@@ -25,23 +27,33 @@ def create_app(container: Container) -> Starlette:
     operations = container.operations_routes()
     products = container.product_routes()
     metrics = container.metrics()
+    metrics.watch_pool(database.pool_stats)
+    authenticator = container.authenticator()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         log.info("cme starting on %s storage", settings.database_kind)
-        if not settings.api_keys:
-            log.warning("no API_KEY or API_KEYS configured: every write will be refused")
+        await authenticator.start()
+        drain_before_stopping(operations.turn_unready, settings.shutdown_drain_seconds)
+        if not authenticator.enabled:
+            log.warning("no API_KEY, API_KEYS or JWT_* configured: every write will be refused")
         try:
             yield
         finally:
-            operations.shutting_down = True
+            operations.turn_unready()
             await database.close()
             metrics.close()
             log.info("cme stopped")
 
-    return Starlette(
+    app = Starlette(
         routes=[*operations.routes(), *products.routes(), *docs_routes()],
-        middleware=[Middleware(ObservabilityMiddleware, metrics=metrics)],
+        middleware=[
+            Middleware(ObservabilityMiddleware, metrics=metrics, record=settings.request_telemetry),
+            *cors(settings.cors_allow_origins),
+            Middleware(
+                RequestGuard, authenticator=authenticator, metrics_token=settings.metrics_token
+            ),
+        ],
         exception_handlers={
             Problem: errors.problem_handler,
             DomainError: errors.domain_handler,
@@ -50,3 +62,6 @@ def create_app(container: Container) -> Starlette:
         },
         lifespan=lifespan,
     )
+    # Outside Starlette's own ServerErrorMiddleware, so that even a 500 gets the headers.
+    app.middleware_stack = SecurityHeadersMiddleware(app.build_middleware_stack())
+    return app

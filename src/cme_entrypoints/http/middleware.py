@@ -8,6 +8,9 @@ from typing import Final, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cme_entrypoints import logs
+from cme_entrypoints.http.auth import PRINCIPAL_SUBJECT
+
 REQUEST_ID_HEADER: Final = b"x-request-id"
 _VALID_REQUEST_ID: Final = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 UNMATCHED_PATH: Final = "unmatched"
@@ -22,9 +25,11 @@ class RequestMetrics(Protocol):
 
 
 class ObservabilityMiddleware:
-    def __init__(self, app: ASGIApp, metrics: RequestMetrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: RequestMetrics, record: bool = True) -> None:
         self.app = app
         self.metrics = metrics
+        # Off only to measure what metrics and the access log cost (REQUEST_TELEMETRY=false).
+        self.record = record
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -45,32 +50,39 @@ class ObservabilityMiddleware:
                 ]
             await send(message)
 
-        self.metrics.request_started()
+        if self.record:
+            self.metrics.request_started()
+        token = logs.request_id.set(request_id)
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            path = getattr(route, "path", UNMATCHED_PATH)
-            self.metrics.request_finished(scope["method"], path, status, elapsed)
-            if access_log.isEnabledFor(logging.INFO):
-                access_log.info(
-                    "%s %s %s",
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    extra={
-                        "request_id": request_id,
-                        "http": {
-                            "method": scope["method"],
-                            "path": scope["path"],
-                            "route": path,
-                            "status": status,
-                            "latency_seconds": round(elapsed, 6),
-                        },
-                        "trace_header": _header(scope, b"x-cloud-trace-context"),
-                    },
-                )
+            logs.request_id.reset(token)
+            if self.record:
+                self._record(scope, request_id, status, time.perf_counter() - started)
+
+    def _record(self, scope: Scope, request_id: str, status: int, elapsed: float) -> None:
+        path = getattr(scope.get("route"), "path", UNMATCHED_PATH)
+        self.metrics.request_finished(scope["method"], path, status, elapsed)
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        access_log.info(
+            "%s %s %s",
+            scope["method"],
+            scope["path"],
+            status,
+            extra={
+                "request_id": request_id,
+                "subject": scope["state"].get(PRINCIPAL_SUBJECT),
+                "http": {
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "route": path,
+                    "status": status,
+                    "latency_seconds": round(elapsed, 6),
+                },
+                "trace_header": _header(scope, b"x-cloud-trace-context"),
+            },
+        )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

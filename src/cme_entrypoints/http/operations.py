@@ -31,6 +31,9 @@ class OperationsRoutes:
             Route("/metrics", self.metrics, methods=["GET"]),
         ]
 
+    def turn_unready(self) -> None:
+        self.shutting_down = True
+
     async def index(self, request: Request) -> Response:
         links = {
             "products": "/products",
