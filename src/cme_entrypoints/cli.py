@@ -13,7 +13,7 @@ from cme_adapters.sql import migrate as migrations
 from cme_domain.errors import StorageUnavailable
 from cme_entrypoints import logs, token_command
 from cme_entrypoints.http.docs import openapi_document
-from cme_entrypoints.http.security import MAX_HEAD_BYTES
+from cme_entrypoints.http.head_limit import MAX_HEAD_BYTES
 from cme_entrypoints.settings import Settings, SettingsError
 
 DESCRIPTION = """\
@@ -88,7 +88,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         workers=args.workers or settings.workers,
         log_config=log_config,
         # httptools has no limit on a request head of its own; this protocol answers 431.
-        http="cme_entrypoints.http.security:BoundedHttpToolsProtocol",
+        http="cme_entrypoints.http.head_limit:BoundedHttpToolsProtocol",
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         loop="uvloop",
         timeout_keep_alive=5,

@@ -20,7 +20,7 @@ from uvicorn.server import ServerState
 from cme_adapters.memory import InMemoryDatabase
 from cme_entrypoints.container import Container
 from cme_entrypoints.http.app import create_app
-from cme_entrypoints.http.security import MAX_HEAD_BYTES, BoundedHttpToolsProtocol
+from cme_entrypoints.http.head_limit import MAX_HEAD_BYTES, BoundedHttpToolsProtocol
 from cme_entrypoints.settings import Settings
 from tests.unit.test_jwt import (
     AUDIENCE,

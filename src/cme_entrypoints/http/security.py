@@ -4,12 +4,10 @@ import hashlib
 import hmac
 from typing import Final
 
-import orjson
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from cme_domain.principal import MissingScope
 from cme_entrypoints.http import errors
@@ -17,7 +15,6 @@ from cme_entrypoints.http.auth import PRINCIPAL_SUBJECT, RequestAuthenticator
 from cme_entrypoints.http.problems import Problem
 
 MAX_QUERY_BYTES: Final = 2048
-MAX_HEAD_BYTES: Final = 16 * 1024  # request line and headers; h11's default limit too
 METRICS_PATH: Final = "/metrics"
 DOCS_PATH: Final = "/docs"
 API_CSP: Final = b"default-src 'none'; frame-ancestors 'none'"
@@ -164,69 +161,3 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 def _has(headers: list[tuple[bytes, bytes]], name: bytes) -> bool:
     return any(key.lower() == name for key, _ in headers)
-
-
-class HeadTooLarge(Exception):
-    pass
-
-
-_HEAD_TOO_LARGE: Final = orjson.dumps(
-    {
-        "type": "urn:cme:problem:headers-too-large",
-        "title": "Request Header Fields Too Large",
-        "status": 431,
-        "detail": f"the request line and headers are larger than {MAX_HEAD_BYTES} bytes",
-    }
-)
-_HEAD_TOO_LARGE_HEAD: Final = b"".join(
-    [
-        b"content-type: application/problem+json\r\n",
-        b"content-length: %d\r\n" % len(_HEAD_TOO_LARGE),
-        b"cache-control: no-store\r\n",
-        *(name + b": " + value + b"\r\n" for name, value in API_HEADERS),
-        b"connection: close\r\n\r\n",
-    ]
-)
-
-
-class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a limit on the request head: 431, then close.
-
-    httptools buffers a request line and headers of any size (h11 stops at its
-    h11_max_incomplete_event_size), so a client could make a worker hold gigabytes.
-    """
-
-    _in_head = True
-    _head_bytes = 0  # received since the current request's head began
-
-    def data_received(self, data: bytes) -> None:
-        if self._in_head:
-            self._head_bytes += len(data)
-        super().data_received(data)
-        # A head still incomplete: stop reading it once it is too large to be allowed.
-        if self._in_head and self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
-            self.send_400_response("")
-
-    def on_headers_complete(self) -> None:
-        self._in_head = False
-        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
-        if size > MAX_HEAD_BYTES:
-            # Raised inside a parser callback, uvicorn answers with send_400_response below.
-            self._head_bytes = size
-            raise HeadTooLarge
-        super().on_headers_complete()
-
-    def on_message_complete(self) -> None:
-        super().on_message_complete()
-        self._in_head, self._head_bytes = True, 0
-
-    def send_400_response(self, msg: str) -> None:
-        if self._head_bytes <= MAX_HEAD_BYTES:
-            super().send_400_response(msg)
-            return
-        content = [b"HTTP/1.1 431 Request Header Fields Too Large\r\n"]
-        content += [
-            name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers
-        ]
-        self.transport.write(b"".join([*content, _HEAD_TOO_LARGE_HEAD, _HEAD_TOO_LARGE]))
-        self.transport.close()
