@@ -1,0 +1,545 @@
+"""The benchmark: cme against the bare-ASGI floor on the same database, one scenario at a time.
+
+Run by `make bench` through bench/run.sh (see bench/README.md):
+
+    python bench/bench.py run  [--duration 10] [--connections 64] [--scenarios get,post]
+    python bench/bench.py soak [--requests 5000000] [--max-minutes 240]
+
+`run` creates a PostgreSQL database cme_bench_<random> with 100,000 products, starts `cme serve
+--workers 2` (INFO access log to bench/out/service.log) and bench/floor.py (2 workers), checks
+that both answer the same bytes, measures start-up time to /db-check 200, runs wrk on each
+scenario against each server in turn, samples worker RSS, profiles the service with py-spy, and
+writes bench/out/report.md and results.json. The database is dropped at the end, even on failure.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from procs import CpuMeter, Server, free_port, http_get, rss_kib
+from profile_summary import summarise
+from sqlalchemy.engine import make_url
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+OUT = BENCH / "out"
+VENV_BIN = Path(sys.executable).parent
+LUA = BENCH / "scenario.lua"
+ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+API_KEY = "bench-key-" + secrets.token_hex(12)
+CURSOR_SECRET = "bench-cursor-" + secrets.token_hex(8)
+
+SCENARIOS = ("health", "get", "list", "deep", "post", "put", "put_if_match", "mix")
+READS = ("health", "get", "list", "deep", "mix")  # mix (90 % reads) is held to the read target
+IF_MATCH_ROWS = 2000  # rows 1..2000 (created_at order): put_if_match's products
+PUT_ROWS = range(IF_MATCH_ROWS, IF_MATCH_ROWS + 20000)  # the products put and mix replace
+DEEP_ROW = 90_000
+
+TARGETS = {"read_ratio": 0.70, "write_ratio": 0.60, "p99_ratio": 2.0, "rss_mib": 120, "start_s": 2}
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# ---------------------------------------------------------------- database
+
+
+@contextmanager
+def bench_database(name: str, rows: int) -> Iterator[str]:
+    """A fresh database with `rows` products, dropped on the way out whatever happened."""
+    if not re.fullmatch(r"cme_bench_[a-z0-9]+", name):
+        raise ValueError("the database name must be cme_bench_<lowercase alphanumerics>")
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        log(f"database {name}: migrating and seeding {rows} products")
+        env = {**base_env(), "DATABASE_URL": url}
+        subprocess.run([str(VENV_BIN / "cme"), "migrate"], env=env, check=True, timeout=120)
+        seed(url, rows)
+        yield url
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        log(f"database {name} dropped")
+
+
+def seed(url: str, rows: int) -> None:
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(
+            """
+            INSERT INTO products (id, sku, name, description, price_cents, quantity,
+                                  created_at, updated_at, version)
+            SELECT gen_random_uuid(), 'SEED-' || lpad(i::text, 6, '0'), 'Seeded product ' || i,
+                   CASE WHEN i %% 3 = 0 THEN NULL
+                        ELSE 'A seeded product for the benchmark, number ' || i END,
+                   (i * 7919) %% 1000000, i %% 1000,
+                   timestamptz '2025-01-01 00:00:00+00' + i * interval '1 second',
+                   timestamptz '2025-01-01 00:00:00+00' + i * interval '1 second', 1
+            FROM generate_series(1, %s) AS i
+            """,
+            (rows,),
+        )
+        db.execute("VACUUM ANALYZE products")
+        ordered = db.execute("SELECT id, sku FROM products ORDER BY created_at, id").fetchall()
+    (OUT / "ids.txt").write_text("".join(f"{i} {s}\n" for i, s in ordered))
+    put = [ordered[i] for i in PUT_ROWS if i < len(ordered)]
+    (OUT / "put-ids.txt").write_text("".join(f"{i} {s} 1\n" for i, s in put))
+
+
+def write_if_match_ids(url: str) -> Path:
+    """The put_if_match products with their current versions, read just before each run."""
+    with psycopg.connect(url) as db:
+        rows = db.execute(
+            "SELECT id, sku, version FROM products ORDER BY created_at, id LIMIT %s",
+            (IF_MATCH_ROWS,),
+        ).fetchall()
+    path = OUT / "if-match-ids.txt"
+    path.write_text("".join(f"{i} {s} {v}\n" for i, s, v in rows))
+    return path
+
+
+# ---------------------------------------------------------------- servers
+
+
+def base_env() -> dict[str, str]:
+    """A clean environment: nothing from the caller's shell (say LOG_LEVEL) leaks in."""
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8"}
+    if os.environ.get("PYTHONPATH"):  # lets a patched copy of src/ be measured
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    if os.environ.get("DB_POOL_SIZE"):
+        env["DB_POOL_SIZE"] = os.environ["DB_POOL_SIZE"]
+    return env
+
+
+def service(url: str, workers: int, log_name: str = "service.log") -> Server:
+    port = free_port()
+    env = {
+        **base_env(),
+        "DATABASE_URL": url,
+        "API_KEY": API_KEY,
+        "CURSOR_SECRET": CURSOR_SECRET,
+        "LOG_LEVEL": "INFO",
+        "LOG_FORMAT": "json",
+        "SHUTDOWN_GRACE_SECONDS": "5",
+    }
+    argv = [str(VENV_BIN / "cme"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--workers", str(workers)]
+    return Server("service", argv, env, OUT / log_name, port)
+
+
+def floor(url: str, workers: int) -> Server:
+    port = free_port()
+    env = {**base_env(), "DATABASE_URL": url, "CURSOR_SECRET": CURSOR_SECRET}
+    argv = [sys.executable, str(BENCH / "floor.py"), "--port", str(port)]
+    argv += ["--workers", str(workers)]
+    return Server("floor", argv, env, OUT / "floor.log", port)
+
+
+@contextmanager
+def running(*servers: Server) -> Iterator[None]:
+    try:
+        for server in servers:
+            server.start()
+        for server in servers:
+            server.wait_ready("/health", timeout=60)
+        yield
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def measure_startup(url: str, workers: int, runs: int) -> list[float]:
+    """Seconds from spawning `cme serve` to the first 200 on /db-check, polled every 10 ms."""
+    seconds = []
+    for n in range(runs):
+        server = service(url, workers, log_name="startup.log")
+        try:
+            started = server.start()
+            seconds.append(server.wait_ready("/db-check", timeout=30, interval=0.01) - started)
+        finally:
+            server.stop()
+        log(f"start-up {n + 1}/{runs}: {seconds[-1]:.3f} s to /db-check 200")
+    return seconds
+
+
+def deep_cursor(base: str) -> str:
+    """Walk the catalogue once, 100 per page, to the cursor after the 90,000th product."""
+    cursor = ""
+    for _ in range(DEEP_ROW // 100):
+        status, body = http_get(f"{base}/products?limit=100{cursor}")
+        if status != 200:
+            raise RuntimeError(f"walking the catalogue: {status}")
+        cursor = "&cursor=" + json.loads(body)["next_cursor"]
+    return cursor.removeprefix("&cursor=")
+
+
+def check_same_bytes(service_base: str, floor_base: str, paths: list[str]) -> None:
+    """The floor must do the same work: same status and body for the read scenarios."""
+    for path in paths:
+        ours, theirs = http_get(service_base + path), http_get(floor_base + path)
+        if ours != theirs:
+            raise RuntimeError(f"service and floor differ on {path}:\n{ours}\n{theirs}")
+
+
+# ---------------------------------------------------------------- wrk
+
+
+def wrk(server: Server, scenario: str, args: argparse.Namespace, seconds: float, tag: str) -> dict:
+    base, worker_pids = server.base, server.workers()
+    path = {"list": "/products?limit=20", "deep": f"/products?limit=20&cursor={args.cursor}"}
+    url = base + path.get(scenario, "/health" if scenario == "health" else "/")
+    env = {
+        **os.environ,
+        "BENCH_SCENARIO": scenario,
+        "BENCH_IDS": str(OUT / "ids.txt"),
+        "BENCH_PUT_IDS": str(OUT / "put-ids.txt"),
+        "BENCH_PREFIX": f"W{tag}{secrets.token_hex(3)}",
+        "BENCH_API_KEY": API_KEY,
+        "BENCH_THREADS": str(args.threads),
+    }
+    time.sleep(1)  # let the previous run's last requests finish before the next one starts
+    if scenario == "put_if_match":
+        env["BENCH_PUT_IDS"] = str(write_if_match_ids(args.url))
+    argv = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds:g}s"]
+    argv += ["--timeout", "5s", "-s", str(LUA), url]
+    meter = CpuMeter(worker_pids)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=seconds + 60)
+    cpu = meter.stop()
+    (OUT / f"wrk-{tag}-{scenario}.txt").write_text(done.stdout + done.stderr)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed on {scenario}: {done.stdout}{done.stderr}")
+    result: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
+    result["errors"] = sum(result[k] for k in ("non2xx", "connect", "read", "write", "timeout"))
+    result["cpu_s"] = {k: round(v, 3) for k, v in cpu.items()}
+    result["server_cpu_us_per_request"] = round(cpu["server"] / max(result["requests"], 1) * 1e6, 1)
+    # CPU that was neither ours, wrk's nor PostgreSQL's: other tenants of this machine.
+    result["other_cpu_share"] = round(cpu["other"] / max(cpu["total"], 1e-9), 3)
+    return result
+
+
+def run_scenarios(servers: dict[str, Server], args: argparse.Namespace) -> dict[str, dict]:
+    results: dict[str, dict] = {}
+    for n, scenario in enumerate(args.scenarios):
+        order = ["service", "floor"] if n % 2 == 0 else ["floor", "service"]
+        results[scenario] = {}
+        for target in order:
+            if args.warmup > 0:
+                wrk(servers[target], scenario, args, args.warmup, f"warmup-{target}")
+            result = wrk(servers[target], scenario, args, args.duration, target)
+            results[scenario][target] = result
+            log(
+                f"{scenario:13s} {target:8s} {result['rps']:9.1f} req/s  "
+                f"p50 {result['p50_us'] / 1000:7.2f} ms  p99 {result['p99_us'] / 1000:7.2f} ms  "
+                f"errors {result['errors']} {result['statuses']} "
+                f"cpu {result['server_cpu_us_per_request']} us/req, "
+                f"others' cpu {100 * result['other_cpu_share']:.0f} %"
+            )
+    return results
+
+
+# ---------------------------------------------------------------- profile
+
+
+def profile(server: Server, scenario: str, args: argparse.Namespace, tag: str) -> str:
+    """py-spy on one worker under load: collapsed stacks summarised, and a flame graph SVG."""
+    spy = VENV_BIN / "py-spy"
+    pids = server.workers()
+    seconds = args.profile_seconds
+    load = threading.Thread(target=wrk, args=(server, scenario, args, seconds + 4, tag))
+    load.start()
+    time.sleep(2)
+    raw, svg = OUT / f"profile-{tag}-{scenario}.txt", OUT / f"profile-{tag}-{scenario}.svg"
+    common = ["--duration", str(seconds), "--rate", "250", "--full-filenames"]
+    spies = [
+        subprocess.Popen(
+            [str(spy), "record", "--pid", str(pids[0]), "--format", "raw", "-o", str(raw), *common],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            [str(spy), "record", "--pid", str(pids[-1]), "-o", str(svg), *common],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+    ]
+    for spied in spies:
+        spied.wait(timeout=seconds + 60)
+    load.join(timeout=seconds + 120)
+    summary = summarise(raw, top=15)
+    (OUT / f"profile-{tag}-{scenario}-summary.txt").write_text(summary)
+    return summary
+
+
+# ---------------------------------------------------------------- report
+
+
+def machine() -> dict[str, str]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown",
+    )
+    with psycopg.connect(ADMIN_URL) as db:
+        pg = db.execute("SHOW server_version").fetchone()
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
+    versions = {}
+    for package in ("uvicorn", "starlette", "sqlalchemy", "psycopg", "uvloop", "httptools"):
+        with suppress(Exception):
+            from importlib.metadata import version
+
+            versions[package] = version(package)
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "src"], capture_output=True, text=True)
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "src").rglob("*.py")):
+        digest.update(path.read_bytes())
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": head.stdout.strip() + (" + uncommitted changes in src/" if dirty.stdout else ""),
+        "src_sha256": digest.hexdigest()[:16],
+        "loadavg_before": Path("/proc/loadavg").read_text().split(" ", 3)[:3].__str__(),
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "postgresql": pg[0] if pg else "?",
+        "wrk": wrk_version.split(" [", 1)[0].strip(),
+        "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
+    }
+
+
+def verdicts(report: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    found = []
+    for scenario, pair in report["scenarios"].items():
+        ours, theirs = pair["service"], pair["floor"]
+        ratio = ours["rps"] / theirs["rps"]
+        want = TARGETS["read_ratio"] if scenario in READS else TARGETS["write_ratio"]
+        found.append((f"{scenario}: throughput >= {want} of floor", ratio >= want, f"{ratio:.2f}"))
+        p99 = ours["p99_us"] / max(theirs["p99_us"], 1)
+        found.append((f"{scenario}: p99 <= 2.0x floor", p99 <= TARGETS["p99_ratio"], f"{p99:.2f}x"))
+        found.append((f"{scenario}: zero errors", ours["errors"] == 0, str(ours["errors"])))
+    rss = report["rss_kib"]["service"]
+    peak = max((v.get("VmHWM", 0) for v in rss.values()), default=0) / 1024
+    found.append(("RSS per worker < 120 MiB (peak)", peak < TARGETS["rss_mib"], f"{peak:.1f} MiB"))
+    if report["startup_s"]:
+        worst = max(report["startup_s"])
+        found.append(("start to /db-check 200 < 2 s (worst)", worst < 2, f"{worst:.3f} s"))
+    return found
+
+
+def render(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    a = report["args"]
+    lines = [
+        f"# cme benchmark, {m['date']}",
+        "",
+        f"Machine: {m['nproc']} cores ({m['cpu']}), shared by wrk, both servers' workers and "
+        f"PostgreSQL {m['postgresql']}; Python {m['python']}, kernel {m['kernel']}, {m['wrk']}; "
+        f"{m['versions']}.",
+        f"Code: commit {m['commit']} (sha256 of src/*.py {m['src_sha256']}); load average "
+        f"before the run {m['loadavg_before']}.",
+        f"Load: wrk -t{a['threads']} -c{a['connections']} -d{a['duration']}s per scenario and "
+        f"server ({a['warmup']} s warm-up first), service and floor alternating; "
+        f"{a['rows']} products; 2 workers each, DB pool {a['pool']} per worker; service access "
+        "log at INFO to bench/out/service.log.",
+        "",
+        "| scenario | service req/s | floor req/s | ratio | p99 service | p99 floor | p99 ratio "
+        "| errors (service/floor) | CPU us/req service / floor | others' CPU |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
+    ]
+    for scenario, pair in report["scenarios"].items():
+        ours, theirs = pair["service"], pair["floor"]
+        lines.append(
+            f"| {scenario} | {ours['rps']:.0f} | {theirs['rps']:.0f} | "
+            f"{ours['rps'] / theirs['rps']:.2f} | {ours['p99_us'] / 1000:.1f} ms | "
+            f"{theirs['p99_us'] / 1000:.1f} ms | {ours['p99_us'] / max(theirs['p99_us'], 1):.2f}x "
+            f"| {ours['errors']} / {theirs['errors']} "
+            f"| {ours['server_cpu_us_per_request']:.0f} "
+            f"/ {theirs['server_cpu_us_per_request']:.0f} "
+            f"| {100 * max(ours['other_cpu_share'], theirs['other_cpu_share']):.0f} % |"
+        )
+    lines += [
+        "",
+        "CPU us/req: CPU time of the server's two workers over the run divided by the requests "
+        "served (the work per request, whatever the load on the machine). Others' CPU: the share "
+        "of the machine's CPU used by processes other than wrk, the server under test and "
+        "PostgreSQL during the run (the larger of the two runs): other tenants' noise.",
+    ]
+    lines += [
+        "",
+        "Start-up to /db-check 200 (s): " + ", ".join(f"{s:.3f}" for s in report["startup_s"]),
+    ]
+    lines += ["", "RSS after the run (KiB, VmRSS / VmHWM peak):"]
+    for name, per_pid in report["rss_kib"].items():
+        for pid, value in per_pid.items():
+            lines.append(f"- {name} worker {pid}: {value.get('VmRSS')} / {value.get('VmHWM')}")
+    lines += ["", f"Access log lines written by the service: {report['access_log_lines']}", ""]
+    lines += ["| target | met | measured |", "| --- | --- | --- |"]
+    lines += [f"| {name} | {'yes' if ok else 'NO'} | {got} |" for name, ok, got in verdicts(report)]
+    for tag, text in report.get("profiles", {}).items():
+        lines += ["", f"## Profile {tag}", "", "```", text.rstrip(), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def count_lines(path: Path) -> int:
+    with path.open("rb") as file:
+        return sum(1 for _ in file)
+
+
+# ---------------------------------------------------------------- modes
+
+
+def run(args: argparse.Namespace) -> int:
+    report: dict[str, Any] = {"machine": machine()}
+    with bench_database(args.database, args.rows) as url:
+        args.url = url
+        report["startup_s"] = measure_startup(url, args.workers, args.startup_runs)
+        ours, theirs = service(url, args.workers), floor(url, args.workers)
+        with running(ours, theirs):
+            ours.wait_ready("/db-check", timeout=30)
+            args.cursor = deep_cursor(ours.base)
+            sample = (OUT / "ids.txt").read_text().split(None, 1)[0]
+            deep = f"/products?limit=20&cursor={args.cursor}"
+            check_same_bytes(ours.base, theirs.base, [f"/products/{sample}", "/products", deep])
+            _, body = http_get(ours.base + deep)
+            first = json.loads(body)["items"][0]["sku"]
+            if first != f"SEED-{DEEP_ROW + 1:06d}":
+                raise RuntimeError(f"the deep page starts at {first}, not row {DEEP_ROW + 1}")
+            log(f"deep page cursor checked: it starts at {first}")
+            report["scenarios"] = run_scenarios({"service": ours, "floor": theirs}, args)
+            report["rss_kib"] = {
+                s.name: {str(p): rss_kib(p) for p in s.workers()} for s in (ours, theirs)
+            }
+            report["profiles"] = {}
+            if args.profile_seconds > 0:
+                for scenario in ("health", "get", "post"):
+                    log(f"profiling the service on {scenario}")
+                    report["profiles"][f"service {scenario}"] = profile(
+                        ours, scenario, args, "service"
+                    )
+                log("profiling the floor on get")
+                report["profiles"]["floor get"] = profile(theirs, "get", args, "floor")
+        report["access_log_lines"] = count_lines(OUT / "service.log")
+    report["args"] = {k: v for k, v in vars(args).items() if k not in ("func", "url", "cursor")}
+    report["args"]["pool"] = os.environ.get("DB_POOL_SIZE", "5")
+    (OUT / "results.json").write_text(json.dumps(report, indent=2))
+    text = render(report)
+    (OUT / "report.md").write_text(text)
+    print(text)
+    missed = [name for name, ok, _ in verdicts(report) if not ok]
+    log(f"{len(missed)} target(s) missed" + (": " + "; ".join(missed) if missed else ""))
+    return 1 if (missed and args.strict) else 0
+
+
+def soak(args: argparse.Namespace) -> int:
+    """Mixed load in chunks until --requests are served; worker RSS recorded after each chunk."""
+    with bench_database(args.database, args.rows) as url:
+        args.url = url
+        ours = service(url, args.workers)
+        samples: list[dict[str, Any]] = []
+        total, started = 0, time.monotonic()
+        deadline = started + args.max_minutes * 60
+        with running(ours):
+            first_workers = ours.workers()
+            chunks = 0
+            while total < args.requests and time.monotonic() < deadline and chunks < 100_000:
+                chunks += 1
+                result = wrk(ours, args.soak_scenario, args, args.chunk_seconds, "soak")
+                total += result["requests"]
+                row = {
+                    "elapsed_s": round(time.monotonic() - started, 1),
+                    "requests": total,
+                    "errors": result["errors"],
+                    "rps": result["rps"],
+                    "rss_kib": {str(p): rss_kib(p).get("VmRSS", 0) for p in ours.workers()},
+                }
+                samples.append(row)
+                log(f"soak: {total} requests, {row['rps']:.0f} req/s, RSS KiB {row['rss_kib']}")
+            replaced = ours.workers() != first_workers
+    lines = ["elapsed_s,requests,errors,rps," + ",".join(f"rss_kib_{p}" for p in first_workers)]
+    for row in samples:
+        rss = [str(row["rss_kib"].get(str(p), "")) for p in first_workers]
+        lines.append(f"{row['elapsed_s']},{row['requests']},{row['errors']},{row['rps']:.0f},")
+        lines[-1] += ",".join(rss)
+    (OUT / "soak.csv").write_text("\n".join(lines) + "\n")
+    fifth = next((r for r in samples if r["requests"] >= total / 5), samples[0])
+    last = samples[-1]
+    print(
+        f"soak: {total} requests of {args.soak_scenario} in {last['elapsed_s']} s, "
+        f"{sum(r['errors'] for r in samples)} errors, workers replaced: {replaced}"
+    )
+    worst = 0.0
+    for pid in first_workers:
+        early, late = fifth["rss_kib"].get(str(pid), 0), last["rss_kib"].get(str(pid), 0)
+        growth = (late - early) / early * 100 if early else float("nan")
+        worst = max(worst, growth)
+        print(
+            f"  worker {pid}: RSS {early / 1024:.1f} MiB at {fifth['requests']} requests, "
+            f"{late / 1024:.1f} MiB at {last['requests']} ({growth:+.1f} %)"
+        )
+    print(f"soak.csv written; target growth < 10 %: {'met' if worst < 10 else 'NOT met'}")
+    return 0
+
+
+def _interrupt(_signal: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=("run", "soak"), nargs="?", default="run")
+    parser.add_argument("--database", default=f"cme_bench_{secrets.token_hex(4)}")
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--startup-runs", type=int, default=5)
+    parser.add_argument("--profile-seconds", type=int, default=10, help="0: no profile")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--requests", type=int, default=5_000_000, help="soak: requests to serve")
+    parser.add_argument("--max-minutes", type=float, default=240, help="soak: time limit")
+    parser.add_argument("--chunk-seconds", type=float, default=30, help="soak: wrk run length")
+    parser.add_argument("--soak-scenario", default="mix", choices=SCENARIOS)
+    args = parser.parse_args()
+    args.cursor, args.url = "", ""
+    args.scenarios = [s for s in args.scenarios.split(",") if s]
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    if shutil.which("wrk") is None:
+        parser.error("wrk is not installed (bench/run.sh installs it)")
+    OUT.mkdir(exist_ok=True)
+    for stale in ("service.log", "floor.log", "startup.log"):  # each run's logs are its own
+        (OUT / stale).unlink(missing_ok=True)
+    # SIGTERM (say, from a CI timeout) unwinds like Ctrl-C, so every finally block runs.
+    signal.signal(signal.SIGTERM, _interrupt)
+    return run(args) if args.mode == "run" else soak(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# `make bench`: cme against a bare-ASGI floor under wrk, on this machine's PostgreSQL.
+#
+#   bash bench/run.sh                 the full run: table, start-up time, RSS, py-spy profiles
+#   bash bench/run.sh run --scenarios get,post --duration 5     a subset (any bench.py option)
+#   bash bench/run.sh soak --requests 1000000                   RSS per worker over a long run
+#
+# BENCH_ADMIN_URL  the PostgreSQL server to use (default postgresql://postgres@127.0.0.1:5432/postgres);
+#                  the run creates cme_bench_<random> there and drops it at the end, even on failure.
+# DB_POOL_SIZE     connections per worker, for the service and the floor alike (default 5).
+# PYTHONPATH       set it to a patched copy's src/ to measure a change without editing the tree.
+# Outputs go to bench/out/ (git-ignored): report.md, results.json, logs, wrk output, profiles.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+venv=.venv
+admin_url="${BENCH_ADMIN_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
+
+if ! command -v wrk >/dev/null; then
+  echo "bench: installing wrk from Debian" >&2
+  apt-get update -q && apt-get install -y -q wrk
+fi
+if ! "$venv/bin/python" -c 'import importlib.metadata as m; m.version("py-spy")' 2>/dev/null; then
+  "$venv/bin/pip" install -q -r bench/requirements.txt
+fi
+mkdir -p bench/out
+
+mode=run
+if [[ $# -gt 0 && ( "$1" == run || "$1" == soak ) ]]; then
+  mode="$1"
+  shift
+fi
+database="cme_bench_$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+
+# bench.py drops its database itself; this trap is the safety net if it dies without unwinding.
+drop_database() {
+  psql "$admin_url" -qAt -c "DROP DATABASE IF EXISTS \"$database\" WITH (FORCE)" >/dev/null 2>&1 || true
+}
+trap drop_database EXIT
+
+"$venv/bin/python" bench/bench.py "$mode" --database "$database" "$@"
