@@ -28,8 +28,8 @@ run: migrate
 	$(BIN)/cme serve
 
 lint: $(BIN)/cme
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -48,8 +48,12 @@ class PrometheusMetrics:
         self._latency = meter.create_histogram(
             LATENCY, description="Time from request start to response end, in seconds"
         )
-        self._in_flight = meter.create_up_down_counter(
-            "http_requests_in_flight", description="HTTP requests being served now"
+        # A plain int, read at scrape time: two SDK calls per request saved.
+        self._in_flight = 0
+        meter.create_observable_gauge(
+            "http_requests_in_flight",
+            callbacks=[lambda _options: [Observation(self._in_flight)]],
+            description="HTTP requests being served now",
         )
         self._query_latency = meter.create_histogram(
             QUERY_LATENCY, description="Time the database took to answer one statement, in seconds"
@@ -69,10 +73,10 @@ class PrometheusMetrics:
         self._query_latency.record(seconds)
 
     def request_started(self) -> None:
-        self._in_flight.add(1)
+        self._in_flight += 1
 
     def request_finished(self, method: str, path: str, status: int, seconds: float) -> None:
-        self._in_flight.add(-1)
+        self._in_flight -= 1
         labels = {"method": method, "path": path, "status": str(status)}
         self._requests.add(1, labels)
         self._latency.record(seconds, labels)

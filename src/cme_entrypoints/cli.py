@@ -9,10 +9,8 @@ from collections.abc import Sequence
 
 import uvicorn
 
-from cme_adapters.sql import migrate as migrations
 from cme_domain.errors import StorageUnavailable
 from cme_entrypoints import logs, token_command
-from cme_entrypoints.http.docs import openapi_document
 from cme_entrypoints.http.head_limit import MAX_HEAD_BYTES
 from cme_entrypoints.settings import Settings, SettingsError
 
@@ -99,6 +97,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    # Imported here: every uvicorn worker re-imports this module, and Alembic is a third of
+    # its start-up time, needed only by this command.
+    from cme_adapters.sql import migrate as migrations
+
     logs.configure(settings.log_level, settings.log_format)
     try:
         asyncio.run(migrations.upgrade(settings.database_url))
@@ -110,6 +112,8 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _openapi(settings: Settings, args: argparse.Namespace) -> int:
+    from cme_entrypoints.http.docs import openapi_document
+
     print(json.dumps(openapi_document(), indent=2))
     return 0
 

@@ -1,9 +1,9 @@
 """One plain ASGI middleware for request ids, metrics and the access log (no per-request task)."""
 
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Final, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -97,4 +97,4 @@ def _request_id(scope: Scope) -> str:
     for key, value in scope["headers"]:
         if key == REQUEST_ID_HEADER and _VALID_REQUEST_ID.fullmatch(value):
             return str(value.decode("ascii"))
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()

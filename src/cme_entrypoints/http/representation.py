@@ -1,6 +1,5 @@
 """How products look on the wire: JSON fields, ETags and If-Match parsing."""
 
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -10,15 +9,17 @@ from cme_domain.product import Product
 
 
 def product_json(product: Product) -> dict[str, Any]:
+    # orjson writes the UUID and the UTC datetimes itself (RFC 3339, "Z"), far faster than
+    # formatting them in Python: a page of 100 products has 300 of them.
     return {
-        "id": str(product.id),
+        "id": product.id,
         "sku": product.sku,
         "name": product.name,
         "description": product.description,
         "price": f"{product.price:.2f}",
         "quantity": product.quantity,
-        "created_at": _timestamp(product.created_at),
-        "updated_at": _timestamp(product.updated_at),
+        "created_at": product.created_at,
+        "updated_at": product.updated_at,
         "version": product.version,
     }
 
@@ -36,12 +37,9 @@ def parse_etag_version(value: str) -> int | None:
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+    content = orjson.dumps(body, option=orjson.OPT_UTC_Z)
+    return Response(content, status, headers, media_type="application/json")
 
 
 def product_response(product: Product, status: int = 200, **headers: str) -> Response:
     return json_response(product_json(product), status, {"ETag": etag(product), **headers})
-
-
-def _timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
