@@ -36,6 +36,10 @@ lint: $(BIN)/cme
 test: lint tools
 	$(BIN)/pytest
 
+# schemathesis against a live cme on PostgreSQL, with and without credentials (see README).
+fuzz: $(BIN)/cme
+	$(BIN)/pytest tests/integration/test_fuzz.py
+
 unit: $(BIN)/cme
 	$(BIN)/pytest tests/unit
 

@@ -4,6 +4,7 @@ Run by `make bench` through bench/run.sh (see bench/README.md):
 
     python bench/bench.py run  [--duration 10] [--connections 64] [--scenarios get,post]
     python bench/bench.py soak [--requests 5000000] [--max-minutes 240]
+    python bench/bench.py telemetry [--scenarios health,get,post]
 
 `run` creates a PostgreSQL database cme_bench_<random> with 100,000 products, starts `cme serve
 --workers 2` (INFO access log to bench/out/service.log) and bench/floor.py (2 workers), checks
@@ -129,10 +130,13 @@ def base_env() -> dict[str, str]:
     return env
 
 
-def service(url: str, workers: int, log_name: str = "service.log") -> Server:
+def service(
+    url: str, workers: int, log_name: str = "service.log", telemetry: bool = True
+) -> Server:
     port = free_port()
     env = {
         **base_env(),
+        "REQUEST_TELEMETRY": "true" if telemetry else "false",
         "DATABASE_URL": url,
         "API_KEY": API_KEY,
         "CURSOR_SECRET": CURSOR_SECRET,
@@ -142,7 +146,7 @@ def service(url: str, workers: int, log_name: str = "service.log") -> Server:
     }
     argv = [str(VENV_BIN / "cme"), "serve", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--workers", str(workers)]
-    return Server("service", argv, env, OUT / log_name, port)
+    return Server("service" if telemetry else "quiet", argv, env, OUT / log_name, port)
 
 
 def floor(url: str, workers: int) -> Server:
@@ -453,6 +457,41 @@ def run(args: argparse.Namespace) -> int:
     return 1 if (missed and args.strict) else 0
 
 
+def telemetry(args: argparse.Namespace) -> int:
+    """Throughput with metrics and the access log on, as a share of the same service without."""
+    rows: list[str] = []
+    with bench_database(args.database, args.rows) as url:
+        args.url = url
+        on = service(url, args.workers)
+        off = service(url, args.workers, "service-quiet.log", telemetry=False)
+        with running(on, off):
+            results = run_scenarios({"service": on, "floor": off}, args)
+    for scenario, pair in results.items():
+        with_, without = pair["service"], pair["floor"]
+        ratio = with_["rps"] / max(without["rps"], 1e-9)
+        rows.append(
+            f"| {scenario} | {with_['rps']:.0f} | {without['rps']:.0f} | {ratio:.2f} | "
+            f"{with_['server_cpu_us_per_request']} / {without['server_cpu_us_per_request']} | "
+            f"{with_['errors']} / {without['errors']} |"
+        )
+    text = "\n".join(
+        [
+            f"# Telemetry overhead, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            "",
+            "Same run, alternating: `cme serve` with REQUEST_TELEMETRY on (metrics and the INFO",
+            "access log) and off. Target: on >= 0.85 of off.",
+            "",
+            "| scenario | on req/s | off req/s | on / off | CPU us/req on / off | errors |",
+            "| --- | ---: | ---: | ---: | ---: | --- |",
+            *rows,
+            "",
+        ]
+    )
+    (OUT / "telemetry.md").write_text(text)
+    print(text)
+    return 0
+
+
 def soak(args: argparse.Namespace) -> int:
     """Mixed load in chunks until --requests are served; worker RSS recorded after each chunk."""
     with bench_database(args.database, args.rows) as url:
@@ -509,7 +548,7 @@ def _interrupt(_signal: int, _frame: object) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("run", "soak"), nargs="?", default="run")
+    parser.add_argument("mode", choices=("run", "soak", "telemetry"), nargs="?", default="run")
     parser.add_argument("--database", default=f"cme_bench_{secrets.token_hex(4)}")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
@@ -538,7 +577,7 @@ def main() -> int:
         (OUT / stale).unlink(missing_ok=True)
     # SIGTERM (say, from a CI timeout) unwinds like Ctrl-C, so every finally block runs.
     signal.signal(signal.SIGTERM, _interrupt)
-    return run(args) if args.mode == "run" else soak(args)
+    return {"run": run, "soak": soak, "telemetry": telemetry}[args.mode](args)
 
 
 if __name__ == "__main__":

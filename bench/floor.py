@@ -83,20 +83,16 @@ pool = Pool(os.environ.get("DATABASE_URL", ""), int(os.environ.get("DB_POOL_SIZE
 def product(row: tuple[Any, ...]) -> dict[str, Any]:
     id_, sku, name, description, cents, quantity, created, updated, version = row
     return {
-        "id": str(id_),
+        "id": id_,
         "sku": sku,
         "name": name,
         "description": description,
         "price": f"{cents // 100}.{cents % 100:02d}",
         "quantity": quantity,
-        "created_at": _stamp(created),
-        "updated_at": _stamp(updated),
+        "created_at": created.astimezone(UTC),
+        "updated_at": updated.astimezone(UTC),
         "version": version,
     }
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _uuid7() -> uuid.UUID:
@@ -141,7 +137,7 @@ async def _product_response(send: Any, row: tuple[Any, ...], status: int = 200) 
     headers = [*JSON, (b"etag", f'"v{row[8]}"'.encode())]
     if status == 201:
         headers.append((b"location", f"/products/{row[0]}".encode()))
-    await _send(send, status, orjson.dumps(product(row)), headers)
+    await _send(send, status, orjson.dumps(product(row), option=orjson.OPT_UTC_Z), headers)
 
 
 async def _problem(send: Any, status: int, path: str) -> None:
@@ -166,7 +162,7 @@ async def _list(scope: dict[str, Any], send: Any) -> None:
     page = rows[:limit]
     cursor = _cursor(page[-1]) if len(rows) > limit else None
     body = {"items": [product(r) for r in page], "next_cursor": cursor}
-    await _send(send, 200, orjson.dumps(body), JSON)
+    await _send(send, 200, orjson.dumps(body, option=orjson.OPT_UTC_Z), JSON)
 
 
 async def _create(receive: Any, send: Any) -> None:

@@ -4,6 +4,7 @@
 #   bash bench/run.sh                 the full run: table, start-up time, RSS, py-spy profiles
 #   bash bench/run.sh run --scenarios get,post --duration 5     a subset (any bench.py option)
 #   bash bench/run.sh soak --requests 1000000                   RSS per worker over a long run
+#   bash bench/run.sh telemetry --scenarios health,get,post     metrics and access log on vs off
 #
 # BENCH_ADMIN_URL  the PostgreSQL server to use (default postgresql://postgres@127.0.0.1:5432/postgres);
 #                  the run creates cme_bench_<random> there and drops it at the end, even on failure.
@@ -26,7 +27,7 @@ fi
 mkdir -p bench/out
 
 mode=run
-if [[ $# -gt 0 && ( "$1" == run || "$1" == soak ) ]]; then
+if [[ $# -gt 0 && ( "$1" == run || "$1" == soak || "$1" == telemetry ) ]]; then
   mode="$1"
   shift
 fi

@@ -1,5 +1,6 @@
 """The composition root: the only place that knows every concrete class."""
 
+from datetime import timedelta
 from importlib.metadata import version
 
 from dependency_injector import containers, providers
@@ -48,7 +49,13 @@ class Container(containers.DeclarativeContainer):
         cursors=providers.Singleton(CursorCodec, settings.provided.cursor_key),
         get_product=providers.Singleton(use_cases.GetProduct, unit_of_work),
         list_products=providers.Singleton(use_cases.ListProducts, unit_of_work),
-        create_product=providers.Singleton(use_cases.CreateProduct, unit_of_work, clock, ids),
+        create_product=providers.Singleton(
+            use_cases.CreateProduct,
+            unit_of_work,
+            clock,
+            ids,
+            providers.Callable(timedelta, hours=settings.provided.idempotency_ttl_hours),
+        ),
         replace_product=providers.Singleton(use_cases.ReplaceProduct, unit_of_work, clock),
         patch_product=providers.Singleton(use_cases.PatchProduct, unit_of_work, clock),
         delete_product=providers.Singleton(use_cases.DeleteProduct, unit_of_work),

@@ -42,6 +42,7 @@ class Settings:
     pool_size: int = 5
     shutdown_grace_seconds: int = 20
     shutdown_drain_seconds: int = 0
+    idempotency_ttl_hours: int = 24
     request_telemetry: bool = True
     cursor_secret: str = attrs.field(default="", repr=False)
 
@@ -75,6 +76,7 @@ class Settings:
             pool_size=get.integer("DB_POOL_SIZE", 5, 1, 100),
             shutdown_grace_seconds=get.integer("SHUTDOWN_GRACE_SECONDS", 20, 0, 3600),
             shutdown_drain_seconds=get.integer("SHUTDOWN_DRAIN_SECONDS", 0, 0, 60),
+            idempotency_ttl_hours=get.integer("IDEMPOTENCY_TTL_HOURS", 24, 1, 720),
             request_telemetry=get.boolean("REQUEST_TELEMETRY", default=True),
             cursor_secret=get.text("CURSOR_SECRET", ""),
         )

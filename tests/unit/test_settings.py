@@ -149,3 +149,15 @@ def test_an_rsa_public_key_under_2048_bits_stops_start_up(tmp_path: Path) -> Non
     jwks.write_text(json.dumps({"keys": [jwk(weak, "w")]}))
     claims = {"JWT_ISSUER": "i", "JWT_AUDIENCE": "a"}
     assert "holds no signature key" in error(JWT_JWKS_FILE=str(jwks), **claims)
+
+
+def test_the_idempotency_window_comes_from_the_environment() -> None:
+    from datetime import timedelta
+
+    from cme_entrypoints.container import Container
+
+    settings = Settings.from_env({"IDEMPOTENCY_TTL_HOURS": "2", "DATABASE_URL": "sqlite://"})
+    routes = Container(settings=settings).product_routes()
+    assert routes.create_product.idempotency_ttl == timedelta(hours=2)
+    with pytest.raises(SettingsError, match="IDEMPOTENCY_TTL_HOURS"):
+        Settings.from_env({"IDEMPOTENCY_TTL_HOURS": "0", "DATABASE_URL": "sqlite://"})

@@ -20,9 +20,10 @@ class SqlUnitOfWork:
         self._connection: AsyncConnection | None = None
 
     async def __aenter__(self) -> Self:
+        # No explicit begin(): the first statement begins the transaction (a separate begin
+        # costs SQLAlchemy a greenlet switch per request, and reads run in autocommit anyway).
         try:
             self._connection = await self._engine.connect()
-            await self._connection.begin()
         except OUTAGE_ERRORS as error:
             await self._close()
             raise StorageUnavailable(first_line(error)) from error
