@@ -243,7 +243,8 @@ def wrk(server: Server, scenario: str, args: argparse.Namespace, seconds: float,
 def run_scenarios(servers: dict[str, Server], args: argparse.Namespace) -> dict[str, dict]:
     results: dict[str, dict] = {}
     for n, scenario in enumerate(args.scenarios):
-        order = ["service", "floor"] if n % 2 == 0 else ["floor", "service"]
+        names = list(servers)  # service first, then the one it is measured against
+        order = names if n % 2 == 0 else names[::-1]
         results[scenario] = {}
         for target in order:
             if args.warmup > 0:
@@ -465,9 +466,9 @@ def telemetry(args: argparse.Namespace) -> int:
         on = service(url, args.workers)
         off = service(url, args.workers, "service-quiet.log", telemetry=False)
         with running(on, off):
-            results = run_scenarios({"service": on, "floor": off}, args)
+            results = run_scenarios({"service": on, "quiet": off}, args)
     for scenario, pair in results.items():
-        with_, without = pair["service"], pair["floor"]
+        with_, without = pair["service"], pair["quiet"]
         ratio = with_["rps"] / max(without["rps"], 1e-9)
         rows.append(
             f"| {scenario} | {with_['rps']:.0f} | {without['rps']:.0f} | {ratio:.2f} | "

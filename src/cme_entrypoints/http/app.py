@@ -16,6 +16,7 @@ from cme_entrypoints.http.middleware import ObservabilityMiddleware
 from cme_entrypoints.http.problems import Problem
 from cme_entrypoints.http.security import RequestGuard, SecurityHeadersMiddleware, cors
 from cme_entrypoints.http.shutdown import drain_before_stopping
+from cme_entrypoints.logs import AccessLog
 
 log = logging.getLogger("cme")
 
@@ -48,7 +49,12 @@ def create_app(container: Container) -> Starlette:
     app = Starlette(
         routes=[*operations.routes(), *products.routes(), *docs_routes()],
         middleware=[
-            Middleware(ObservabilityMiddleware, metrics=metrics, record=settings.request_telemetry),
+            Middleware(
+                ObservabilityMiddleware,
+                metrics=metrics,
+                access_log=AccessLog(settings.log_format),
+                record=settings.request_telemetry,
+            ),
             *cors(settings.cors_allow_origins),
             Middleware(
                 RequestGuard, authenticator=authenticator, metrics_token=settings.metrics_token

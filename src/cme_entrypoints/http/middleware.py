@@ -1,6 +1,5 @@
 """One plain ASGI middleware for request ids, metrics and the access log (no per-request task)."""
 
-import logging
 import os
 import re
 import time
@@ -15,8 +14,6 @@ REQUEST_ID_HEADER: Final = b"x-request-id"
 _VALID_REQUEST_ID: Final = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 UNMATCHED_PATH: Final = "unmatched"
 
-access_log = logging.getLogger("cme.access")
-
 
 class RequestMetrics(Protocol):
     def request_started(self) -> None: ...
@@ -25,9 +22,12 @@ class RequestMetrics(Protocol):
 
 
 class ObservabilityMiddleware:
-    def __init__(self, app: ASGIApp, metrics: RequestMetrics, record: bool = True) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: RequestMetrics, access_log: logs.AccessLog, record: bool = True
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.access_log = access_log
         # Off only to measure what metrics and the access log cost (REQUEST_TELEMETRY=false).
         self.record = record
 
@@ -63,26 +63,17 @@ class ObservabilityMiddleware:
     def _record(self, scope: Scope, request_id: str, status: int, elapsed: float) -> None:
         path = getattr(scope.get("route"), "path", UNMATCHED_PATH)
         self.metrics.request_finished(scope["method"], path, status, elapsed)
-        if not access_log.isEnabledFor(logging.INFO):
-            return
-        access_log.info(
-            "%s %s %s",
-            scope["method"],
-            scope["path"],
-            status,
-            extra={
-                "request_id": request_id,
-                "subject": scope["state"].get(PRINCIPAL_SUBJECT),
-                "http": {
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "route": path,
-                    "status": status,
-                    "latency_seconds": round(elapsed, 6),
-                },
-                "trace_header": _header(scope, b"x-cloud-trace-context"),
-            },
-        )
+        if self.access_log.enabled:
+            self.access_log.write(
+                scope["method"],
+                scope["path"],
+                path,
+                status,
+                elapsed,
+                request_id,
+                scope["state"].get(PRINCIPAL_SUBJECT),
+                _header(scope, b"x-cloud-trace-context"),
+            )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
