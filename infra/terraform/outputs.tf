@@ -41,7 +41,7 @@ output "db_password_secret_id" {
 }
 
 output "registry_url" {
-  description = "Image repository prefix: docker push REGISTRY_URL/cme:TAG."
+  description = "Image repository prefix: the pipeline pushes REGISTRY_URL/cme-api:SHA and :latest."
   value       = local.registry_url
 }
 
