@@ -40,7 +40,7 @@ test: lint tools
 fuzz: $(BIN)/cme
 	$(BIN)/pytest tests/integration/test_fuzz.py
 
-unit: $(BIN)/cme
+unit: $(BIN)/cme tools
 	$(BIN)/pytest tests/unit
 
 # Load benchmarks against a bare-ASGI floor on this machine's PostgreSQL (see bench/README.md).
