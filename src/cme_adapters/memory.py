@@ -95,14 +95,15 @@ class InMemoryIdempotencyStore:
 
 
 class InMemoryUnitOfWork:
-    """Writes apply at once and are undone unless committed.
+    """Writes apply at once; an atomic unit of work undoes them unless committed.
 
     None of the repository's methods awaits anything, so a use case's whole transaction runs
     without another coroutine interleaving: that is this adapter's isolation.
     """
 
-    def __init__(self, store: InMemoryStore) -> None:
+    def __init__(self, store: InMemoryStore, *, atomic: bool = True) -> None:
         self._store = store
+        self._atomic = atomic
         self._undo: list[Undo] = []
         self.products = InMemoryProductRepository(store, self._undo)
         self.idempotency = InMemoryIdempotencyStore(store, self._undo)
@@ -117,8 +118,9 @@ class InMemoryUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for undo in reversed(self._undo):
-            undo()
+        if self._atomic:
+            for undo in reversed(self._undo):
+                undo()
         self._undo.clear()
 
     async def commit(self) -> None:
@@ -129,8 +131,8 @@ class InMemoryUnitOfWork:
 class InMemoryDatabase:
     store: InMemoryStore = attrs.Factory(InMemoryStore)
 
-    def unit_of_work(self, *, read_only: bool = False) -> InMemoryUnitOfWork:
-        return InMemoryUnitOfWork(self.store)
+    def unit_of_work(self, *, atomic: bool = True) -> InMemoryUnitOfWork:
+        return InMemoryUnitOfWork(self.store, atomic=atomic)
 
     async def ping(self) -> None:
         return None

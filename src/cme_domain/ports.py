@@ -57,7 +57,11 @@ class IdempotencyStore(Protocol):
 
 
 class UnitOfWork(Protocol):
-    """One atomic transaction: nothing it wrote survives unless commit() is called."""
+    """The statements of one use case, atomic unless the factory was told otherwise.
+
+    Atomic: one transaction, and nothing it wrote survives unless commit() is called.
+    Not atomic: each statement takes effect on its own and commit() has nothing to do.
+    """
 
     products: ProductRepository
     idempotency: IdempotencyStore
@@ -75,8 +79,13 @@ class UnitOfWork(Protocol):
 
 
 class UnitOfWorkFactory(Protocol):
-    def __call__(self, *, read_only: bool = False) -> UnitOfWork:
-        """A new unit of work; read_only promises that it will neither write nor commit."""
+    def __call__(self, *, atomic: bool = True) -> UnitOfWork:
+        """A new unit of work.
+
+        atomic=False is for work that needs no transaction: reads, and writes that are a
+        single statement or a compare-and-set on version. It spares the database the BEGIN
+        and COMMIT round trips.
+        """
 
 
 class Clock(Protocol):

@@ -36,7 +36,7 @@ class GetProduct:
     uow: UnitOfWorkFactory
 
     async def __call__(self, product_id: UUID) -> Product:
-        async with self.uow(read_only=True) as uow:
+        async with self.uow(atomic=False) as uow:
             product = await uow.products.get(product_id)
         if product is None:
             raise ProductNotFound(product_id)
@@ -48,7 +48,7 @@ class ListProducts:
     uow: UnitOfWorkFactory
 
     async def __call__(self, query: ProductQuery) -> Page:
-        async with self.uow(read_only=True) as uow:
+        async with self.uow(atomic=False) as uow:
             return await uow.products.list(query)
 
 
@@ -65,7 +65,9 @@ class CreateProduct:
         """Create the product; return it and whether it is new (False: an idempotent replay)."""
         principal.require(WRITE_SCOPE)
         now = self.clock.now()
-        async with self.uow() as uow:
+        # The product and its idempotency record must be written together; a bare create is
+        # one INSERT and needs no transaction.
+        async with self.uow(atomic=idempotency_key is not None) as uow:
             if idempotency_key is not None:
                 fingerprint = _fingerprint(spec)
                 earlier = await uow.idempotency.find(principal.subject, idempotency_key, now)
@@ -106,7 +108,8 @@ class ReplaceProduct:
         expected_version: int | None = None,
     ) -> Product:
         principal.require(WRITE_SCOPE)
-        async with self.uow() as uow:
+        # One UPDATE, a compare-and-set when expected_version is given.
+        async with self.uow(atomic=False) as uow:
             product = await uow.products.replace(
                 product_id, spec, self.clock.now(), expected_version
             )
@@ -133,7 +136,8 @@ class PatchProduct:
         principal.require(WRITE_SCOPE)
         ProductSpec.check_patch(patch)
         for _ in range(_CAS_ATTEMPTS):
-            async with self.uow() as uow:
+            # The compare-and-set on the version read keeps this safe without a transaction.
+            async with self.uow(atomic=False) as uow:
                 current = await uow.products.get(product_id)
                 if current is None:
                     raise ProductNotFound(product_id)
@@ -157,7 +161,7 @@ class DeleteProduct:
         self, principal: Principal, product_id: UUID, expected_version: int | None = None
     ) -> None:
         principal.require(WRITE_SCOPE)
-        async with self.uow() as uow:
+        async with self.uow(atomic=False) as uow:
             if not await uow.products.delete(product_id, expected_version):
                 raise await _miss(uow.products, product_id, expected_version)
             await uow.commit()

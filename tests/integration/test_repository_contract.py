@@ -54,6 +54,27 @@ async def test_uncommitted_writes_are_rolled_back(database: Any) -> None:
         assert await uow.products.get(product.id) is None
 
 
+async def test_writes_outside_a_transaction_stand_on_their_own(database: Any) -> None:
+    kept, refused = make("NA-1"), make("NA-1")
+    async with database.unit_of_work(atomic=False) as uow:
+        await uow.products.add(kept)
+        with pytest.raises(DuplicateSku):
+            await uow.products.add(refused)
+        # A failed statement does not undo the one before it, and nothing waits for commit().
+    async with database.unit_of_work(atomic=False) as uow:
+        assert await uow.products.get(kept.id) == kept
+        assert await uow.products.get(refused.id) is None
+
+
+async def test_an_atomic_unit_of_work_sees_its_own_writes_before_commit(database: Any) -> None:
+    product = make("OWN-1")
+    async with database.unit_of_work() as uow:
+        await uow.products.add(product)
+        assert await uow.products.get(product.id) == product
+    async with database.unit_of_work(atomic=False) as uow:
+        assert await uow.products.get(product.id) is None
+
+
 async def test_a_duplicate_sku_is_refused(database: Any) -> None:
     await add_all(database, [make("DUP")])
     with pytest.raises(DuplicateSku):

@@ -273,7 +273,7 @@ def test_idempotent_create_replays_the_first_response(
 
 
 class UnreachableDatabase(InMemoryDatabase):
-    def unit_of_work(self, *, read_only: bool = False) -> Any:
+    def unit_of_work(self, *, atomic: bool = True) -> Any:
         raise StorageUnavailable("connection refused")
 
     async def ping(self) -> None:

@@ -8,18 +8,22 @@ import attrs
 from sqlalchemy import Connection, QueuePool, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cme_adapters.sql.engine import PoolSettings, create_engine, ping
+from cme_adapters.sql.engine import TRANSACTION_ISOLATION, PoolSettings, create_engine, ping
 from cme_adapters.sql.uow import SqlUnitOfWork
 
 
 @attrs.define
 class SqlDatabase:
+    # Pooled connections stay in autocommit, where most work runs: one round trip per
+    # statement, not BEGIN, statement and COMMIT. Switching a connection's mode on every
+    # check-out and back on check-in cost more CPU than the statement (bench/RESULTS.md), so
+    # only atomic units of work pay for it, through this view of the same pool.
     engine: AsyncEngine
-    # Reads need no transaction: in autocommit a lookup is one round trip, not BEGIN, SELECT
-    # and ROLLBACK. It shares the engine's pool; SQLAlchemy resets the mode on check-in.
-    _readers: AsyncEngine = attrs.field(
+    _transactional: AsyncEngine = attrs.field(
         default=attrs.Factory(
-            lambda self: self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            lambda self: self.engine.execution_options(
+                isolation_level=TRANSACTION_ISOLATION[self.engine.dialect.name]
+            ),
             takes_self=True,
         )
     )
@@ -28,13 +32,14 @@ class SqlDatabase:
     def connect(
         cls, url: str, pool: PoolSettings, on_query: Callable[[float], None] | None = None
     ) -> "SqlDatabase":
-        engine = create_engine(url, pool)
+        engine = create_engine(url, pool, autocommit=True)
         if on_query is not None:
             _time_statements(engine, on_query)
         return cls(engine)
 
-    def unit_of_work(self, *, read_only: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._readers if read_only else self.engine)
+    def unit_of_work(self, *, atomic: bool = True) -> SqlUnitOfWork:
+        engine = self._transactional if atomic else self.engine
+        return SqlUnitOfWork(engine.sync_engine, atomic=atomic)
 
     async def ping(self) -> None:
         await ping(self.engine)

@@ -2,7 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Final
 
 import attrs
 from sqlalchemy import event, text
@@ -41,14 +41,23 @@ def async_url(url: str) -> URL:
     return parsed.set(drivername=drivers[parsed.drivername])
 
 
-def create_engine(url: str, pool: PoolSettings) -> AsyncEngine:
+# What a transaction gets on each backend: its own default level, named for SQLAlchemy.
+TRANSACTION_ISOLATION: Final = {"postgresql": "READ COMMITTED", "sqlite": "SERIALIZABLE"}
+
+
+def create_engine(url: str, pool: PoolSettings, *, autocommit: bool = False) -> AsyncEngine:
+    """An engine whose pooled connections start in autocommit mode, or in transactions."""
     target = async_url(url)
+    isolation = "AUTOCOMMIT" if autocommit else TRANSACTION_ISOLATION[target.get_backend_name()]
     if target.get_backend_name() == "sqlite":
-        engine = create_async_engine(target, connect_args={"timeout": pool.timeout_seconds})
+        engine = create_async_engine(
+            target, isolation_level=isolation, connect_args={"timeout": pool.timeout_seconds}
+        )
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
         return engine
     return create_async_engine(
         target,
+        isolation_level=isolation,
         pool_size=pool.size,
         max_overflow=0,
         pool_timeout=pool.timeout_seconds,

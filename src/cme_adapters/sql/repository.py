@@ -1,12 +1,14 @@
-"""The product repository and idempotency store on SQLAlchemy Core, over one connection."""
+"""The product repository and idempotency store on SQLAlchemy Core."""
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol, TypeVar
 from uuid import UUID
 
 import attrs
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Row,
     bindparam,
     delete,
@@ -17,13 +19,21 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from cme_adapters.sql.schema import idempotency_keys, products
 from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
 from cme_domain.listing import Keyset, Page, ProductQuery, SortField, SortOrder, keyset_of
 from cme_domain.ports import IdempotencyRecord
 from cme_domain.product import Product, ProductSpec
+
+T = TypeVar("T")
+
+
+class Runner(Protocol):
+    """Runs synchronous work on a connection, off the event loop's stack (the unit of work)."""
+
+    async def __call__(self, work: Callable[[Connection], T], /) -> T: ...
+
 
 _SORT_COLUMNS: Final = {
     SortField.CREATED_AT: products.c.created_at,
@@ -76,8 +86,8 @@ def _is_violation_of(error: IntegrityError, column: str) -> bool:
 
 
 class SqlProductRepository:
-    def __init__(self, connection: AsyncConnection) -> None:
-        self._db = connection
+    def __init__(self, run: Runner) -> None:
+        self._run = run
 
     async def add(self, product: Product) -> None:
         values = {
@@ -92,14 +102,14 @@ class SqlProductRepository:
             "version": product.version,
         }
         try:
-            await self._db.execute(_INSERT, values)
+            await self._run(lambda db: db.execute(_INSERT, values))
         except IntegrityError as error:
             if _is_violation_of(error, "sku"):
                 raise DuplicateSku(product.sku) from None
             raise
 
     async def get(self, product_id: UUID) -> Product | None:
-        row = (await self._db.execute(_GET, {"id": product_id})).first()
+        row = await self._run(lambda db: db.execute(_GET, {"id": product_id}).first())
         return None if row is None else _product(row)
 
     async def list(self, query: ProductQuery) -> Page:
@@ -110,7 +120,7 @@ class SqlProductRepository:
             statement = statement.where(_after(column, query.after, descending))
         ordering = (column.desc(), products.c.id.desc()) if descending else (column, products.c.id)
         statement = statement.order_by(*ordering).limit(query.limit + 1)
-        rows = [_product(row) for row in await self._db.execute(statement)]
+        rows = [_product(row) for row in await self._run(lambda db: db.execute(statement).all())]
         page = rows[: query.limit]
         more = len(rows) > query.limit
         return Page(tuple(page), keyset_of(page[-1], query.sort) if more else None)
@@ -132,7 +142,7 @@ class SqlProductRepository:
             statement = _REPLACE_AT_VERSION
             values["expected_version"] = expected_version
         try:
-            row = (await self._db.execute(statement, values)).first()
+            row = await self._run(lambda db: db.execute(statement, values).first())
         except IntegrityError as error:
             if _is_violation_of(error, "sku"):
                 raise DuplicateSku(spec.sku) from None
@@ -140,12 +150,13 @@ class SqlProductRepository:
         return None if row is None else _product(row)
 
     async def delete(self, product_id: UUID, expected_version: int | None) -> bool:
-        if expected_version is None:
-            result = await self._db.execute(_DELETE, {"product_id": product_id})
-        else:
-            params = {"product_id": product_id, "expected_version": expected_version}
-            result = await self._db.execute(_DELETE_AT_VERSION, params)
-        return result.rowcount == 1
+        params: dict[str, object] = {"product_id": product_id}
+        statement = _DELETE
+        if expected_version is not None:
+            statement = _DELETE_AT_VERSION
+            params["expected_version"] = expected_version
+        deleted = await self._run(lambda db: db.execute(statement, params).rowcount)
+        return deleted == 1
 
 
 def _filters(query: ProductQuery) -> list[ColumnElement[bool]]:
@@ -168,18 +179,22 @@ def _after(column: ColumnElement[object], after: Keyset, descending: bool) -> Co
 
 
 class SqlIdempotencyStore:
-    def __init__(self, connection: AsyncConnection) -> None:
-        self._db = connection
+    def __init__(self, run: Runner) -> None:
+        self._run = run
 
     async def find(self, owner: str, key: str, now: datetime) -> IdempotencyRecord | None:
         params = {"owner": owner, "key": key, "now": now}
-        row = (await self._db.execute(_FIND_KEY, params)).first()
+        row = await self._run(lambda db: db.execute(_FIND_KEY, params).first())
         return None if row is None else IdempotencyRecord(*row)
 
     async def add(self, record: IdempotencyRecord) -> None:
-        params = {"owner": record.owner, "key": record.key, "now": record.created_at}
-        await self._db.execute(_DROP_EXPIRED_KEY, params)
+        expired = {"owner": record.owner, "key": record.key, "now": record.created_at}
+
+        def replace_expired(db: Connection) -> None:
+            db.execute(_DROP_EXPIRED_KEY, expired)
+            db.execute(_INSERT_KEY, attrs.asdict(record))
+
         try:
-            await self._db.execute(_INSERT_KEY, attrs.asdict(record))
+            await self._run(replace_expired)
         except IntegrityError:
             raise IdempotentRequestInProgress(record.key) from None
