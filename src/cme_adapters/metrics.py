@@ -1,11 +1,12 @@
 """HTTP and database metrics through the OpenTelemetry SDK, exported in Prometheus text format."""
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Final
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -32,6 +33,8 @@ class PrometheusMetrics:
         self._provider = MeterProvider(
             metric_readers=[self._reader],
             resource=Resource.create({"service.name": "cme"}),
+            # The Prometheus text format carries no exemplars: sampling them is wasted work.
+            exemplar_filter=AlwaysOffExemplarFilter(),
             views=[
                 View(
                     instrument_name=LATENCY,
@@ -44,7 +47,12 @@ class PrometheusMetrics:
             ],
         )
         meter = self._meter = self._provider.get_meter("cme")
-        self._requests = meter.create_counter(REQUESTS, description="HTTP requests served")
+        # Counted in a plain Counter and observed at scrape time, like the in-flight gauge:
+        # a synchronous SDK add() per request cleans and hashes its attributes every time.
+        self._requests: Counter[tuple[str, str, int]] = Counter()
+        meter.create_observable_counter(
+            REQUESTS, callbacks=[self._observe_requests], description="HTTP requests served"
+        )
         self._latency = meter.create_histogram(
             LATENCY, description="Time from request start to response end, in seconds"
         )
@@ -77,9 +85,14 @@ class PrometheusMetrics:
 
     def request_finished(self, method: str, path: str, status: int, seconds: float) -> None:
         self._in_flight -= 1
-        labels = {"method": method, "path": path, "status": str(status)}
-        self._requests.add(1, labels)
-        self._latency.record(seconds, labels)
+        self._requests[method, path, status] += 1
+        self._latency.record(seconds, {"method": method, "path": path, "status": str(status)})
+
+    def _observe_requests(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(count, {"method": method, "path": path, "status": str(status)})
+            for (method, path, status), count in list(self._requests.items())
+        ]
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self._registry), CONTENT_TYPE_LATEST
