@@ -67,7 +67,8 @@ def create_engine(url: str, pool: PoolSettings, *, autocommit: bool = False) -> 
         pool_use_lifo=True,
         connect_args={
             "connect_timeout": pool.connect_timeout_seconds,
-            "options": f"-c statement_timeout={pool.statement_timeout_ms}",
+            # In UTC, psycopg hands timestamps back already in the zone the domain uses.
+            "options": f"-c statement_timeout={pool.statement_timeout_ms} -c TimeZone=UTC",
             "application_name": "cme",
         },
     )

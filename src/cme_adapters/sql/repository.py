@@ -1,5 +1,6 @@
 """The product repository and idempotency store on SQLAlchemy Core."""
 
+import functools
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final, Protocol, TypeVar
@@ -10,10 +11,10 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Row,
+    Select,
     bindparam,
     delete,
     insert,
-    literal,
     select,
     tuple_,
     update,
@@ -22,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cme_adapters.sql.schema import idempotency_keys, products
 from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
-from cme_domain.listing import Keyset, Page, ProductQuery, SortField, SortOrder, keyset_of
+from cme_domain.listing import Page, ProductQuery, SortField, SortOrder, keyset_of
 from cme_domain.ports import IdempotencyRecord
 from cme_domain.product import Product, ProductSpec
 
@@ -113,15 +114,14 @@ class SqlProductRepository:
         return None if row is None else _product(row)
 
     async def list(self, query: ProductQuery) -> Page:
-        column = _SORT_COLUMNS[query.sort]
-        descending = query.order is SortOrder.DESC
-        statement = select(products).where(*_filters(query))
+        statement = _page_of(query.sort, query.order, after=query.after is not None)
+        if filters := _filters(query):
+            statement = statement.where(*filters)
+        params: dict[str, object] = {"limit": query.limit + 1}
         if query.after is not None:
-            statement = statement.where(_after(column, query.after, descending))
-        ordering = (column.desc(), products.c.id.desc()) if descending else (column, products.c.id)
-        statement = statement.order_by(*ordering).limit(query.limit + 1)
-        rows = [_product(row) for row in await self._run(lambda db: db.execute(statement).all())]
-        page = rows[: query.limit]
+            params["after_value"], params["after_id"] = query.after.value, query.after.id
+        rows = await self._run(lambda db: db.execute(statement, params).all())
+        page = [_product(row) for row in rows[: query.limit]]
         more = len(rows) > query.limit
         return Page(tuple(page), keyset_of(page[-1], query.sort) if more else None)
 
@@ -172,10 +172,21 @@ def _filters(query: ProductQuery) -> list[ColumnElement[bool]]:
     return filters
 
 
-def _after(column: ColumnElement[object], after: Keyset, descending: bool) -> ColumnElement[bool]:
-    mine = tuple_(column, products.c.id)
-    theirs = tuple_(literal(after.value, column.type), literal(after.id, products.c.id.type))
-    return mine < theirs if descending else mine > theirs
+@functools.cache
+def _page_of(sort: SortField, order: SortOrder, *, after: bool) -> Select[Any]:
+    """A page in keyset order, built once per shape: building a select costs more than a row."""
+    column = _SORT_COLUMNS[sort]
+    descending = order is SortOrder.DESC
+    statement = select(products)
+    if after:
+        mine = tuple_(column, products.c.id)
+        theirs = tuple_(
+            bindparam("after_value", type_=column.type),
+            bindparam("after_id", type_=products.c.id.type),
+        )
+        statement = statement.where(mine < theirs if descending else mine > theirs)
+    ordering = (column.desc(), products.c.id.desc()) if descending else (column, products.c.id)
+    return statement.order_by(*ordering).limit(bindparam("limit"))
 
 
 class SqlIdempotencyStore:
