@@ -64,7 +64,8 @@ class PrometheusMetrics:
             description="HTTP requests being served now",
         )
         self._query_latency = meter.create_histogram(
-            QUERY_LATENCY, description="Time the database took to answer one statement, in seconds"
+            QUERY_LATENCY,
+            description="Time one repository call (one or two SQL statements) took, in seconds",
         )
 
     def watch_pool(self, stats: PoolStats) -> None:

@@ -1,6 +1,7 @@
 """The SQL unit of work: statements run in one greenlet each, atomic ones in one transaction."""
 
 import contextlib
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Self, TypeVar
@@ -23,10 +24,15 @@ class SqlUnitOfWork:
     check-in) runs in a single one. That halves the CPU a lookup costs (bench/RESULTS.md).
     """
 
-    def __init__(self, engine: Engine, *, atomic: bool) -> None:
+    def __init__(
+        self, engine: Engine, *, atomic: bool, on_query: Callable[[float], None] | None = None
+    ) -> None:
         # A non-atomic unit of work gets an AUTOCOMMIT engine: each statement commits itself.
         self._engine = engine
         self._atomic = atomic
+        # Timed here rather than by engine events: any listener sends every execution through
+        # SQLAlchemy's event dispatch, which cost 25-95 us per statement (bench/RESULTS.md).
+        self._on_query = on_query
         self._connection: Connection | None = None
         self.products = SqlProductRepository(self.run)
         self.idempotency = SqlIdempotencyStore(self.run)
@@ -58,10 +64,19 @@ class SqlUnitOfWork:
     def _run(self, work: Callable[[Connection], T]) -> T:
         if not self._atomic:
             with self._engine.connect() as connection:
-                return work(connection)
+                return self._timed(work, connection)
         if self._connection is None:
             self._connection = self._engine.connect()
-        return work(self._connection)
+        return self._timed(work, self._connection)
+
+    def _timed(self, work: Callable[[Connection], T], connection: Connection) -> T:
+        if self._on_query is None:
+            return work(connection)
+        started = time.perf_counter()
+        try:
+            return work(connection)
+        finally:
+            self._on_query(time.perf_counter() - started)
 
     def _commit(self) -> None:
         assert self._connection is not None
