@@ -7,6 +7,7 @@ from sqlalchemy import QueuePool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cme_adapters.sql.engine import TRANSACTION_ISOLATION, PoolSettings, create_engine, ping
+from cme_adapters.sql.gate import FirstComeGate
 from cme_adapters.sql.uow import SqlUnitOfWork
 
 
@@ -15,6 +16,7 @@ class SqlDatabase:
     # Pooled connections stay in autocommit, where most work runs: one round trip per
     # statement, not BEGIN, statement and COMMIT.
     engine: AsyncEngine
+    _gate: FirstComeGate
     # Told how long each repository call spent on the database (the query latency metric).
     _on_query: Callable[[float], None] | None = None
     # Switching a connection's mode on every check-out and back on check-in cost more CPU than
@@ -33,11 +35,12 @@ class SqlDatabase:
     def connect(
         cls, url: str, pool: PoolSettings, on_query: Callable[[float], None] | None = None
     ) -> "SqlDatabase":
-        return cls(create_engine(url, pool, autocommit=True), on_query)
+        gate = FirstComeGate(pool.size, pool.timeout_seconds)
+        return cls(create_engine(url, pool, autocommit=True), gate, on_query)
 
     def unit_of_work(self, *, atomic: bool = True) -> SqlUnitOfWork:
         engine = self._transactional if atomic else self.engine
-        return SqlUnitOfWork(engine.sync_engine, atomic=atomic, on_query=self._on_query)
+        return SqlUnitOfWork(engine.sync_engine, self._gate, atomic=atomic, on_query=self._on_query)
 
     async def ping(self) -> None:
         await ping(self.engine)

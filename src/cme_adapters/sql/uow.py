@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.util import greenlet_spawn
 
 from cme_adapters.sql.engine import OUTAGE_ERRORS, first_line
+from cme_adapters.sql.gate import FirstComeGate
 from cme_adapters.sql.repository import SqlIdempotencyStore, SqlProductRepository
 from cme_domain.errors import StorageUnavailable
 
@@ -25,10 +26,16 @@ class SqlUnitOfWork:
     """
 
     def __init__(
-        self, engine: Engine, *, atomic: bool, on_query: Callable[[float], None] | None = None
+        self,
+        engine: Engine,
+        gate: FirstComeGate,
+        *,
+        atomic: bool,
+        on_query: Callable[[float], None] | None = None,
     ) -> None:
         # A non-atomic unit of work gets an AUTOCOMMIT engine: each statement commits itself.
         self._engine = engine
+        self._gate = gate
         self._atomic = atomic
         # Timed here rather than by engine events: any listener sends every execution through
         # SQLAlchemy's event dispatch, which cost 25-95 us per statement (bench/RESULTS.md).
@@ -38,6 +45,7 @@ class SqlUnitOfWork:
         self.idempotency = SqlIdempotencyStore(self.run)
 
     async def __aenter__(self) -> Self:
+        await self._gate.enter()
         return self
 
     async def __aexit__(
@@ -46,11 +54,14 @@ class SqlUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._connection is not None:
-            # Closing rolls back whatever was not committed. If the connection is already
-            # gone, the pool discards it; there is nothing left to roll back.
-            with contextlib.suppress(*OUTAGE_ERRORS):
-                await greenlet_spawn(self._release)
+        try:
+            if self._connection is not None:
+                # Closing rolls back whatever was not committed. If the connection is already
+                # gone, the pool discards it; there is nothing left to roll back.
+                with contextlib.suppress(*OUTAGE_ERRORS):
+                    await greenlet_spawn(self._release)
+        finally:
+            self._gate.leave()
         if isinstance(exc, OUTAGE_ERRORS):
             raise StorageUnavailable(first_line(exc)) from exc
 
