@@ -22,7 +22,7 @@ class SqlUnitOfWork:
 
     SQLAlchemy's AsyncConnection starts a greenlet for every connect, execute, commit and
     close; here each piece of work (check-out, statements, fetch and, outside a transaction,
-    check-in) runs in a single one. That halves the CPU a lookup costs (bench/RESULTS.md).
+    check-in) runs in a single one (measured in bench/RESULTS.md).
     """
 
     def __init__(
