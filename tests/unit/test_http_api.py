@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import orjson
 import pytest
 from dependency_injector import providers
 from starlette.testclient import TestClient
@@ -141,6 +142,42 @@ def test_invalid_fields_are_422_naming_each_field(writer: TestClient) -> None:
 def test_each_out_of_contract_value_is_422(writer: TestClient, field: str, value: Any) -> None:
     body = assert_problem(writer.post("/products", json={**LAMP, field: value}), 422)
     assert [e["field"] for e in body["errors"]] == [field]
+
+
+@pytest.mark.parametrize(
+    ("literal", "field"),
+    [
+        (b"1e999999999", "quantity"),
+        (b"-1e999999999", "quantity"),
+        (b"1" * 5000, "quantity"),
+        (b"1e-999999999", "quantity"),
+        (b"1e999999999", "price"),
+        (b"1" * 5000, "price"),
+    ],
+)
+def test_a_number_of_huge_magnitude_is_422_on_every_write(
+    writer: TestClient, literal: bytes, field: str
+) -> None:
+    product = create(writer)
+    url = f"/products/{product['id']}"
+    fields = {k: v for k, v in LAMP.items() if k != field}
+    body = orjson.dumps(fields)[:-1] + b',"' + field.encode() + b'":' + literal + b"}"
+    json_type = {"Content-Type": "application/json"}
+    for response in (
+        writer.post("/products", content=body, headers=json_type),
+        writer.put(url, content=body, headers=json_type),
+        writer.patch(url, content=body, headers={"Content-Type": "application/merge-patch+json"}),
+    ):
+        assert [e["field"] for e in assert_problem(response, 422)["errors"]] == [field]
+
+
+@pytest.mark.parametrize("literal", [b"1e9999999999999999999", b"1e-9999999999999999999"])
+def test_a_number_whose_exponent_decimal_cannot_hold_is_422(
+    writer: TestClient, literal: bytes
+) -> None:
+    body = b'{"sku": "A", "name": "n", "price": "1", "quantity": ' + literal + b"}"
+    response = writer.post("/products", content=body, headers={"Content-Type": "application/json"})
+    assert "out of range" in assert_problem(response, 422)["detail"]
 
 
 def test_duplicate_sku_is_409_and_the_first_product_is_kept(

@@ -1,5 +1,7 @@
 """Property tests of the invariants ProductSpec.parse and ProductSpec.merged enforce."""
 
+import subprocess
+import sys
 from decimal import Decimal
 from typing import Any
 
@@ -89,6 +91,28 @@ def test_an_integral_json_number_is_accepted_as_an_int_quantity(quantity: Any, v
     spec = ProductSpec.parse({"sku": "A", "name": "n", "price": "1", "quantity": quantity})
     assert spec.quantity == value
     assert type(spec.quantity) is int
+
+
+@pytest.mark.parametrize("quantity", ["1E+999999999", "-1E+999999999", "1E+11", "12345678901"])
+def test_a_quantity_of_huge_magnitude_is_out_of_range_without_building_the_integer(
+    quantity: str,
+) -> None:
+    # In a child process with a time limit: the bug this guards against (int() of a
+    # billion-digit Decimal) spends minutes in C code that no signal in this process can stop.
+    probe = (
+        "from decimal import Decimal\n"
+        "from cme_domain.errors import InvalidProduct\n"
+        "from cme_domain.product import ProductSpec\n"
+        "try:\n"
+        f"    raw = {{'sku': 'A', 'name': 'n', 'price': '1', 'quantity': Decimal('{quantity}')}}\n"
+        "    ProductSpec.parse(raw)\n"
+        "except InvalidProduct as exc:\n"
+        "    print(exc.errors[0].field, exc.errors[0].message)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=20, check=True
+    )
+    assert done.stdout.strip() == "quantity must be between 0 and 2147483647"
 
 
 def test_a_missing_description_defaults_to_none() -> None:
