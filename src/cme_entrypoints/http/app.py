@@ -68,6 +68,9 @@ def create_app(container: Container) -> Starlette:
         },
         lifespan=lifespan,
     )
+    # No 307 from /products/ to /products: its Location would be built from the Host header,
+    # which the client chooses. A path with a trailing slash is simply unknown (404).
+    app.router.redirect_slashes = False
     # Outside Starlette's own ServerErrorMiddleware, so that even a 500 gets the headers.
     app.middleware_stack = SecurityHeadersMiddleware(app.build_middleware_stack())
     return app
