@@ -20,10 +20,10 @@ QUANTITY_MAX: Final = 2**31 - 1
 # A product's version is a 32-bit integer in every store (INTEGER on PostgreSQL).
 VERSION_MAX: Final = 2**31 - 1
 CENT: Final = Decimal("0.01")
-# Characters that show nothing: a name of only these (and whitespace) is blank. Format
-# characters (Cf: U+200B zero-width space, U+2060 word joiner, U+FEFF, soft hyphen, bidi
-# marks) and the Hangul and Braille fillers, which are letters or symbols that render empty.
-_INVISIBLE_CATEGORIES: Final = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp", "Mn", "Me"})
+# Characters that show nothing: a name of only these (and whitespace) is blank. Controls,
+# format characters (Cf: U+200B zero-width space, U+2060 word joiner, U+FEFF, soft hyphen,
+# bidi marks) and the Hangul and Braille fillers, which are letters or symbols drawn empty.
+_INVISIBLE_CATEGORIES: Final = frozenset({"Cc", "Cf"})
 _FILLERS: Final = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 _LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 # Prices sent as text: no sign, no exponent, no leading zeros, at most 2 decimals, below 10^10.
@@ -156,7 +156,10 @@ def _storable(text: str) -> None:
 
 def _is_blank(text: str) -> bool:
     """True when nothing in the text would show: only whitespace, format characters or fillers."""
-    return all(ch in _FILLERS or unicodedata.category(ch) in _INVISIBLE_CATEGORIES for ch in text)
+    return all(
+        ch.isspace() or ch in _FILLERS or unicodedata.category(ch) in _INVISIBLE_CATEGORIES
+        for ch in text
+    )
 
 
 def _price(value: object) -> Decimal:

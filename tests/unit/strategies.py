@@ -46,14 +46,14 @@ class FakeIds:
 
 
 # What shows when printed: a name needs one such character (README: blank names).
-_INVISIBLE: Final = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp", "Mn", "Me"})
+_INVISIBLE: Final = frozenset({"Cf", "Cc"})
 
 
 _FILLERS: Final = "\u115f\u1160\u3164\uffa0\u2800"
 
 
 def _visible(char: str) -> bool:
-    return unicodedata.category(char) not in _INVISIBLE and char not in _FILLERS
+    return not (char.isspace() or unicodedata.category(char) in _INVISIBLE or char in _FILLERS)
 
 
 # Products may hold any text but U+0000, which PostgreSQL refuses.
