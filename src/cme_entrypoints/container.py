@@ -8,6 +8,7 @@ from dependency_injector import containers, providers
 from cme_adapters.auth.api_keys import ApiKeyAuthenticator
 from cme_adapters.auth.jwt import JwtAuthenticator
 from cme_adapters.metrics import PrometheusMetrics
+from cme_adapters.rate_limit import Limiter, LocalBuckets, RedisBuckets
 from cme_adapters.sql.database import SqlDatabase
 from cme_adapters.sql.engine import PoolSettings
 from cme_adapters.system import SystemClock, Uuid7Generator
@@ -17,6 +18,13 @@ from cme_entrypoints.http.cursor import CursorCodec
 from cme_entrypoints.http.operations import OperationsRoutes
 from cme_entrypoints.http.products import ProductRoutes
 from cme_entrypoints.settings import Settings
+
+
+def build_limiter(settings: Settings) -> Limiter:
+    """Shared buckets in Redis when REDIS_URL is set; otherwise each worker keeps its own."""
+    if settings.redis_url:
+        return RedisBuckets.connect(settings.redis_url, settings.rate_limit_prefix)
+    return LocalBuckets()
 
 
 def build_authenticator(settings: Settings) -> RequestAuthenticator:
@@ -42,6 +50,7 @@ class Container(containers.DeclarativeContainer):
     ids = providers.Singleton(Uuid7Generator)
     unit_of_work = database.provided.unit_of_work
     authenticator = providers.Singleton(build_authenticator, settings)
+    rate_limiter = providers.Singleton(build_limiter, settings)
 
     product_routes = providers.Singleton(
         ProductRoutes,

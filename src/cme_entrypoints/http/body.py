@@ -5,7 +5,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from cme_entrypoints.http.problems import Problem
 
@@ -83,10 +83,15 @@ async def _read_limited(request: Request) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise _too_large()
     chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > MAX_BODY_BYTES:
-            raise _too_large()
+    try:
+        async for chunk in request.stream():
+            chunks += chunk
+            if len(chunks) > MAX_BODY_BYTES:
+                raise _too_large()
+    except ClientDisconnect:
+        # The connection went, or the server's body deadline closed it (protocol.py): the
+        # client never sees this answer, but the access log and metrics get a 408, not a 500.
+        raise Problem(408, "the body did not arrive in time", slug="timeout") from None
     return bytes(chunks)
 
 
