@@ -48,6 +48,9 @@ _TOO_MANY: Final = _problem(
 )
 
 
+_REFUSED_LINGER_SECONDS: Final = 1.0
+
+
 @functools.cache
 def _limits() -> tuple[float, float, int]:
     # Read once per worker process: uvicorn spawns workers, which re-read the environment.
@@ -69,15 +72,30 @@ class ServerProtocol(BoundedHttpToolsProtocol):
     """
 
     _deadline: asyncio.TimerHandle | None = None
+    _refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         head_timeout, _, max_connections = _limits()
         if len(self.connections) > max_connections:
-            transport.write(_TOO_MANY)
-            transport.close()
+            self._refuse(transport)
             return
         self._arm(head_timeout, self._head_timed_out)
+
+    def _refuse(self, transport: asyncio.Transport) -> None:
+        # Answer, stop writing, and drop whatever the client sends for a moment: closing at
+        # once would reset the connection when its request arrives, and a reset can discard
+        # the answer before the client reads it.
+        self._refused = True
+        transport.write(_TOO_MANY)
+        if transport.can_write_eof():
+            transport.write_eof()
+        self.loop.call_later(_REFUSED_LINGER_SECONDS, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        super().data_received(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
