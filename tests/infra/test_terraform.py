@@ -330,7 +330,7 @@ def test_memorystore_is_off_by_default_private_with_auth_and_tls(tf: Config) -> 
     assert "redis.googleapis.com" in tf["locals"]["services"]
     assert "var.enable_redis" in tf["locals"]["services"]
     url = tf["resource"]["google_secret_manager_secret_version"]["redis_url"]["secret_data"]
-    assert url.startswith("${format(\"rediss://")  # TLS, with the AUTH string in the secret
+    assert url.startswith('${format("rediss://')  # TLS, with the AUTH string in the secret
 
 
 @pytest.mark.parametrize(
