@@ -27,9 +27,9 @@ class Rate:
 class RateLimits:
     """The rate of each kind of request; None switches that kind's limit off."""
 
-    reads: Rate | None = Rate(1200, 60)
-    writes: Rate | None = Rate(120, 60)
-    batch: Rate | None = Rate(10, 60)  # for a batch route still to come
+    reads: Rate | None = Rate(6000, 60)
+    writes: Rate | None = Rate(600, 60)
+    batch: Rate | None = Rate(60, 60)  # for a batch route still to come
 
 
 @attrs.frozen

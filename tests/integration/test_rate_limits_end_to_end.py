@@ -85,7 +85,7 @@ def test_with_redis_two_workers_share_one_bucket_per_caller(
             headers={"X-API-Key": API_KEY},
         )
         assert writes.status_code == 201
-        assert writes.headers["ratelimit-policy"] == '"writes";q=120;w=60'
+        assert writes.headers["ratelimit-policy"] == '"writes";q=600;w=60'
     statuses = Counter(a.status_code for a in answers)
     assert statuses == {200: QUOTA, 429: REQUESTS - QUOTA}
     check_fields(answers)

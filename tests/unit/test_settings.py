@@ -174,7 +174,7 @@ def test_the_idempotency_window_comes_from_the_environment() -> None:
 
 def test_rate_limits_timeouts_and_the_connection_cap_come_from_the_environment() -> None:
     defaults = settings()
-    assert defaults.rate_limits == RateLimits(Rate(1200, 60), Rate(120, 60), Rate(10, 60))
+    assert defaults.rate_limits == RateLimits(Rate(6000, 60), Rate(600, 60), Rate(60, 60))
     assert (defaults.header_timeout_seconds, defaults.body_timeout_seconds) == (5, 10)
     assert (defaults.max_connections, defaults.redis_url) == (1000, "")
     tuned = settings(
