@@ -8,6 +8,7 @@ from dependency_injector import containers, providers
 from cme_adapters.auth.api_keys import ApiKeyAuthenticator
 from cme_adapters.auth.jwt import JwtAuthenticator
 from cme_adapters.metrics import PrometheusMetrics
+from cme_adapters.postgres.database import PostgresDatabase
 from cme_adapters.sql.database import SqlDatabase
 from cme_adapters.sql.engine import PoolSettings
 from cme_adapters.system import SystemClock, Uuid7Generator
@@ -32,11 +33,22 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
     metrics = providers.Singleton(PrometheusMetrics)
-    database = providers.Singleton(
-        SqlDatabase.connect,
-        url=settings.provided.database_url,
-        pool=providers.Factory(PoolSettings, size=settings.provided.pool_size),
-        on_query=metrics.provided.query_finished,
+    _pool = providers.Factory(PoolSettings, size=settings.provided.pool_size)
+    # PostgreSQL runs on psycopg's own pool; the embedded SQLite stays on SQLAlchemy's engine.
+    database = providers.Selector(
+        settings.provided.database_kind,
+        postgresql=providers.Singleton(
+            PostgresDatabase,
+            url=settings.provided.database_url,
+            pool=_pool,
+            on_query=metrics.provided.query_finished,
+        ),
+        sqlite=providers.Singleton(
+            SqlDatabase.connect,
+            url=settings.provided.database_url,
+            pool=_pool,
+            on_query=metrics.provided.query_finished,
+        ),
     )
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(Uuid7Generator)
