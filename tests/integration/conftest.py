@@ -11,7 +11,7 @@ import pytest
 
 from cme_adapters.memory import InMemoryDatabase
 from cme_adapters.sql import migrate
-from cme_adapters.sql.engine import PoolSettings
+from cme_adapters.sql.config import PoolSettings
 from tests.integration.databases import open_database
 
 

@@ -6,7 +6,7 @@ from uuid import uuid4
 
 import pytest
 
-from cme_adapters.sql.engine import PoolSettings
+from cme_adapters.sql.config import PoolSettings
 from cme_domain.errors import StorageUnavailable
 from tests.integration.databases import open_database
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cme_adapters.sql.engine import PoolSettings
+from cme_adapters.sql.config import PoolSettings
 from cme_adapters.system import Uuid7Generator
 from cme_domain.errors import DuplicateSku
 from cme_domain.listing import ProductQuery

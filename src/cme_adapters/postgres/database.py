@@ -8,7 +8,7 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
 
 from cme_adapters.postgres.uow import OUTAGE_ERRORS, Connection, PostgresUnitOfWork, first_line
-from cme_adapters.sql.engine import PoolSettings
+from cme_adapters.sql.config import PoolSettings
 from cme_adapters.sql.statements import SCHEMA_REVISION
 from cme_domain.errors import StorageUnavailable
 

@@ -7,9 +7,9 @@ from sqlalchemy import QueuePool, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cme_adapters.sql.config import PoolSettings
 from cme_adapters.sql.engine import (
     TRANSACTION_ISOLATION,
-    PoolSettings,
     create_engine,
     outages_as_unavailable,
     ping,

@@ -17,9 +17,9 @@ from cme_domain.errors import (
     InvalidProduct,
     ProductNotFound,
     StorageUnavailable,
-    WriteOutcomeUnknown,
     VersionMismatch,
     WriteContention,
+    WriteOutcomeUnknown,
 )
 from cme_domain.principal import MissingScope
 from cme_entrypoints.http.problems import Problem, render
