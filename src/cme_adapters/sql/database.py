@@ -71,7 +71,7 @@ class SqlDatabase:
         pool = self.engine.pool
         if not isinstance(pool, QueuePool):
             return {}
-        return {"in_use": pool.checkedout(), "idle": pool.checkedin(), "overflow": pool.overflow()}
+        return {"in_use": pool.checkedout(), "idle": pool.checkedin()}
 
     async def close(self) -> None:
         await self.engine.dispose()
