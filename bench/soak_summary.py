@@ -2,12 +2,6 @@
 
 from typing import Any
 
-ORDINALS = ("1st", "2nd", "3rd")
-
-
-def ordinal(n: int) -> str:
-    return ORDINALS[n - 1] if n <= len(ORDINALS) else f"{n}th"
-
 
 def milestones(samples: list[dict[str, Any]], step: int) -> list[tuple[int, dict[str, Any]]]:
     """(k, the first sample at or past k * step requests) for every k the soak reached."""
@@ -29,9 +23,9 @@ def summarise(
         marks = [(0, samples[0]), (-1, samples[-1])]
     lines = []
     for k, sample in marks:
-        label = f"{ordinal(k)} {step:,}" if k > 0 else ("first chunk" if k == 0 else "last chunk")
+        label = f"{k * step:,}" if k > 0 else ("first chunk" if k == 0 else "last chunk")
         rss = ", ".join(f"{sample['rss_kib'].get(str(p), 0) / 1024:.1f}" for p in workers)
-        lines.append(f"  {label} (at {sample['requests']:,} requests): RSS MiB per worker {rss}")
+        lines.append(f"  {label} (sampled at {sample['requests']:,}): RSS MiB per worker {rss}")
     (k0, early), (k1, late) = marks[0], marks[min(4, len(marks) - 1)]
     met = True
     for pid in workers:
@@ -43,9 +37,9 @@ def summarise(
             f"  worker {pid}: {before / 1024:.1f} -> {after / 1024:.1f} MiB "
             f"({growth:+.1f} %), highest {peak:.1f} MiB"
         )
-    span = f"{ordinal(k0)} to {ordinal(k1)} {step:,}" if k0 > 0 else "first to last chunk"
+    span = f"{k0 * step:,} to {k1 * step:,} requests" if k0 > 0 else "the first to the last chunk"
     lines.append(
-        f"  growth from the {span}: target < {growth_pct:g} % and under {rss_mib:g} MiB: "
+        f"  growth from {span}: target < {growth_pct:g} % and under {rss_mib:g} MiB: "
         + ("met" if met else "NOT met")
     )
     return lines, met

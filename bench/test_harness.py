@@ -119,7 +119,8 @@ def test_six_percent_growth_from_the_first_to_the_fifth_million_fails_the_soak()
 def test_two_percent_growth_from_the_first_to_the_fifth_million_passes_the_soak() -> None:
     lines, met = summarise(five_millions(51_000), [1, 2], 1_000_000, 5.0, 80)
     assert met is True
-    assert any("5th 1,000,000" in line for line in lines)
+    assert lines[4].startswith("  5,000,000 (sampled at 5,000,000)")
+    assert lines[-1].startswith("  growth from 1,000,000 to 5,000,000 requests")
 
 
 def test_a_worker_missing_from_a_sample_fails_the_soak() -> None:
