@@ -164,10 +164,17 @@ def fastapi_reference(url: str, workers: int) -> Server:
     """bench/fastapi_ref under the uvicorn command line, its default access log on (stdout)."""
     port = free_port()
     env = {**base_env(), "DATABASE_URL": url, "API_KEY": API_KEY, "CURSOR_SECRET": CURSOR_SECRET}
+    env["FASTAPI_REF_MIDDLEWARE"] = fastapi_middleware()
     argv = [str(VENV_BIN / "uvicorn"), "fastapi_ref.main:app", "--app-dir", str(BENCH)]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     argv += ["--http", "httptools", "--loop", "uvloop"]
     return Server("fastapi", argv, env, OUT / "fastapi.log", port)
+
+
+def fastapi_middleware() -> str:
+    """The reference's metrics middleware: a pure ASGI class, or with FASTAPI_REF_MIDDLEWARE=http
+    the tutorial's @app.middleware("http") (see bench/fastapi_ref/metrics.py)."""
+    return os.environ.get("FASTAPI_REF_MIDDLEWARE") or "asgi"
 
 
 @contextmanager
@@ -397,6 +404,7 @@ def run(args: argparse.Namespace) -> int:
         }
     report["args"] = {k: v for k, v in vars(args).items() if k not in ("func", "url", "cursor")}
     report["args"]["pool"] = os.environ.get("DB_POOL_SIZE", "5")
+    report["args"]["fastapi_middleware"] = fastapi_middleware()
     (OUT / "results.json").write_text(json.dumps(report, indent=2))
     text = render(report)
     (OUT / "report.md").write_text(text)

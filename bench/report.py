@@ -7,6 +7,8 @@ HEALTH = "health"  # the only scenario that touches no database
 READS = ("get", "list", "deep", "mix")  # mix (90 % reads) is held to the read target
 WRITES = ("post", "put", "put_if_match")
 
+MIDDLEWARES = {"asgi": "a pure ASGI class", "http": '`@app.middleware("http")`'}
+
 # The service's targets: against the FastAPI reference on every scenario that touches the
 # database, against the floor by kind of scenario, and its own latency, memory and start-up.
 TARGETS = {
@@ -81,7 +83,8 @@ def render(report: dict[str, Any]) -> str:
         f"{a['rows']} products; 2 uvicorn workers each (httptools, uvloop), DB pool {a['pool']} "
         "per worker. Service: `cme serve`, JSON access log at INFO to bench/out/service.log. "
         "FastAPI: bench/fastapi_ref under the uvicorn command, its default access log to "
-        "bench/out/fastapi.log. Floor: bench/floor.py, no log.",
+        f"bench/out/fastapi.log, metrics middleware {MIDDLEWARES[a['fastapi_middleware']]}. "
+        "Floor: bench/floor.py, no log.",
         "",
         "| scenario | req/s service | FastAPI | floor | service / FastAPI | service / floor "
         "| p99 service | FastAPI | floor | p99 service / floor | errors s / F / f "

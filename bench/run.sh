@@ -9,7 +9,8 @@
 #
 # BENCH_ADMIN_URL  the PostgreSQL server to use (default postgresql://postgres@127.0.0.1:5432/postgres);
 #                  the run creates cme_bench_<random> there and drops it at the end, even on failure.
-# DB_POOL_SIZE     connections per worker, for the service and the floor alike (default 5).
+# DB_POOL_SIZE     connections per worker, for the three servers alike (default 5).
+# FASTAPI_REF_MIDDLEWARE  the FastAPI reference's metrics middleware: asgi (default) or http.
 # PYTHONPATH       set it to a patched copy's src/ to measure a change without editing the tree.
 # Outputs go to bench/out/ (git-ignored): report.md, results.json, logs, wrk output, profiles.
 set -euo pipefail

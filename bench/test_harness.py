@@ -89,7 +89,7 @@ def test_the_report_table_names_all_three_servers_and_both_ratios() -> None:
         ("date", "nproc", "cpu", "postgresql", "python", "kernel", "wrk", "versions"), "x"
     ) | {"commit": "c", "src_sha256": "s", "loadavg_before": "0"}
     report["args"] = {"threads": 2, "connections": 64, "duration": 10, "warmup": 3}
-    report["args"] |= {"rows": 100_000, "pool": "5"}
+    report["args"] |= {"rows": 100_000, "pool": "5", "fastapi_middleware": "asgi"}
     report["access_log_lines"] = {"service": 1, "fastapi": 1}
     text = render(report)
     assert "| get | 1300 | 1000 | 1500 | 1.30 | 0.87 |" in text

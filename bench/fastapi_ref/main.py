@@ -3,7 +3,8 @@
     uvicorn fastapi_ref.main:app --app-dir bench --workers 2 --http httptools --loop uvloop
 
 DATABASE_URL names the database, API_KEY the key writes need, CURSOR_SECRET signs page cursors
-(the service's, so cursors pass between them) and DB_POOL_SIZE sizes the pool (default 5).
+(the service's, so cursors pass between them), DB_POOL_SIZE sizes the pool (default 5) and
+FASTAPI_REF_MIDDLEWARE picks the metrics middleware (see metrics.py).
 Only what the benchmark asks is served: /health, /db-check, /metrics, and GET (first page
 and next pages in created_at order), POST and PUT of products. Each worker has its own
 prometheus_client registry, as the library's default mode gives.
@@ -11,8 +12,7 @@ prometheus_client registry, as the library's default mode gives.
 
 import os
 import secrets
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -21,30 +21,14 @@ from uuid import UUID
 import psycopg
 from fastapi import Depends, FastAPI, Header, Query, Request, Response, Security
 from fastapi.security import APIKeyHeader
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from psycopg_pool import AsyncConnectionPool
 from sql import FIRST_PAGE, GET, INSERT, NEXT_PAGE, PING, UPDATE_ANY, UPDATE_AT_VERSION, uuid7
 
-from fastapi_ref import cursors, problems
+from fastapi_ref import cursors, metrics, problems
 from fastapi_ref.models import ProductIn, ProductOut, ProductPage
 from fastapi_ref.problems import Problem
 
 API_KEY = os.environ.get("API_KEY", "")
-# The service's names, labels and buckets, so one dashboard reads both.
-REQUESTS = Counter("http_requests", "HTTP requests served", ["method", "path", "status"])
-LATENCY = Histogram(
-    "request_latency_seconds",
-    "Time from request start to response end, in seconds",
-    ["method", "path", "status"],
-    buckets=(0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2),
-)
-# The service's static security headers: the same bytes on the wire for the same body.
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
-}
 
 
 @asynccontextmanager
@@ -63,21 +47,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 app = FastAPI(title="cme FastAPI reference", lifespan=lifespan)
 problems.install(app)
-
-
-@app.middleware("http")
-async def observe(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    started = time.perf_counter()
-    response = await call_next(request)
-    route = request.scope.get("route")
-    path = getattr(route, "path", "unmatched")
-    status = str(response.status_code)
-    REQUESTS.labels(request.method, path, status).inc()
-    LATENCY.labels(request.method, path, status).observe(time.perf_counter() - started)
-    response.headers.update(SECURITY_HEADERS)
-    return response
+metrics.install(app)
 
 
 async def get_connection(request: Request) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
@@ -102,11 +72,6 @@ async def require_api_key(key: Annotated[str | None, Security(api_key_header)]) 
 @app.get("/health")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
-
-
-@app.get("/metrics")
-async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 @app.get("/db-check")
