@@ -77,7 +77,9 @@ class Container(containers.DeclarativeContainer):
     product_routes = providers.Singleton(
         ProductRoutes,
         authenticate=authenticator,
-        cursors=providers.Singleton(CursorCodec, settings.provided.cursor_key),
+        cursors=providers.Singleton(
+            CursorCodec, settings.provided.cursor_key, database.provided.cursor_secret
+        ),
         get_product=providers.Singleton(use_cases.GetProduct, unit_of_work),
         list_products=providers.Singleton(use_cases.ListProducts, unit_of_work),
         create_product=providers.Singleton(
