@@ -93,6 +93,9 @@ class Container(containers.DeclarativeContainer):
         patch_product=providers.Singleton(use_cases.PatchProduct, unit_of_work, clock),
         delete_product=providers.Singleton(use_cases.DeleteProduct, unit_of_work),
     )
+    prune_idempotency_keys = providers.Singleton(
+        use_cases.PruneIdempotencyKeys, unit_of_work, clock
+    )
     operations_routes = providers.Singleton(
         OperationsRoutes,
         version=providers.Callable(version, "cme"),
