@@ -1,5 +1,6 @@
 """An in-memory unit of work: the unit tests' database, and the contract suite's reference."""
 
+import secrets
 from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
@@ -8,6 +9,7 @@ from uuid import UUID
 
 import attrs
 
+from cme_adapters.sql.schema import SCHEMA_HEAD
 from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
 from cme_domain.listing import Page, ProductQuery, SortOrder, SortValue, keyset_of, sort_value
 from cme_domain.ports import IdempotencyRecord
@@ -93,6 +95,12 @@ class InMemoryIdempotencyStore:
         else:  # an expired record was replaced: a rollback must bring it back
             self.undo.append(lambda: self.store.idempotency.__setitem__(slot, earlier))
 
+    async def prune(self, now: datetime) -> int:
+        expired = [slot for slot, r in self.store.idempotency.items() if r.expires_at <= now]
+        for slot in expired:
+            del self.store.idempotency[slot]
+        return len(expired)
+
 
 class InMemoryUnitOfWork:
     """Writes apply at once; an atomic unit of work undoes them unless committed.
@@ -130,12 +138,23 @@ class InMemoryUnitOfWork:
 @attrs.define
 class InMemoryDatabase:
     store: InMemoryStore = attrs.Factory(InMemoryStore)
+    _cursor_secret: bytes = attrs.Factory(lambda: secrets.token_urlsafe(48).encode())
 
     def unit_of_work(self, *, atomic: bool = True) -> InMemoryUnitOfWork:
         return InMemoryUnitOfWork(self.store, atomic=atomic)
 
+    async def open(self) -> None:
+        return None
+
     async def ping(self) -> None:
         return None
+
+    async def cursor_secret(self) -> bytes:
+        return self._cursor_secret
+
+    async def schema_revision(self) -> str | None:
+        """A store made by this code always has this code's schema."""
+        return SCHEMA_HEAD
 
     def pool_stats(self) -> dict[str, int]:
         return {}

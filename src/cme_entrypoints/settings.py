@@ -14,7 +14,7 @@ from cme_adapters.auth import jwt_config
 from cme_adapters.auth.api_keys import ApiKey
 from cme_adapters.auth.jwt_config import JwtSettings
 from cme_adapters.rate_limit import Rate, RateLimits
-from cme_adapters.sql.engine import async_url
+from cme_adapters.sql.config import async_url
 
 DEFAULT_SQLITE_PATH: Final = Path("var/cme.db")
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -59,11 +59,11 @@ class Settings:
     rate_limit_prefix: str = "cme:rate:"
 
     @property
-    def cursor_key(self) -> bytes:
-        # Without CURSOR_SECRET, derive the key from the database URL: as secret as its
-        # password, and the same on every replica and worker that shares the database.
-        seed = self.cursor_secret or f"cme-cursor-v1:{self.database_url}"
-        return hashlib.sha256(seed.encode()).digest()
+    def cursor_key(self) -> bytes | None:
+        """The key from CURSOR_SECRET; None leaves it to the database (one random key each)."""
+        if not self.cursor_secret:
+            return None
+        return hashlib.sha256(self.cursor_secret.encode()).digest()
 
     @property
     def database_kind(self) -> str:

@@ -4,6 +4,7 @@ import base64
 import gzip
 import hashlib
 import hmac
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -22,7 +23,9 @@ from cme_entrypoints.settings import Settings
 from tests.unit.conftest import API_KEY
 from tests.unit.test_http_api import LAMP, UnreachableDatabase, assert_problem, create
 
-SETTINGS = Settings(database_url="sqlite://", api_keys=(API_KEY,))
+SETTINGS = Settings(
+    database_url="sqlite://", api_keys=(API_KEY,), cursor_secret="unit-test-cursor-secret"
+)
 
 
 @pytest.mark.parametrize("field", ["name", "description"])
@@ -191,7 +194,9 @@ def _escaped(text: str) -> bytes:
 
 def _signed_cursor(fields: Any) -> str:
     payload = orjson.dumps(fields)
-    signature = hmac.new(SETTINGS.cursor_key, payload, hashlib.sha256).digest()[:16]
+    key = SETTINGS.cursor_key
+    assert key is not None
+    signature = hmac.new(key, payload, hashlib.sha256).digest()[:16]
     return ".".join(
         base64.urlsafe_b64encode(part).rstrip(b"=").decode() for part in (payload, signature)
     )
@@ -226,26 +231,37 @@ FORGED_CURSORS = [
 ]
 
 
+@pytest.fixture
+def keyed(memory: InMemoryDatabase) -> Iterator[TestClient]:
+    """The app with a CURSOR_SECRET the test knows, so it can sign cursors of its own."""
+    container = Container(settings=SETTINGS)
+    container.database.override(providers.Object(memory))
+    with TestClient(create_app(container), raise_server_exceptions=False) as client:
+        yield client
+
+
 @pytest.mark.parametrize(("sort", "fields"), FORGED_CURSORS)
 def test_a_signed_cursor_with_an_impossible_value_is_400(
-    client: TestClient, sort: str, fields: Any
+    keyed: TestClient, sort: str, fields: Any
 ) -> None:
     cursor = _signed_cursor(fields)
-    problem = assert_problem(client.get("/products", params={"sort": sort, "cursor": cursor}), 400)
+    problem = assert_problem(keyed.get("/products", params={"sort": sort, "cursor": cursor}), 400)
     assert problem["type"] == "urn:cme:problem:bad-cursor"
 
 
-def test_the_cursor_codec_takes_its_key_as_bytes_from_whoever_builds_it() -> None:
+def test_a_well_formed_cursor_signed_with_the_key_is_accepted(keyed: TestClient) -> None:
+    ok = _signed_cursor(["name", "asc", "lamp", ID])
+    assert keyed.get("/products", params={"sort": "name", "cursor": ok}).status_code == 200
+
+
+async def _no_database_key() -> bytes:
+    raise AssertionError("a codec given a key needs no other")
+
+
+def test_a_cursor_signed_with_another_key_says_so() -> None:
     keyset = Keyset(datetime(2026, 1, 2, tzinfo=UTC), UUID(int=5))
-    cursor = CursorCodec(b"k" * 32).encode(keyset, SortField.CREATED_AT, SortOrder.ASC)
-    assert CursorCodec(b"k" * 32).decode(cursor, SortField.CREATED_AT, SortOrder.ASC) == keyset
-    with pytest.raises(ValueError, match="not issued"):
-        CursorCodec(b"j" * 32).decode(cursor, SortField.CREATED_AT, SortOrder.ASC)
-
-
-def test_the_app_built_from_these_settings_signs_with_their_key(memory: InMemoryDatabase) -> None:
-    container = Container(settings=SETTINGS)
-    container.database.override(providers.Object(memory))
-    with TestClient(create_app(container)) as client:
-        ok = _signed_cursor(["name", "asc", "lamp", ID])
-        assert client.get("/products", params={"sort": "name", "cursor": ok}).status_code == 200
+    ours = CursorCodec(b"k" * 32, _no_database_key)
+    cursor = ours.encode(keyset, SortField.CREATED_AT, SortOrder.ASC)
+    assert ours.decode(cursor, SortField.CREATED_AT, SortOrder.ASC) == keyset
+    with pytest.raises(ValueError, match="not issued by this service"):
+        CursorCodec(b"j" * 32, _no_database_key).decode(cursor, SortField.CREATED_AT, SortOrder.ASC)
