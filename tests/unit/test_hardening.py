@@ -265,3 +265,11 @@ def test_a_cursor_signed_with_another_key_says_so() -> None:
     assert ours.decode(cursor, SortField.CREATED_AT, SortOrder.ASC) == keyset
     with pytest.raises(ValueError, match="not issued by this service"):
         CursorCodec(b"j" * 32, _no_database_key).decode(cursor, SortField.CREATED_AT, SortOrder.ASC)
+
+
+def test_a_wrong_body_is_reported_before_a_wrong_if_match(writer: TestClient) -> None:
+    url = f"/products/{create(writer)['id']}"
+    headers = {"If-Match": '"S/"'}
+    assert_problem(writer.patch(url, json={"sku": "bad*"}, headers=headers), 422)
+    assert_problem(writer.put(url, json={**LAMP, "sku": "bad*"}, headers=headers), 422)
+    assert_problem(writer.patch(url, json={"sku": "GOOD"}, headers=headers), 412)

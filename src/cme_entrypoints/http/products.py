@@ -107,6 +107,8 @@ class ProductRoutes:
         principal = self.authenticate(request)
         product_id = _product_id(request)
         patch = await read_json_object(request, MERGE_PATCH, JSON)
+        # A body that is wrong whatever the version is reported as such, before If-Match.
+        ProductSpec.check_patch(patch)
         product = await self.patch_product(principal, product_id, patch, _if_match(request))
         return product_response(product)
 
