@@ -1,7 +1,7 @@
 # Project services, network, NAT, private service access and the image registry.
 
 locals {
-  services = toset([
+  services = setunion(var.enable_redis ? ["redis.googleapis.com"] : [], [
     "artifactregistry.googleapis.com",
     "binaryauthorization.googleapis.com",
     "compute.googleapis.com",

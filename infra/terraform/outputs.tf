@@ -71,3 +71,13 @@ output "db_connection_budget" {
     max_connections   = var.sql_max_connections
   }
 }
+
+output "redis_url_secret_id" {
+  description = "Secret Manager secret holding REDIS_URL (null unless enable_redis): gcloud secrets versions access latest --secret=ID."
+  value       = var.enable_redis ? google_secret_manager_secret.redis_url[0].secret_id : null
+}
+
+output "redis_server_ca_certs" {
+  description = "PEM of the CA that signs Memorystore's TLS certificate (null unless enable_redis); mount it at /etc/cme/redis-ca.pem."
+  value       = var.enable_redis ? join("\n", google_redis_instance.rate_limits[0].server_ca_certs[*].cert) : null
+}

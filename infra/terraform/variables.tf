@@ -448,3 +448,50 @@ variable "uptime_check_use_ssl" {
   description = "Check over HTTPS (and validate the certificate); the plain LoadBalancer Service serves HTTP."
   default     = false
 }
+
+# --- Rate limits (optional Memorystore for Redis) -------------------------------
+
+variable "enable_redis" {
+  type        = bool
+  description = "Create a Memorystore for Redis instance so that rate limits are shared by every pod (REDIS_URL). Off: each worker process limits on its own."
+  default     = false
+}
+
+variable "redis_instance_name" {
+  type        = string
+  description = "Name of the Memorystore instance."
+  default     = "cme-rate-limits"
+
+  validation {
+    condition     = can(regex("^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$", var.redis_instance_name))
+    error_message = "redis_instance_name must be 1-40 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "redis_tier" {
+  type        = string
+  description = "BASIC (one node; a failure loosens the limits to per worker until it is back) or STANDARD_HA (a replica)."
+  default     = "BASIC"
+
+  validation {
+    condition     = contains(["BASIC", "STANDARD_HA"], var.redis_tier)
+    error_message = "redis_tier must be BASIC or STANDARD_HA."
+  }
+}
+
+variable "redis_memory_size_gb" {
+  type        = number
+  description = "Memorystore capacity in GiB; a bucket is about 100 bytes, so 1 GiB holds millions of callers."
+  default     = 1
+
+  validation {
+    condition     = var.redis_memory_size_gb >= 1 && var.redis_memory_size_gb <= 300
+    error_message = "redis_memory_size_gb must be between 1 and 300."
+  }
+}
+
+variable "redis_url_secret_id" {
+  type        = string
+  description = "Secret Manager secret that receives REDIS_URL (rediss://, with the AUTH string)."
+  default     = "cme-redis-url"
+}

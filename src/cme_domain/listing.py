@@ -13,6 +13,14 @@ from cme_domain.product import Product
 PAGE_MIN: Final = 1
 PAGE_MAX: Final = 100
 PAGE_DEFAULT: Final = 20
+# `q` matches case-insensitively in ASCII only: A-Z equal a-z, every other character only
+# itself. It is the one folding every store can do alike, whatever the database collation.
+_ASCII_LOWER: Final = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_fold(text: str) -> str:
+    """The text with A-Z lowered and everything else (É, ß, İ) left as it is."""
+    return text.translate(_ASCII_LOWER)
 
 
 class SortField(enum.StrEnum):
@@ -52,7 +60,10 @@ class ProductQuery:
         """The filter, stated once for adapters that filter in Python."""
         return (
             (self.sku is None or product.sku == self.sku)
-            and (self.name_contains is None or self.name_contains.lower() in product.name.lower())
+            and (
+                self.name_contains is None
+                or ascii_fold(self.name_contains) in ascii_fold(product.name)
+            )
             and (self.min_price is None or product.price >= self.min_price)
             and (self.max_price is None or product.price <= self.max_price)
         )

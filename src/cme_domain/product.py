@@ -1,6 +1,7 @@
 """The Product entity and the invariants every product satisfies."""
 
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -16,7 +17,15 @@ NAME_MAX: Final = 200
 DESCRIPTION_MAX: Final = 4000
 PRICE_LIMIT: Final = Decimal(10) ** 10
 QUANTITY_MAX: Final = 2**31 - 1
+# A product's version is a 32-bit integer in every store (INTEGER on PostgreSQL).
+VERSION_MAX: Final = 2**31 - 1
 CENT: Final = Decimal("0.01")
+# Characters that show nothing: a name of only these (and whitespace) is blank. Controls,
+# format characters (Cf: U+200B zero-width space, U+2060 word joiner, U+FEFF, soft hyphen,
+# bidi marks) and the Hangul and Braille fillers, which are letters or symbols drawn empty.
+_INVISIBLE_CATEGORIES: Final = frozenset({"Cc", "Cf"})
+_FILLERS: Final = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 # Prices sent as text: no sign, no exponent, no leading zeros, at most 2 decimals, below 10^10.
 PRICE_TEXT: Final = re.compile(r"(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?")
 
@@ -117,11 +126,11 @@ def _sku(value: object) -> str:
 def _name(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError("must be a string")
-    _no_nul(value)
-    if not value.strip():
-        raise ValueError("must not be blank")
+    _storable(value)
     if len(value) > NAME_MAX:
         raise ValueError(f"must be at most {NAME_MAX} characters")
+    if _is_blank(value):
+        raise ValueError("must not be blank (whitespace and invisible characters do not count)")
     return value
 
 
@@ -130,16 +139,27 @@ def _description(value: object) -> str | None:
         return None
     if not isinstance(value, str):
         raise ValueError("must be a string or null")
-    _no_nul(value)
+    _storable(value)
     if len(value) > DESCRIPTION_MAX:
         raise ValueError(f"must be at most {DESCRIPTION_MAX} characters")
     return value
 
 
-def _no_nul(text: str) -> None:
-    # No text store we target keeps U+0000 (PostgreSQL refuses it), so no product may hold one.
+def _storable(text: str) -> None:
+    # No text store we target keeps U+0000 (PostgreSQL refuses it), and a lone surrogate (JSON
+    # allows "\ud800") is not Unicode text at all: no UTF-8 encoder writes it.
     if "\x00" in text:
         raise ValueError("must not contain the NUL character (U+0000)")
+    if _LONE_SURROGATE.search(text):
+        raise ValueError("must not contain a lone surrogate (U+D800 to U+DFFF)")
+
+
+def _is_blank(text: str) -> bool:
+    """True when nothing in the text would show: only whitespace, format characters or fillers."""
+    return all(
+        ch.isspace() or ch in _FILLERS or unicodedata.category(ch) in _INVISIBLE_CATEGORIES
+        for ch in text
+    )
 
 
 def _price(value: object) -> Decimal:

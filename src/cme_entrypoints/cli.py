@@ -23,7 +23,9 @@ Credentials: API_KEY/API_KEYS; JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWT_JWKS_FILE or
 JWT_JWKS_URL with JWT_ISSUER, JWT_AUDIENCE, JWT_ALGORITHMS, JWT_LEEWAY_SECONDS;
 REQUIRE_READ_SCOPE. Service: PORT, HOST, WEB_CONCURRENCY, LOG_LEVEL, LOG_FORMAT, DB_POOL_SIZE,
 SHUTDOWN_GRACE_SECONDS, SHUTDOWN_DRAIN_SECONDS, IDEMPOTENCY_TTL_HOURS, CURSOR_SECRET,
-CORS_ALLOW_ORIGINS, METRICS_TOKEN, REQUEST_TELEMETRY.
+CORS_ALLOW_ORIGINS, METRICS_TOKEN, REQUEST_TELEMETRY. Hardening: HEADER_TIMEOUT_SECONDS,
+BODY_TIMEOUT_SECONDS, MAX_CONNECTIONS; rate limits: RATE_LIMIT_READS, RATE_LIMIT_WRITES,
+RATE_LIMIT_BATCH (N/SECONDS, or 0 for none), REDIS_URL, RATE_LIMIT_PREFIX.
 """
 
 
@@ -93,11 +95,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         port=args.port or settings.port,
         workers=args.workers or settings.workers,
         log_config=log_config,
-        # httptools has no limit on a request head of its own; this protocol answers 431.
-        http="cme_entrypoints.http.head_limit:BoundedHttpToolsProtocol",
+        # httptools has no limit on a request head, nor any deadline for a head or a body;
+        # this protocol answers 431 and 408, and 503 beyond MAX_CONNECTIONS.
+        http="cme_entrypoints.http.protocol:ServerProtocol",
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         loop="uvloop",
         timeout_keep_alive=5,
+        # A backstop on running requests; the protocol refuses connections past the cap.
+        limit_concurrency=settings.max_connections + 1,
         server_header=False,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )

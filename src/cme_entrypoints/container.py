@@ -10,6 +10,7 @@ from dependency_injector import containers, providers
 from cme_adapters.auth.api_keys import ApiKeyAuthenticator
 from cme_adapters.metrics import PrometheusMetrics
 from cme_adapters.postgres.database import PostgresDatabase
+from cme_adapters.rate_limit import Limiter, LocalBuckets, RedisBuckets
 from cme_adapters.sql.config import PoolSettings
 from cme_adapters.system import SystemClock, Uuid7Generator
 from cme_domain import use_cases
@@ -21,6 +22,13 @@ from cme_entrypoints.settings import Settings
 
 if TYPE_CHECKING:
     from cme_adapters.sql.database import SqlDatabase
+
+
+def build_limiter(settings: Settings) -> Limiter:
+    """Shared buckets in Redis when REDIS_URL is set; otherwise each worker keeps its own."""
+    if settings.redis_url:
+        return RedisBuckets.connect(settings.redis_url, settings.rate_limit_prefix)
+    return LocalBuckets()
 
 
 def build_authenticator(settings: Settings) -> RequestAuthenticator:
@@ -73,6 +81,7 @@ class Container(containers.DeclarativeContainer):
     ids = providers.Singleton(Uuid7Generator)
     unit_of_work = database.provided.unit_of_work
     authenticator = providers.Singleton(build_authenticator, settings)
+    rate_limiter = providers.Singleton(build_limiter, settings)
 
     product_routes = providers.Singleton(
         ProductRoutes,

@@ -13,12 +13,18 @@ import attrs
 from cme_adapters.auth import jwt_config
 from cme_adapters.auth.api_keys import ApiKey
 from cme_adapters.auth.jwt_config import JwtSettings
+from cme_adapters.rate_limit import Rate, RateLimits
 from cme_adapters.sql.config import async_url
 
 DEFAULT_SQLITE_PATH: Final = Path("var/cme.db")
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS: Final = ("json", "console")
 _ORIGIN: Final = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+_ASCII_INT: Final = re.compile(r"[0-9]{1,7}")
+_REDIS_URL: Final = re.compile(r"rediss?://[^\s]+")
+
+
+DEFAULT_LIMITS: Final = RateLimits()
 
 
 class SettingsError(ValueError):
@@ -45,6 +51,12 @@ class Settings:
     idempotency_ttl_hours: int = 24
     request_telemetry: bool = True
     cursor_secret: str = attrs.field(default="", repr=False)
+    header_timeout_seconds: int = 5
+    body_timeout_seconds: int = 10
+    max_connections: int = 1000
+    rate_limits: RateLimits = attrs.field(factory=RateLimits)
+    redis_url: str = attrs.field(default="", repr=False)
+    rate_limit_prefix: str = "cme:rate:"
 
     @property
     def cursor_key(self) -> bytes | None:
@@ -79,6 +91,16 @@ class Settings:
             idempotency_ttl_hours=get.integer("IDEMPOTENCY_TTL_HOURS", 24, 1, 720),
             request_telemetry=get.boolean("REQUEST_TELEMETRY", default=True),
             cursor_secret=get.text("CURSOR_SECRET", ""),
+            header_timeout_seconds=get.integer("HEADER_TIMEOUT_SECONDS", 5, 1, 300),
+            body_timeout_seconds=get.integer("BODY_TIMEOUT_SECONDS", 10, 1, 300),
+            max_connections=get.integer("MAX_CONNECTIONS", 1000, 1, 100_000),
+            rate_limits=RateLimits(
+                reads=get.rate("RATE_LIMIT_READS", DEFAULT_LIMITS.reads),
+                writes=get.rate("RATE_LIMIT_WRITES", DEFAULT_LIMITS.writes),
+                batch=get.rate("RATE_LIMIT_BATCH", DEFAULT_LIMITS.batch),
+            ),
+            redis_url=_redis_url(get),
+            rate_limit_prefix=get.text("RATE_LIMIT_PREFIX", "cme:rate:"),
         )
 
 
@@ -100,6 +122,21 @@ class _Reader:
         if not low <= value <= high:
             raise SettingsError(f"{name} must be an integer between {low} and {high}")
         return value
+
+    def rate(self, name: str, default: Rate | None) -> Rate | None:
+        """`N/SECONDS` (N requests per SECONDS, in bursts of up to N), or 0 for no limit."""
+        raw = self.env.get(name)
+        if raw is None:
+            return default
+        if raw.strip() == "0":
+            return None
+        count, _, seconds = raw.strip().partition("/")
+        if not (_ASCII_INT.fullmatch(count) and _ASCII_INT.fullmatch(seconds)):
+            raise SettingsError(f"{name} must be N/SECONDS, like 600/60, or 0 for no limit")
+        rate = Rate(int(count), int(seconds))
+        if not (1 <= rate.quota <= 1_000_000 and 1 <= rate.window <= 86_400):
+            raise SettingsError(f"{name} must be 1-1000000 requests per 1-86400 seconds")
+        return rate
 
     def items(self, name: str) -> list[str]:
         return [item.strip() for item in self.env.get(name, "").split(",") if item.strip()]
@@ -143,6 +180,13 @@ def _database_url(get: _Reader) -> str:
         return url
     DEFAULT_SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{DEFAULT_SQLITE_PATH}"
+
+
+def _redis_url(get: _Reader) -> str:
+    url = get.text("REDIS_URL", "")
+    if url and not _REDIS_URL.match(url):
+        raise SettingsError("REDIS_URL must look like redis://host:6379/0 or rediss://...")
+    return url
 
 
 def _api_keys(get: _Reader) -> tuple[str, ...]:

@@ -60,6 +60,23 @@ def sql_exposure_problems(config: Config) -> list[str]:
     return problems
 
 
+def redis_problems(config: Config) -> list[str]:
+    """Ways a Memorystore instance would be optional in name only, reachable, or readable."""
+    problems = []
+    for name, redis in config["resource"].get("google_redis_instance", {}).items():
+        if redis.get("count") != "${var.enable_redis ? 1 : 0}":
+            problems.append(f"{name}: must exist only when var.enable_redis")
+        if redis.get("connect_mode") != "PRIVATE_SERVICE_ACCESS":
+            problems.append(f"{name}: connect_mode must be PRIVATE_SERVICE_ACCESS")
+        if "google_compute_network.vpc" not in str(redis.get("authorized_network")):
+            problems.append(f"{name}: authorized_network must be the VPC")
+        if redis.get("auth_enabled") is not True:
+            problems.append(f"{name}: auth_enabled must be true")
+        if redis.get("transit_encryption_mode") != "SERVER_AUTHENTICATION":
+            problems.append(f"{name}: transit_encryption_mode must be SERVER_AUTHENTICATION")
+    return problems
+
+
 def references(config: Config, kind: str, *, outside_variables: bool = False) -> set[str]:
     docs = config["raw"]
     if outside_variables:
@@ -128,7 +145,7 @@ def test_cloud_sql_is_postgres_15_with_backups_and_point_in_time_recovery(tf: Co
 
 def test_the_database_password_is_generated_and_kept_in_secret_manager(tf: Config) -> None:
     assert one(tf, "google_sql_user")["password"] == "${random_password.db.result}"
-    version = one(tf, "google_secret_manager_secret_version")
+    version = tf["resource"]["google_secret_manager_secret_version"]["db_password"]
     assert version["secret_data"] == "${random_password.db.result}"
     # No password is an input, so none can end up in a tfvars file.
     assert not [name for name in tf["variable"] if name.endswith(("password", "pass"))]
@@ -296,3 +313,51 @@ def test_the_checks_fail_on_an_undeclared_variable(tmp_path: Path) -> None:
         'output "broken" {\n  value = "${var.nowhere_declared}-${local.nor_this}"\n}\n'
     )
     assert undeclared_references(load(broken)) == {"var.nowhere_declared", "local.nor_this"}
+
+
+def test_memorystore_is_off_by_default_private_with_auth_and_tls(tf: Config) -> None:
+    assert default(tf, "enable_redis") is False
+    assert set(tf["resource"]["google_redis_instance"]) == {"rate_limits"}
+    assert redis_problems(tf) == []
+    redis = one(tf, "google_redis_instance")
+    assert "private_service_access" in redis["reserved_ip_range"]
+    # Everything Redis brings is behind the same switch, the API included.
+    for rtype, name in [
+        ("google_secret_manager_secret", "redis_url"),
+        ("google_secret_manager_secret_version", "redis_url"),
+    ]:
+        assert tf["resource"][rtype][name]["count"] == "${var.enable_redis ? 1 : 0}"
+    assert "redis.googleapis.com" in tf["locals"]["services"]
+    assert "var.enable_redis" in tf["locals"]["services"]
+    url = tf["resource"]["google_secret_manager_secret_version"]["redis_url"]["secret_data"]
+    assert url.startswith('${format("rediss://')  # TLS, with the AUTH string in the secret
+
+
+@pytest.mark.parametrize(
+    ("pattern", "replacement", "problem"),
+    [
+        (r"auth_enabled(\s*)= true", r"auth_enabled\1= false", "auth_enabled must be true"),
+        (
+            r'transit_encryption_mode = "SERVER_AUTHENTICATION"',
+            'transit_encryption_mode = "DISABLED"',
+            "transit_encryption_mode must be SERVER_AUTHENTICATION",
+        ),
+        (
+            r'connect_mode(\s*)= "PRIVATE_SERVICE_ACCESS"',
+            r'connect_mode\1= "DIRECT_PEERING"',
+            "connect_mode must be PRIVATE_SERVICE_ACCESS",
+        ),
+        (r"count = var.enable_redis \? 1 : 0\n\n  name", "count = 1\n\n  name", "var.enable_redis"),
+    ],
+)
+def test_the_checks_fail_on_an_exposed_memorystore(
+    tmp_path: Path, pattern: str, replacement: str, problem: str
+) -> None:
+    broken = tmp_path / "terraform"
+    shutil.copytree(TF_DIR, broken)
+    redis = broken / "redis.tf"
+    text, count = re.subn(pattern, replacement, redis.read_text())
+    assert count == 1
+    redis.write_text(text)
+    (found,) = redis_problems(load(broken))
+    assert problem in found

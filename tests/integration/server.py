@@ -43,6 +43,8 @@ def running_cme(
     """Yield (base URL, process) for `cme serve`; stop it with SIGTERM afterwards."""
     port = free_port()
     full_env = {"PATH": os.environ["PATH"], "LOG_LEVEL": "INFO", **env}
+    if "PYTHONPATH" in os.environ:  # a checkout's sources ahead of the installed package
+        full_env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
     with log.open("ab") as log_file:
         process = subprocess.Popen(
             [command, "serve", "--host", "127.0.0.1", "--port", str(port), *args],

@@ -167,6 +167,34 @@ async def test_filters_select_the_same_products(database: Any) -> None:
     assert await skus(min_price=Decimal("15"), max_price=Decimal("25")) == ["F2", "F3"]
 
 
+async def test_name_search_folds_ascii_case_only_on_every_adapter(database: Any) -> None:
+    # The one definition of case-insensitive `q` (README): A-Z equal a-z, nothing else folds.
+    await add_all(
+        database,
+        [
+            make("U1", "ÉCLAIR au café", "1.00"),
+            make("U2", "éclair", "2.00"),
+            make("U3", "Straße", "3.00"),
+            make("U4", "STRASSE", "4.00"),
+            make("U5", "İstanbul rug", "5.00"),
+        ],
+    )
+
+    async def skus(q: str) -> list[str]:
+        async with database.unit_of_work() as uow:
+            page = await uow.products.list(ProductQuery(sort=SortField.PRICE, name_contains=q))
+        return [p.sku for p in page.items]
+
+    assert await skus("ÉCLAIR") == ["U1"]
+    assert await skus("éclair") == ["U2"]
+    assert await skus("CLAIR") == ["U1", "U2"]
+    assert await skus("AU CAF") == ["U1"]
+    assert await skus("straße") == ["U3"]
+    assert await skus("strasse") == ["U4"]
+    assert await skus("istanbul") == []
+    assert await skus("İSTANBUL") == ["U5"]
+
+
 async def test_idempotency_records_expire_and_collide(database: Any) -> None:
     product = make("IDEM")
     await add_all(database, [product])

@@ -2,6 +2,7 @@
 
 import itertools
 import string
+import unicodedata
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -44,11 +45,22 @@ class FakeIds:
         return next(self._ids)
 
 
+# What shows when printed: a name needs one such character (README: blank names).
+_INVISIBLE: Final = frozenset({"Cf", "Cc"})
+
+
+_FILLERS: Final = "\u115f\u1160\u3164\uffa0\u2800"
+
+
+def _visible(char: str) -> bool:
+    return not (char.isspace() or unicodedata.category(char) in _INVISIBLE or char in _FILLERS)
+
+
 # Products may hold any text but U+0000, which PostgreSQL refuses.
 _text_chars = st.characters(codec="utf-8", exclude_characters="\x00")
 skus = st.text(SKU_ALPHABET, min_size=1, max_size=64)
 names = st.one_of(
-    st.text(_text_chars, min_size=1, max_size=40).filter(lambda s: s.strip() != ""),
+    st.text(_text_chars, min_size=1, max_size=40).filter(lambda s: any(map(_visible, s))),
     st.integers(1, 200).map(lambda n: " Nn\t" * (n // 4) + "n" * (n % 4)),
 )
 descriptions = st.one_of(
@@ -128,6 +140,9 @@ INVALID: Final[dict[str, st.SearchStrategy[Any]]] = {
     ),
     "name": st.one_of(
         st.sampled_from(["", " ", "\t\n", "\u3000", "n" * 201, "\x00", "Desk\x00lamp"]),
+        # Zero-width and format characters, fillers, and lone surrogates (JSON allows "\ud800").
+        st.sampled_from(["\u200b", "\u200b\u200d\ufeff\u2060", "\u3164", "\u00ad", "\x1b"]),
+        st.sampled_from(["\ud800", "Desk\udfff lamp", "\udc00\ud800"]),
         st.text(WHITESPACE, max_size=30),
         st.integers(201, 260).map(lambda n: "n" * n),
         _not_strings,
@@ -135,6 +150,7 @@ INVALID: Final[dict[str, st.SearchStrategy[Any]]] = {
     "description": st.one_of(
         st.integers(4001, 4100).map(lambda n: "d" * n),
         st.tuples(st.text(max_size=20), st.text(max_size=20)).map("\x00".join),
+        st.tuples(st.text(max_size=20), st.text(max_size=20)).map("\ud800".join),
         _not_strings.filter(lambda v: v is not None),
     ),
     "price": st.one_of(

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from cme_adapters.auth import CredentialsRejected
+from cme_adapters.auth.api_keys import ApiKeyAuthenticator
 from cme_adapters.auth.jwt import JwtAuthenticator
 from cme_adapters.auth.jwt_config import JwtSettings
 from cme_adapters.auth.keys import FetchedJwkSet
@@ -122,7 +123,7 @@ async def rejection(settings: JwtSettings, token: str) -> str:
 @pytest.mark.anyio
 async def test_a_valid_hs256_token_gives_its_subject_and_scopes() -> None:
     principal = await verify(hs_settings(), hs256(scope="products:read products:write"))
-    assert principal == Principal("alice", frozenset({"products:read", "products:write"}))
+    assert principal == Principal("jwt:alice", frozenset({"products:read", "products:write"}))
 
 
 @pytest.mark.anyio
@@ -146,7 +147,7 @@ async def test_scopes_are_also_read_from_an_scp_list() -> None:
         (lambda: hs256(secret=b"another-secret-of-at-least-32-bytes!"), "the token is not valid"),
         (lambda: unsigned(), "the token's algorithm is not accepted"),
         (lambda: "not.a.jwt", "the token is not valid"),
-        (lambda: hs256(sub="x" * 201), "the token's sub must be 1-200 characters"),
+        (lambda: hs256(sub="x" * 197), "the token's sub must be 1-196 characters"),
     ],
     ids=[
         "expired",
@@ -183,15 +184,15 @@ async def test_clock_skew_within_the_leeway_is_tolerated_and_beyond_it_is_not() 
 @pytest.mark.anyio
 async def test_without_configured_issuer_or_audience_a_token_with_an_aud_is_still_refused() -> None:
     settings = hs_settings(issuer=None, audience=())
-    assert (await verify(settings, hs256(iss=None, aud=None))).subject == "alice"
+    assert (await verify(settings, hs256(iss=None, aud=None))).subject == "jwt:alice"
     assert await rejection(settings, hs256(iss=None)) == "the token's audience is not accepted"
 
 
 @pytest.mark.anyio
 async def test_rs256_and_es256_tokens_verify_against_their_pem_public_keys() -> None:
-    assert (await verify(rs_settings(), signed(rsa_key()))).subject == "alice"
+    assert (await verify(rs_settings(), signed(rsa_key()))).subject == "jwt:alice"
     es = rs_settings(algorithms=("ES256",), public_key_pem=public_pem(ec_key()))
-    assert (await verify(es, signed(ec_key(), alg="ES256"))).subject == "alice"
+    assert (await verify(es, signed(ec_key(), alg="ES256"))).subject == "jwt:alice"
 
 
 @pytest.mark.anyio
@@ -209,7 +210,7 @@ async def test_a_token_signed_by_another_rsa_key_is_refused() -> None:
 async def test_a_jwk_set_file_picks_the_key_by_kid() -> None:
     document = {"keys": [jwk(rsa_key(), "k1"), jwk(other_rsa_key(), "k2")]}
     settings = rs_settings(public_key_pem=b"", jwks_document=document)
-    assert (await verify(settings, signed(other_rsa_key(), kid="k2"))).subject == "alice"
+    assert (await verify(settings, signed(other_rsa_key(), kid="k2"))).subject == "jwt:alice"
     assert await rejection(settings, signed(rsa_key(), kid="k2")) == "the token is not valid"
     assert await rejection(settings, signed(rsa_key(), kid="k9")) == (
         "the token's signing key is not known"
@@ -220,7 +221,7 @@ async def test_a_jwk_set_file_picks_the_key_by_kid() -> None:
 async def test_a_dev_token_from_cme_token_verifies_with_the_same_settings() -> None:
     token = mint(hs_settings(), "bob", "products:read", 60, int(time.time()))
     principal = await verify(hs_settings(), token)
-    assert principal == Principal("bob", frozenset({"products:read"}))
+    assert principal == Principal("jwt:bob", frozenset({"products:read"}))
 
 
 class JwksServer:
@@ -269,7 +270,9 @@ async def test_a_jwks_url_is_fetched_at_start_and_not_per_request(jwks_server: J
     authenticator = url_authenticator(jwks_server.url, cooldown=60)
     await authenticator.start()
     for _ in range(3):
-        assert (await authenticator.authenticate(signed(rsa_key(), kid="k1"))).subject == "alice"
+        assert (
+            await authenticator.authenticate(signed(rsa_key(), kid="k1"))
+        ).subject == "jwt:alice"
     assert jwks_server.hits == 1
 
 
@@ -300,7 +303,7 @@ async def test_an_unreachable_jwks_url_keeps_the_known_keys(jwks_server: JwksSer
     jwks_server.server.server_close()
     with pytest.raises(CredentialsRejected):
         await authenticator.authenticate(signed(rsa_key(), kid="k-new"))
-    assert (await authenticator.authenticate(signed(rsa_key(), kid="k1"))).subject == "alice"
+    assert (await authenticator.authenticate(signed(rsa_key(), kid="k1"))).subject == "jwt:alice"
 
 
 @pytest.mark.anyio
@@ -318,7 +321,7 @@ async def test_concurrent_unknown_kids_share_one_fetch_made_off_the_event_loop()
     await authenticator.start()
     tokens = [signed(rsa_key(), kid="k2") for _ in range(10)]
     principals = await asyncio.gather(*(authenticator.authenticate(t) for t in tokens))
-    assert {p.subject for p in principals} == {"alice"}
+    assert {p.subject for p in principals} == {"jwt:alice"}
     assert len(fetch_threads) == 2
     assert loop_thread not in fetch_threads
 
@@ -334,7 +337,16 @@ async def test_a_stale_jwks_is_refreshed_in_the_background_without_holding_reque
     keys = FetchedJwkSet(fetch, ("RS256",), cooldown=0, max_age=0)
     authenticator = JwtAuthenticator(rs_settings(public_key_pem=b"", jwks_url="https://x"), keys)
     await authenticator.start()
-    assert (await authenticator.authenticate(signed(rsa_key(), kid="k1"))).subject == "alice"
+    assert (await authenticator.authenticate(signed(rsa_key(), kid="k1"))).subject == "jwt:alice"
     assert len(fetches) == 1  # answered from the known keys; the refresh runs behind it
     await asyncio.sleep(0.05)
     assert len(fetches) == 2
+
+
+@pytest.mark.anyio
+async def test_a_token_subject_cannot_take_an_api_key_callers_identity() -> None:
+    key_holder = ApiKeyAuthenticator(["default:" + "k" * 16]).authenticate("k" * 16)
+    assert key_holder is not None
+    assert key_holder.subject == "api-key:default"
+    principal = await verify(hs_settings(), hs256(sub="api-key:default"))
+    assert principal.subject == "jwt:api-key:default"

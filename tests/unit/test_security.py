@@ -121,7 +121,7 @@ def test_a_valid_token_with_the_write_scope_creates_and_owns_its_idempotency_key
 ) -> None:
     headers = {**bearer(hs256(sub="carol")), "Idempotency-Key": "k-1"}
     assert client.post("/products", json=LAMP, headers=headers).status_code == 201
-    assert [owner for owner, _ in memory.store.idempotency] == ["carol"]
+    assert [owner for owner, _ in memory.store.idempotency] == ["jwt:carol"]
 
 
 def test_an_oversized_body_from_a_valid_caller_is_413_and_writes_nothing(

@@ -8,6 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from cme_adapters.auth.api_keys import ApiKeyAuthenticator, hashed
+from cme_adapters.rate_limit import Rate, RateLimits
 from cme_entrypoints.settings import Settings, SettingsError
 from tests.unit.test_jwt import jwk, public_pem, rsa_key
 
@@ -60,6 +61,14 @@ def test_two_key_sources_at_once_are_refused() -> None:
         ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN"),
         ({"API_KEYS": "ci:too-short"}, "API_KEY/API_KEYS"),
         ({"API_KEY": "spaces are not ok in a key"}, "API_KEY/API_KEYS"),
+        ({"RATE_LIMIT_READS": "600"}, "RATE_LIMIT_READS"),
+        ({"RATE_LIMIT_WRITES": "10/0"}, "RATE_LIMIT_WRITES"),
+        ({"RATE_LIMIT_BATCH": "-1/60"}, "RATE_LIMIT_BATCH"),
+        ({"RATE_LIMIT_READS": "\u0661/60"}, "RATE_LIMIT_READS"),
+        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
+        ({"HEADER_TIMEOUT_SECONDS": "0"}, "HEADER_TIMEOUT_SECONDS"),
+        ({"BODY_TIMEOUT_SECONDS": "forever"}, "BODY_TIMEOUT_SECONDS"),
+        ({"MAX_CONNECTIONS": "0"}, "MAX_CONNECTIONS"),
     ],
 )
 def test_each_bad_setting_stops_start_up_with_a_line_naming_it(
@@ -161,3 +170,24 @@ def test_the_idempotency_window_comes_from_the_environment() -> None:
     assert routes.create_product.idempotency_ttl == timedelta(hours=2)
     with pytest.raises(SettingsError, match="IDEMPOTENCY_TTL_HOURS"):
         Settings.from_env({"IDEMPOTENCY_TTL_HOURS": "0", "DATABASE_URL": "sqlite://"})
+
+
+def test_rate_limits_timeouts_and_the_connection_cap_come_from_the_environment() -> None:
+    defaults = settings()
+    assert defaults.rate_limits == RateLimits(Rate(6000, 60), Rate(600, 60), Rate(60, 60))
+    assert (defaults.header_timeout_seconds, defaults.body_timeout_seconds) == (5, 10)
+    assert (defaults.max_connections, defaults.redis_url) == (1000, "")
+    tuned = settings(
+        RATE_LIMIT_READS="600/1",
+        RATE_LIMIT_WRITES="0",
+        RATE_LIMIT_BATCH="5/3600",
+        REDIS_URL="rediss://:secret-password@10.0.0.3:6378/0",
+        HEADER_TIMEOUT_SECONDS="2",
+        BODY_TIMEOUT_SECONDS="30",
+        MAX_CONNECTIONS="250",
+    )
+    assert tuned.rate_limits == RateLimits(Rate(600, 1), None, Rate(5, 3600))
+    assert tuned.redis_url.startswith("rediss://")
+    assert "secret-password" not in repr(tuned)
+    assert (tuned.header_timeout_seconds, tuned.body_timeout_seconds) == (2, 30)
+    assert tuned.max_connections == 250

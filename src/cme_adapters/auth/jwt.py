@@ -9,7 +9,9 @@ from cme_adapters.auth import CredentialsRejected, keys
 from cme_adapters.auth.jwt_config import JwtSettings
 from cme_domain.principal import Principal
 
-SUBJECT_MAX: Final = 200  # the idempotency owner column's width
+SUBJECT_PREFIX: Final = "jwt:"
+# The idempotency owner column holds 200 characters, prefix included.
+SUBJECT_MAX: Final = 200 - len(SUBJECT_PREFIX)
 JWKS_TIMEOUT_SECONDS: Final = 5.0
 
 
@@ -73,7 +75,9 @@ class JwtAuthenticator:
         except jwt.InvalidTokenError as error:
             reason = next((r for kind, r in _REASONS if isinstance(error, kind)), None)
             raise CredentialsRejected(reason or "the token is not valid") from None
-        return Principal(_subject(claims), _scopes(claims))
+        # Token subjects live in their own namespace, as API keys do in "api-key:": a token
+        # whose sub is "api-key:default" must not share that key's idempotency records.
+        return Principal(SUBJECT_PREFIX + _subject(claims), _scopes(claims))
 
 
 def _kid(token: str) -> str | None:

@@ -14,6 +14,7 @@ from cme_entrypoints.http import errors
 from cme_entrypoints.http.docs import docs_routes
 from cme_entrypoints.http.middleware import ObservabilityMiddleware
 from cme_entrypoints.http.problems import Problem
+from cme_entrypoints.http.rate_limit import RateLimitMiddleware
 from cme_entrypoints.http.security import RequestGuard, SecurityHeadersMiddleware, cors
 from cme_entrypoints.http.shutdown import drain_before_stopping
 from cme_entrypoints.logs import AccessLog
@@ -30,6 +31,7 @@ def create_app(container: Container) -> Starlette:
     metrics = container.metrics()
     metrics.watch_pool(database.pool_stats)
     authenticator = container.authenticator()
+    limiter = container.rate_limiter()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -44,6 +46,7 @@ def create_app(container: Container) -> Starlette:
         finally:
             operations.turn_unready()
             await database.close()
+            await limiter.close()
             metrics.close()
             log.info("cme stopped")
 
@@ -60,6 +63,8 @@ def create_app(container: Container) -> Starlette:
             Middleware(
                 RequestGuard, authenticator=authenticator, metrics_token=settings.metrics_token
             ),
+            # After the guard, so that an authenticated caller is limited by who it is.
+            Middleware(RateLimitMiddleware, limiter=limiter, limits=settings.rate_limits),
         ],
         exception_handlers={
             Problem: errors.problem_handler,
@@ -69,6 +74,9 @@ def create_app(container: Container) -> Starlette:
         },
         lifespan=lifespan,
     )
+    # No 307 from /products/ to /products: its Location would be built from the Host header,
+    # which the client chooses. A path with a trailing slash is simply unknown (404).
+    app.router.redirect_slashes = False
     # Outside Starlette's own ServerErrorMiddleware, so that even a 500 gets the headers.
     app.middleware_stack = SecurityHeadersMiddleware(app.build_middleware_stack())
     return app

@@ -1,10 +1,11 @@
 """Reading request bodies: content type, size limit, and JSON that keeps decimals exact."""
 
 import json
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from cme_entrypoints.http.problems import Problem
 
@@ -13,6 +14,10 @@ MAX_JSON_DEPTH: Final = 32
 # Longer integer literals stay Decimal: int() of a long digit string costs quadratic time and
 # raises past 4300 digits, while every integer field we accept fits in far fewer digits.
 MAX_INT_DIGITS: Final = 20
+# A \uD800-\uDFFF escape in the text; only then can a decoded string hold a lone surrogate
+# (a valid pair decodes to one character), so most bodies skip the walk.
+_LONE_SURROGATE: Final = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_CHAR: Final = re.compile("[\ud800-\udfff]")
 
 
 async def read_json_object(request: Request, *media_types: str) -> dict[str, Any]:
@@ -25,10 +30,16 @@ async def read_json_object(request: Request, *media_types: str) -> dict[str, Any
             slug="unsupported-media-type",
             headers={"Accept": ", ".join(media_types)},
         )
+    _check_encoding(request, media_types)
     raw = await _read_limited(request)
     try:
+        # RFC 8259: JSON between systems is UTF-8; json.loads(bytes) would also guess UTF-16/32.
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Problem(400, "the body is not valid UTF-8", slug="malformed-json") from None
+    try:
         value = json.loads(
-            raw, parse_float=Decimal, parse_int=_json_int, parse_constant=_reject_constant
+            text, parse_float=Decimal, parse_int=_json_int, parse_constant=_reject_constant
         )
     except InvalidOperation:
         raise Problem(
@@ -40,7 +51,31 @@ async def read_json_object(request: Request, *media_types: str) -> dict[str, Any
         raise Problem(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels", slug="too-deep")
     if not isinstance(value, dict):
         raise Problem(422, "the body must be a JSON object", slug="validation-error")
+    if _LONE_SURROGATE.search(text):
+        _refuse_lone_surrogates(value)
     return value
+
+
+def _check_encoding(request: Request, media_types: tuple[str, ...]) -> None:
+    """415 for a compressed body (we decode none) or a charset other than UTF-8."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise Problem(
+            415,
+            "send the body uncompressed: no Content-Encoding is accepted",
+            slug="unsupported-media-type",
+            headers={"Accept-Encoding": "identity"},
+        )
+    _, _, params = request.headers.get("content-type", "").partition(";")
+    for param in params.split(";"):
+        name, _, charset = param.partition("=")
+        if name.strip().lower() == "charset" and charset.strip().strip('"').lower() != "utf-8":
+            raise Problem(
+                415,
+                "send the body as UTF-8 (RFC 8259)",
+                slug="unsupported-media-type",
+                headers={"Accept": ", ".join(media_types)},
+            )
 
 
 async def _read_limited(request: Request) -> bytes:
@@ -48,10 +83,15 @@ async def _read_limited(request: Request) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise _too_large()
     chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > MAX_BODY_BYTES:
-            raise _too_large()
+    try:
+        async for chunk in request.stream():
+            chunks += chunk
+            if len(chunks) > MAX_BODY_BYTES:
+                raise _too_large()
+    except ClientDisconnect:
+        # The connection went, or the server's body deadline closed it (protocol.py): the
+        # client never sees this answer, but the access log and metrics get a 408, not a 500.
+        raise Problem(408, "the body did not arrive in time", slug="timeout") from None
     return bytes(chunks)
 
 
@@ -65,6 +105,34 @@ def _json_int(text: str) -> int | Decimal:
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
+
+
+def _refuse_lone_surrogates(body: dict[str, Any]) -> None:
+    """422 naming each field that holds a lone surrogate: no store can write one, and echoing
+    one in an error would fail to encode."""
+    fields = [
+        "(a field name)" if _has_lone_surrogate(name) else name
+        for name, value in body.items()
+        if _has_lone_surrogate(name) or _has_lone_surrogate(value)
+    ]
+    if fields:
+        message = "must not contain a lone surrogate (U+D800 to U+DFFF)"
+        raise Problem(
+            422,
+            "one or more fields are not valid",
+            slug="validation-error",
+            errors=[{"field": field, "message": message} for field in fields],
+        )
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return _SURROGATE_CHAR.search(value) is not None
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
 
 
 def _depth(value: Any, level: int = 1) -> int:

@@ -40,7 +40,13 @@ _DOMAIN: Final[dict[type[DomainError], Callable[[DomainError], Problem]]] = {
     ProductNotFound: lambda e: Problem(404, "no product has this id", slug="not-found"),
     DuplicateSku: lambda e: Problem(409, str(e), slug="duplicate-sku"),
     VersionMismatch: lambda e: Problem(412, str(e), slug="version-mismatch"),
-    WriteContention: lambda e: Problem(409, str(e), slug="contention", headers=_RETRY_SOON),
+    WriteContention: lambda e: Problem(
+        409,
+        "other writers kept changing this product while the PATCH was applied; "
+        "nothing was changed, retry after the Retry-After delay",
+        slug="contention",
+        headers=_RETRY_SOON,
+    ),
     IdempotencyKeyReused: lambda e: Problem(
         422,
         "this Idempotency-Key was used with a different body",

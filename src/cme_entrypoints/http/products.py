@@ -1,5 +1,6 @@
 """The /products routes: parse the request, call one use case, render the result."""
 
+import re
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -37,6 +38,10 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 IDEMPOTENCY_KEY_MAX = 255
+_CANONICAL_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+_ASCII_INTEGER = re.compile(r"[0-9]{1,6}")
 
 
 @attrs.frozen
@@ -102,6 +107,8 @@ class ProductRoutes:
         principal = self.authenticate(request)
         product_id = _product_id(request)
         patch = await read_json_object(request, MERGE_PATCH, JSON)
+        # A body that is wrong whatever the version is reported as such, before If-Match.
+        ProductSpec.check_patch(patch)
         product = await self.patch_product(principal, product_id, patch, _if_match(request))
         return product_response(product)
 
@@ -157,15 +164,16 @@ def by_method(path: str, **endpoints: Endpoint) -> Route:
 
 
 def _product_id(request: Request) -> UUID:
+    # Only the form the API writes; UUID() alone also takes {...}, urn:uuid:, bare hex and "+".
     raw = request.path_params["id"]
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise ProductNotFound(raw) from None
+    if not _CANONICAL_UUID.fullmatch(raw):
+        raise ProductNotFound(raw)
+    return UUID(raw)
 
 
 def _limit(raw: str) -> int:
-    if not raw.isdigit() or not PAGE_MIN <= int(raw) <= PAGE_MAX:
+    # ASCII digits only: str.isdigit() and int() also take Arabic-Indic digits and superscripts.
+    if not _ASCII_INTEGER.fullmatch(raw) or not PAGE_MIN <= int(raw) <= PAGE_MAX:
         raise ValueError(f"must be an integer from {PAGE_MIN} to {PAGE_MAX}")
     return int(raw)
 
@@ -208,13 +216,23 @@ def _idempotency_key(request: Request) -> str | None:
 
 
 def _if_match(request: Request) -> int | None:
-    """The version If-Match requires; None when absent or '*'. A tag of no version never matches."""
+    """The version If-Match requires; None when absent or '*'.
+
+    A header that names no version a product can have fails at once, without a database
+    round trip: 412, as RFC 9110 says for a condition that cannot be true.
+    """
     header = request.headers.get("if-match")
     if header is None or header.strip() == "*":
         return None
     versions = [parse_etag_version(tag) for tag in header.split(",")]
     known = [v for v in versions if v is not None]
-    return known[0] if known else 0
+    if not known:
+        raise Problem(
+            412,
+            'If-Match names no version of this product; send the ETag as given, like "v3"',
+            slug="version-mismatch",
+        )
+    return known[0]
 
 
 def _tags(header: str | None) -> list[str]:

@@ -1,11 +1,15 @@
 """How products look on the wire: JSON fields, ETags and If-Match parsing."""
 
-from typing import Any
+import re
+from typing import Any, Final
 
 import orjson
 from starlette.responses import Response
 
-from cme_domain.product import Product
+from cme_domain.product import VERSION_MAX, Product
+
+# Our entity tags exactly as etag() writes them: "v" and a version without leading zeros.
+_STRONG_TAG: Final = re.compile(r'"v([1-9][0-9]{0,9})"')
 
 
 def product_json(product: Product) -> dict[str, Any]:
@@ -29,11 +33,16 @@ def etag(product: Product) -> str:
 
 
 def parse_etag_version(value: str) -> int | None:
-    """The version an entity tag names, or None when it names none of ours."""
-    tag = value.strip().removeprefix("W/")
-    if len(tag) > 2 and tag.startswith('"v') and tag.endswith('"') and tag[2:-1].isdigit():
-        return int(tag[2:-1])
-    return None
+    """The version a strong entity tag names, or None when it names no version we can hold.
+
+    If-Match compares strongly (RFC 9110 13.1.1): a weak tag (W/"v1"), another spelling of
+    the number ("v01") or a version past the column's range never matches.
+    """
+    found = _STRONG_TAG.fullmatch(value.strip())
+    if found is None:
+        return None
+    version = int(found[1])
+    return version if version <= VERSION_MAX else None
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

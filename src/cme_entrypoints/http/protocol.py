@@ -1,0 +1,152 @@
+"""The HTTP protocol `cme serve` runs: deadlines for a request's head and body, a connection cap."""
+
+import asyncio
+import functools
+from collections.abc import Callable
+from typing import Final
+
+import orjson
+
+from cme_entrypoints.http.head_limit import BoundedHttpToolsProtocol
+from cme_entrypoints.http.security import API_HEADERS
+from cme_entrypoints.settings import Settings
+
+
+def _problem(status: int, reason: bytes, slug: str, detail: str, *extra: bytes) -> bytes:
+    body = orjson.dumps(
+        {
+            "type": f"urn:cme:problem:{slug}",
+            "title": reason.decode(),
+            "status": status,
+            "detail": detail,
+        }
+    )
+    head = [
+        b"HTTP/1.1 %d %s\r\n" % (status, reason),
+        b"content-type: application/problem+json\r\n",
+        b"content-length: %d\r\n" % len(body),
+        b"cache-control: no-store\r\n",
+        *(name + b": " + value + b"\r\n" for name, value in API_HEADERS),
+        *extra,
+        b"connection: close\r\n\r\n",
+    ]
+    return b"".join([*head, body])
+
+
+_HEAD_TIMEOUT: Final = _problem(
+    408, b"Request Timeout", "timeout", "the request line and headers did not arrive in time"
+)
+_BODY_TIMEOUT: Final = _problem(
+    408, b"Request Timeout", "timeout", "the request body did not arrive in time"
+)
+_TOO_MANY: Final = _problem(
+    503,
+    b"Service Unavailable",
+    "too-many-connections",
+    "this server holds as many connections as it may; retry shortly",
+    b"retry-after: 1\r\n",
+)
+
+
+_REFUSED_LINGER_SECONDS: Final = 1.0
+
+
+@functools.cache
+def _limits() -> tuple[float, float, int]:
+    # Read once per worker process: uvicorn spawns workers, which re-read the environment.
+    settings = Settings.from_env()
+    return (
+        settings.header_timeout_seconds,
+        settings.body_timeout_seconds,
+        settings.max_connections,
+    )
+
+
+class ServerProtocol(BoundedHttpToolsProtocol):
+    """httptools with deadlines: a head must arrive within HEADER_TIMEOUT_SECONDS of its first
+    byte (or of the connection), a body within BODY_TIMEOUT_SECONDS of its head, or the client
+    gets 408 and the connection closes. Beyond MAX_CONNECTIONS a new connection gets 503 at once.
+
+    uvicorn itself only times out idle keep-alive connections: a client that sends nothing, half
+    a head or half a body would hold a connection, and its memory, for as long as it likes.
+    """
+
+    _deadline: asyncio.TimerHandle | None = None
+    _refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        head_timeout, _, max_connections = _limits()
+        if len(self.connections) > max_connections:
+            self._refuse(transport)
+            return
+        self._arm(head_timeout, self._head_timed_out)
+
+    def _refuse(self, transport: asyncio.Transport) -> None:
+        # Answer, stop writing, and drop whatever the client sends for a moment: closing at
+        # once would reset the connection when its request arrives, and a reset can discard
+        # the answer before the client reads it.
+        self._refused = True
+        transport.write(_TOO_MANY)
+        if transport.can_write_eof():
+            transport.write_eof()
+        self.loop.call_later(_REFUSED_LINGER_SECONDS, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        super().data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._deadline is None:  # a keep-alive connection's next request has begun
+            self._arm(_limits()[0], self._head_timed_out)
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+        self._arm(_limits()[1], self._body_timed_out)
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def _arm(self, seconds: float, handler: Callable[[], None]) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, handler)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _head_timed_out(self) -> None:
+        self._deadline = None
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined head behind a request still being answered: that one first.
+            self._arm(_limits()[0], self._head_timed_out)
+            return
+        self._close_with(_HEAD_TIMEOUT)
+
+    def _body_timed_out(self) -> None:
+        self._deadline = None
+        cycle = self.cycle
+        if cycle is None or cycle.response_started:
+            self._close_with(b"")
+            return
+        # The route is waiting for the body: it will see a disconnect, and its answer is
+        # dropped; the client gets this 408 instead.
+        cycle.disconnected = True
+        cycle.message_event.set()
+        self._close_with(_BODY_TIMEOUT)
+
+    def _close_with(self, response: bytes) -> None:
+        if self.transport.is_closing():
+            return
+        if response:
+            self.transport.write(response)
+        self.transport.close()

@@ -1,0 +1,93 @@
+"""Per-caller rate limits on /products: RateLimit fields on every answer, 429 beyond the limit."""
+
+from typing import Final
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cme_adapters.rate_limit import Limiter, Rate, RateLimits
+from cme_entrypoints.http.auth import (
+    PRINCIPAL_SUBJECT,
+    PROTECTED_PATH,
+    READ_METHODS,
+    WRITE_METHODS,
+)
+from cme_entrypoints.http.security import route_path
+
+POLICY_HEADER: Final = b"ratelimit-policy"
+STATE_HEADER: Final = b"ratelimit"
+
+
+class RateLimitMiddleware:
+    """Token bucket per caller and kind (reads, writes): the authenticated subject when the
+    guard in front established one, else the client address. Everything outside /products
+    (health, readiness, metrics, docs) is never limited."""
+
+    def __init__(self, app: ASGIApp, limiter: Limiter, limits: RateLimits) -> None:
+        self.app = app
+        self.limiter = limiter
+        # Built once: per request only the RateLimit field's numbers change.
+        self._kinds: dict[str, tuple[str, Rate, bytes]] = {}
+        for method in READ_METHODS | WRITE_METHODS:
+            kind = "reads" if method in READ_METHODS else "writes"
+            rate = getattr(limits, kind)
+            if rate is not None:
+                policy = f'"{kind}";q={rate.quota};w={rate.window}'.encode()
+                self._kinds[method] = (kind, rate, policy)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limited = scope["type"] == "http" and self._kinds.get(scope["method"])
+        if not limited:
+            await self.app(scope, receive, send)
+            return
+        path = route_path(scope)
+        if path != PROTECTED_PATH and not path.startswith(PROTECTED_PATH + "/"):
+            await self.app(scope, receive, send)
+            return
+        kind, rate, policy = limited
+        decision = await self.limiter.take(f"{kind}:{_caller(scope)}", rate)
+        fields = [
+            (POLICY_HEADER, policy),
+            (STATE_HEADER, b'"%s";r=%d;t=%d' % (kind.encode(), decision.remaining, decision.reset)),
+        ]
+        if not decision.allowed:
+            await _too_many(scope, send, fields, decision.retry_after, kind)
+            return
+
+        async def send_with_fields(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *fields]
+            await send(message)
+
+        await self.app(scope, receive, send_with_fields)
+
+
+def _caller(scope: Scope) -> str:
+    subject = scope.get("state", {}).get(PRINCIPAL_SUBJECT)
+    if subject is not None:
+        return f"subject:{subject}"
+    client = scope.get("client")
+    return f"address:{client[0] if client else 'unknown'}"
+
+
+async def _too_many(
+    scope: Scope, send: Send, fields: list[tuple[bytes, bytes]], retry_after: int, kind: str
+) -> None:
+    body = orjson.dumps(
+        {
+            "type": "urn:cme:problem:rate-limited",
+            "title": "Too Many Requests",
+            "status": 429,
+            "detail": f"too many {kind} from this caller; retry after {retry_after} s",
+            "instance": scope["path"],
+        }
+    )
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", b"%d" % len(body)),
+        (b"cache-control", b"no-store"),
+        (b"retry-after", b"%d" % retry_after),
+        *fields,
+    ]
+    await send({"type": "http.response.start", "status": 429, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
