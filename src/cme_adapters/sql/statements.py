@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 
 from cme_adapters.sql.schema import idempotency_keys, products, service_secrets
-from cme_domain.listing import ProductQuery, SortField, SortOrder
+from cme_domain.listing import ProductQuery, SortField, SortOrder, ascii_fold
 
 SORT_COLUMNS: Final = {
     SortField.CREATED_AT: products.c.created_at,
@@ -113,8 +113,10 @@ def page_of(
     if sku:
         filters.append(products.c.sku == bindparam("sku"))
     if name:
+        # The pattern comes folded (ASCII only, as the domain defines case-insensitive), and
+        # lower() of the name folds ASCII only too: the C collation on PostgreSQL, SQLite's own.
         pattern = bindparam("name_pattern", type_=String)
-        filters.append(func.lower(products.c.name).like(func.lower(pattern), escape=LIKE_ESCAPE))
+        filters.append(func.lower(products.c.name).like(pattern, escape=LIKE_ESCAPE))
     if min_price:
         filters.append(products.c.price_cents >= bindparam("min_price_cents", type_=BigInteger))
     if max_price:
@@ -148,7 +150,7 @@ def page_parameters(query: ProductQuery) -> dict[str, Any]:
     if query.sku is not None:
         params["sku"] = query.sku
     if query.name_contains is not None:
-        params["name_pattern"] = f"%{like_escaped(query.name_contains)}%"
+        params["name_pattern"] = f"%{like_escaped(ascii_fold(query.name_contains))}%"
     if query.min_price is not None:
         params["min_price_cents"] = int(query.min_price.scaleb(2))
     if query.max_price is not None:
