@@ -5,6 +5,7 @@ Run by `make bench` through bench/run.sh (see bench/README.md):
     python bench/bench.py run  [--duration 10] [--connections 64] [--scenarios get,post]
     python bench/bench.py soak [--requests 5000000] [--max-minutes 240]
     python bench/bench.py telemetry [--scenarios health,get,post]
+    python bench/bench.py ratelimit [--scenarios get]
 
 `run` creates a PostgreSQL database cme_bench_<random> with 100,000 products, starts `cme serve
 --workers 2` (INFO access log to bench/out/service.log), the FastAPI reference bench/fastapi_ref
@@ -137,12 +138,23 @@ def base_env() -> dict[str, str]:
     return env
 
 
+# Rate limits on, as deployed, but too high for wrk's single client address to reach: the
+# check runs on every request and never refuses one.
+UNREACHABLE_LIMITS = {"RATE_LIMIT_READS": "100000000/60", "RATE_LIMIT_WRITES": "100000000/60"}
+
+
 def service(
-    url: str, workers: int, log_name: str = "service.log", telemetry: bool = True
+    url: str,
+    workers: int,
+    log_name: str = "service.log",
+    telemetry: bool = True,
+    name: str = "service",
+    **extra_env: str,
 ) -> Server:
     port = free_port()
     env = {
         **base_env(),
+        **UNREACHABLE_LIMITS,
         "REQUEST_TELEMETRY": "true" if telemetry else "false",
         "DATABASE_URL": url,
         "API_KEY": API_KEY,
@@ -150,10 +162,11 @@ def service(
         "LOG_LEVEL": "INFO",
         "LOG_FORMAT": "json",
         "SHUTDOWN_GRACE_SECONDS": "5",
+        **extra_env,
     }
     argv = [str(SERVICE_BIN / "cme"), "serve", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--workers", str(workers)]
-    return Server("service" if telemetry else "quiet", argv, env, OUT / log_name, port)
+    return Server(name, argv, env, OUT / log_name, port)
 
 
 def floor(url: str, workers: int) -> Server:
@@ -420,15 +433,42 @@ def run(args: argparse.Namespace) -> int:
 
 def telemetry(args: argparse.Namespace) -> int:
     """Throughput with metrics and the access log on, as a share of the same service without."""
+    return compare_variants(
+        args,
+        "telemetry",
+        "Telemetry overhead",
+        "`cme serve` with REQUEST_TELEMETRY on (metrics and the INFO access log) and off. "
+        "Target: on >= 0.85 of off.",
+        {"REQUEST_TELEMETRY": "false"},
+    )
+
+
+def ratelimit(args: argparse.Namespace) -> int:
+    """Throughput with the per-caller rate limits checked on every request, against none."""
+    return compare_variants(
+        args,
+        "ratelimit",
+        "Rate-limit overhead",
+        "`cme serve` with per-worker rate limits checked on every request (set too high to "
+        "refuse any) and with them off (RATE_LIMIT_READS=0, RATE_LIMIT_WRITES=0). "
+        "Target: on >= 0.97 of off on get.",
+        {"RATE_LIMIT_READS": "0", "RATE_LIMIT_WRITES": "0"},
+    )
+
+
+def compare_variants(
+    args: argparse.Namespace, name: str, title: str, what: str, off_env: dict[str, str]
+) -> int:
+    """The service as deployed against the same service with off_env, alternating, one run."""
     rows: list[str] = []
     with bench_database(args.database, args.rows) as url:
         args.url = url
         on = service(url, args.workers)
-        off = service(url, args.workers, "service-quiet.log", telemetry=False)
+        off = service(url, args.workers, f"service-{name}-off.log", name="off", **off_env)
         with running(on, off):
-            results = run_scenarios({"service": on, "quiet": off}, args)
+            results = run_scenarios({"service": on, "off": off}, args)
     for scenario, pair in results.items():
-        with_, without = pair["service"], pair["quiet"]
+        with_, without = pair["service"], pair["off"]
         ratio = with_["rps"] / max(without["rps"], 1e-9)
         rows.append(
             f"| {scenario} | {with_['rps']:.0f} | {without['rps']:.0f} | {ratio:.2f} | "
@@ -437,10 +477,9 @@ def telemetry(args: argparse.Namespace) -> int:
         )
     text = "\n".join(
         [
-            f"# Telemetry overhead, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            f"# {title}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
             "",
-            "Same run, alternating: `cme serve` with REQUEST_TELEMETRY on (metrics and the INFO",
-            "access log) and off. Target: on >= 0.85 of off.",
+            f"Same run, alternating: {what}",
             "",
             "| scenario | on req/s | off req/s | on / off | CPU us/req on / off | errors |",
             "| --- | ---: | ---: | ---: | ---: | --- |",
@@ -448,7 +487,7 @@ def telemetry(args: argparse.Namespace) -> int:
             "",
         ]
     )
-    (OUT / "telemetry.md").write_text(text)
+    (OUT / f"{name}.md").write_text(text)
     print(text)
     return 0
 
@@ -507,7 +546,9 @@ def _interrupt(_signal: int, _frame: object) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("run", "soak", "telemetry"), nargs="?", default="run")
+    parser.add_argument(
+        "mode", choices=("run", "soak", "telemetry", "ratelimit"), nargs="?", default="run"
+    )
     parser.add_argument("--database", default=f"cme_bench_{secrets.token_hex(4)}")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
@@ -540,7 +581,8 @@ def main() -> int:
         (OUT / stale).unlink(missing_ok=True)
     # SIGTERM (say, from a CI timeout) unwinds like Ctrl-C, so every finally block runs.
     signal.signal(signal.SIGTERM, _interrupt)
-    return {"run": run, "soak": soak, "telemetry": telemetry}[args.mode](args)
+    modes = {"run": run, "soak": soak, "telemetry": telemetry, "ratelimit": ratelimit}
+    return modes[args.mode](args)
 
 
 if __name__ == "__main__":
