@@ -25,11 +25,15 @@ tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.jso
 
 tools: $(TOOLS)/.installed tools/node_modules/.package-lock.json
 
+# Development defaults: loopback only and readable logs. The image and Kubernetes keep the
+# service's own defaults (0.0.0.0, JSON lines); HOST and LOG_FORMAT override these too.
+DEV_ENV = HOST="$${HOST:-127.0.0.1}" LOG_FORMAT="$${LOG_FORMAT:-console}"
+
 migrate: $(BIN)/cme
-	$(BIN)/cme migrate
+	$(DEV_ENV) $(BIN)/cme migrate
 
 run: migrate
-	$(BIN)/cme serve
+	$(DEV_ENV) $(BIN)/cme serve
 
 lint: $(BIN)/cme
 	$(BIN)/ruff check src tests bench scripts
