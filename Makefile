@@ -4,7 +4,7 @@ VENV := .venv
 TOOLS := .venv-tools
 BIN := $(VENV)/bin
 
-.PHONY: run migrate test lint unit tools fuzz bench clean
+.PHONY: run migrate test container-test lint unit tools fuzz bench clean
 
 $(BIN)/cme: pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,14 @@ lint: $(BIN)/cme
 	$(BIN)/lint-imports
 
 test: lint tools
-	$(BIN)/pytest
+	$(BIN)/pytest --ignore=tests/container
+
+# The image built from the real Dockerfile on a local stand-in base and run with podman (see the
+# README). Needs root: installs podman, runc and debootstrap with apt-get when they are missing.
+container-test: $(BIN)/cme
+	command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null \
+		|| (apt-get update -q && apt-get install -y -q podman runc debootstrap)
+	$(BIN)/pytest tests/container
 
 # schemathesis against a live cme on PostgreSQL, with and without credentials (see README).
 fuzz: $(BIN)/cme
