@@ -262,3 +262,8 @@ def test_env_example_names_every_compose_variable_and_holds_no_secret(root: Path
     assert used == set(example)
     assert example["DB_PASS"] == ""
     assert example["API_KEY"] == ""
+
+
+def test_the_stand_in_base_script_is_shellcheck_clean(run_tool: RunTool, root: Path) -> None:
+    result = run_tool("shellcheck", root / "scripts/container-base.sh")
+    assert result.returncode == 0, result.stdout
