@@ -11,12 +11,14 @@ from cme_adapters.auth.api_keys import ApiKeyAuthenticator
 from cme_adapters.metrics import PrometheusMetrics
 from cme_adapters.postgres.database import PostgresDatabase
 from cme_adapters.sql.config import PoolSettings
+from cme_adapters.sql.revisions import code_revisions
 from cme_adapters.system import SystemClock, Uuid7Generator
 from cme_domain import use_cases
 from cme_entrypoints.http.auth import RequestAuthenticator
 from cme_entrypoints.http.cursor import CursorCodec
 from cme_entrypoints.http.operations import OperationsRoutes
 from cme_entrypoints.http.products import ProductRoutes
+from cme_entrypoints.http.schema_check import SchemaCheck
 from cme_entrypoints.settings import Settings
 
 if TYPE_CHECKING:
@@ -73,6 +75,12 @@ class Container(containers.DeclarativeContainer):
     ids = providers.Singleton(Uuid7Generator)
     unit_of_work = database.provided.unit_of_work
     authenticator = providers.Singleton(build_authenticator, settings)
+    # The code's revisions are read once per process, when the app is built.
+    schema_check = providers.Singleton(
+        SchemaCheck,
+        read_revision=database.provided.schema_revision,
+        code=providers.Singleton(code_revisions),
+    )
 
     product_routes = providers.Singleton(
         ProductRoutes,
@@ -101,4 +109,5 @@ class Container(containers.DeclarativeContainer):
         version=providers.Callable(version, "cme"),
         ping_database=database.provided.ping,
         render_metrics=metrics.provided.render,
+        check_schema=schema_check.provided.verify,
     )

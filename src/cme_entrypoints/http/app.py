@@ -14,6 +14,7 @@ from cme_entrypoints.http import errors
 from cme_entrypoints.http.docs import docs_routes
 from cme_entrypoints.http.middleware import ObservabilityMiddleware
 from cme_entrypoints.http.problems import Problem
+from cme_entrypoints.http.schema_check import SchemaGate
 from cme_entrypoints.http.security import RequestGuard, SecurityHeadersMiddleware, cors
 from cme_entrypoints.http.shutdown import drain_before_stopping
 from cme_entrypoints.logs import AccessLog
@@ -30,11 +31,13 @@ def create_app(container: Container) -> Starlette:
     metrics = container.metrics()
     metrics.watch_pool(database.pool_stats)
     authenticator = container.authenticator()
+    schema_check = container.schema_check()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         log.info("cme starting on %s storage", settings.database_kind)
         await database.open()
+        await schema_check.at_start()
         await authenticator.start()
         drain_before_stopping(operations.turn_unready, settings.shutdown_drain_seconds)
         if not authenticator.enabled:
@@ -60,6 +63,7 @@ def create_app(container: Container) -> Starlette:
             Middleware(
                 RequestGuard, authenticator=authenticator, metrics_token=settings.metrics_token
             ),
+            Middleware(SchemaGate, check=schema_check),
         ],
         exception_handlers={
             Problem: errors.problem_handler,
