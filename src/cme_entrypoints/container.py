@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from importlib.metadata import version
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,7 @@ from dependency_injector import containers, providers
 from cme_adapters.auth.api_keys import ApiKeyAuthenticator
 from cme_adapters.metrics import PrometheusMetrics
 from cme_adapters.postgres.database import PostgresDatabase
+from cme_adapters.postgres.probe import connection_error
 from cme_adapters.sql.config import PoolSettings
 from cme_adapters.sql.revisions import code_revisions
 from cme_adapters.system import SystemClock, Uuid7Generator
@@ -80,6 +82,13 @@ class Container(containers.DeclarativeContainer):
         SchemaCheck,
         read_revision=database.provided.schema_revision,
         code=providers.Singleton(code_revisions),
+        diagnose=providers.Selector(
+            settings.provided.database_kind,
+            postgresql=providers.Callable(
+                partial, connection_error, settings.provided.database_url
+            ),
+            sqlite=providers.Object(None),
+        ),
     )
 
     product_routes = providers.Singleton(

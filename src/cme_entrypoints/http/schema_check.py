@@ -28,6 +28,8 @@ class SchemaCheck:
 
     read_revision: Callable[[], Awaitable[str | None]]
     code: CodeRevisions
+    # Names why the database cannot be reached (the pool only says it timed out); None: unknown.
+    diagnose: Callable[[], Awaitable[str | None]] | None = None
     ready: bool = False
 
     async def verify(self) -> None:
@@ -53,13 +55,10 @@ class SchemaCheck:
         """One line when start-up finds the database unusable; serving starts all the same."""
         try:
             await asyncio.wait_for(self.verify(), START_CHECK_SECONDS)
-        except StorageUnavailable as error:
-            log.warning("database not reachable at start-up, answering 503 until it is: %s", error)
-        except TimeoutError:
-            log.warning(
-                "database did not answer within %s s at start-up, answering 503 until it does",
-                START_CHECK_SECONDS,
-            )
+        except (StorageUnavailable, TimeoutError) as error:
+            cause = (await self.diagnose() if self.diagnose else None) or str(error)
+            cause = cause or f"no answer within {START_CHECK_SECONDS} s"
+            log.warning("database not reachable at start-up, answering 503 until it is: %s", cause)
         except Problem as problem:
             log.error("%s", problem.detail)
 
