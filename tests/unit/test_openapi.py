@@ -123,3 +123,20 @@ def test_every_schema_with_examples_accepts_them(client: TestClient) -> None:
         for example in schema.get("examples", []):
             ref = {"$ref": f"#/components/schemas/{name}"}
             schema_validator(document, ref).validate(example)
+
+
+def test_every_json_response_body_has_an_example_its_schema_accepts(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    checked = 0
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method not in METHODS:
+                continue
+            for status, response in operation["responses"].items():
+                media = response.get("content", {}).get("application/json")
+                if media is None or media["schema"].get("type") == "object":
+                    continue  # /openapi.json: the document itself
+                assert "example" in media, (path, method, status)
+                schema_validator(document, media["schema"]).validate(media["example"])
+                checked += 1
+    assert checked == 8
