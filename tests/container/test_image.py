@@ -102,9 +102,9 @@ def port_of(name: str) -> str:
 
 
 def test_the_image_runs_as_uid_10001_not_root(image: str) -> None:
-    config = json.loads(podman("image", "inspect", image).stdout)[0]["Config"]
-    assert config["User"] == "10001:10001"
-    assert "urllib.request.urlopen" in " ".join(config["Healthcheck"]["Test"])
+    inspected = json.loads(podman("image", "inspect", image).stdout)[0]
+    assert inspected["Config"]["User"] == "10001:10001"
+    assert "urllib.request.urlopen" in " ".join(inspected["Healthcheck"]["Test"])
     who = podman("run", "--rm", image, "python", "-c", "import os; print(os.getuid(), os.getgid())")
     assert who.stdout.split() == ["10001", "10001"]
 
