@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+from cme_adapters.sql.schema import SCHEMA_HEAD
 from tests.conftest import DEFAULT_SERVER
 from tests.integration.server import CME, running_cme
 
@@ -69,7 +70,7 @@ def test_an_unmigrated_postgresql_is_503_run_cme_migrate_until_migrated(
         assert get(f"{base_url}/db-check")[0] == 200
         assert get(f"{base_url}/products") == (200, {"items": [], "next_cursor": None})
     assert lines(log, "ERROR") == [
-        "the database schema is not migrated; this release needs 0001: run cme migrate"
+        f"the database schema is not migrated; this release needs {SCHEMA_HEAD}: run cme migrate"
     ]
     assert "Traceback" not in log.read_text()
 
