@@ -3,7 +3,8 @@
 The contract allows at most 2 decimals, which JSON Schema cannot say for a JSON number in a way
 that validators working in binary floating point evaluate correctly (multipleOf 0.01 rejects
 19.99), so the document leaves it out and this hook keeps generated numbers within it instead.
-Only non-negative prices are cut: a negative one must stay negative for the negative phase.
+Only prices within the schema's range are cut: one out of range must stay out of it for the
+negative phase.
 """
 
 import math
@@ -11,10 +12,12 @@ from typing import Any
 
 import schemathesis
 
+PRICE_LIMIT = 10**10  # the schema's exclusiveMaximum
+
 
 @schemathesis.hook
 def map_body(context: Any, body: Any) -> Any:
     price = body.get("price") if isinstance(body, dict) else None
-    if isinstance(price, float) and math.isfinite(price) and price >= 0:
+    if isinstance(price, float) and 0 <= price < PRICE_LIMIT:
         body["price"] = math.floor(price * 100) / 100
     return body
