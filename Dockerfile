@@ -3,13 +3,16 @@
 # Image of the cme API: `docker build -t cme .`, run it with `docker compose up --build`.
 #
 # Both stages use the same base so the venv's interpreter symlinks stay valid in the runtime.
+# BASE_IMAGE is a build argument only so that a machine without a registry can build with a local
+# stand-in (`make container-test`, see the README); releases use this default.
 # The base is pinned to a patch tag. It is not pinned by digest: the digest could not be looked up
 # on the offline machine this file was written on. Where a registry can be reached, append it
 #   docker buildx imagetools inspect python:3.11.17-slim-bookworm --format '{{.Manifest.Digest}}'
-# as FROM python:3.11.17-slim-bookworm@sha256:<digest> in both stages, and let Dependabot or
+# as ARG BASE_IMAGE=python:3.11.17-slim-bookworm@sha256:<digest>, and let Dependabot or
 # Renovate bump tag and digest together.
+ARG BASE_IMAGE=python:3.11.17-slim-bookworm
 
-FROM python:3.11.17-slim-bookworm AS builder
+FROM ${BASE_IMAGE} AS builder
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -31,7 +34,7 @@ RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir -c requirements/constraints.txt /wheels/*.whl
 
 
-FROM python:3.11.17-slim-bookworm AS runtime
+FROM ${BASE_IMAGE} AS runtime
 
 LABEL org.opencontainers.image.title="cme" \
       org.opencontainers.image.description="Product catalogue REST API"

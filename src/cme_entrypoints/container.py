@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from importlib.metadata import version
 from typing import TYPE_CHECKING
 
@@ -10,14 +11,17 @@ from dependency_injector import containers, providers
 from cme_adapters.auth.api_keys import ApiKeyAuthenticator
 from cme_adapters.metrics import PrometheusMetrics
 from cme_adapters.postgres.database import PostgresDatabase
+from cme_adapters.postgres.probe import connection_error
 from cme_adapters.rate_limit import Limiter, LocalBuckets, RedisBuckets
 from cme_adapters.sql.config import PoolSettings
+from cme_adapters.sql.revisions import code_revisions
 from cme_adapters.system import SystemClock, Uuid7Generator
 from cme_domain import use_cases
 from cme_entrypoints.http.auth import RequestAuthenticator
 from cme_entrypoints.http.cursor import CursorCodec
 from cme_entrypoints.http.operations import OperationsRoutes
 from cme_entrypoints.http.products import ProductRoutes
+from cme_entrypoints.http.schema_check import SchemaCheck
 from cme_entrypoints.settings import Settings
 
 if TYPE_CHECKING:
@@ -82,6 +86,19 @@ class Container(containers.DeclarativeContainer):
     unit_of_work = database.provided.unit_of_work
     authenticator = providers.Singleton(build_authenticator, settings)
     rate_limiter = providers.Singleton(build_limiter, settings)
+    # The code's revisions are read once per process, when the app is built.
+    schema_check = providers.Singleton(
+        SchemaCheck,
+        read_revision=database.provided.schema_revision,
+        code=providers.Singleton(code_revisions),
+        diagnose=providers.Selector(
+            settings.provided.database_kind,
+            postgresql=providers.Callable(
+                partial, connection_error, settings.provided.database_url
+            ),
+            sqlite=providers.Object(None),
+        ),
+    )
 
     product_routes = providers.Singleton(
         ProductRoutes,
@@ -110,4 +127,5 @@ class Container(containers.DeclarativeContainer):
         version=providers.Callable(version, "cme"),
         ping_database=database.provided.ping,
         render_metrics=metrics.provided.render,
+        check_schema=schema_check.provided.verify,
     )

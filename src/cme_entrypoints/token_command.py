@@ -37,7 +37,7 @@ def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     if settings.jwt is None or not settings.jwt.secret:
-        print("cme: cme token needs JWT_SECRET (HS256)", file=sys.stderr)
+        print("cme token: set JWT_SECRET first; it signs the token (HS256)", file=sys.stderr)
         return 2
     if not 0 < args.ttl <= MAX_TTL_SECONDS:
         print(f"cme: --ttl must be between 1 and {MAX_TTL_SECONDS} seconds", file=sys.stderr)

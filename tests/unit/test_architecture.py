@@ -1,5 +1,6 @@
-"""The hexagon's arrows, enforced: import-linter contracts run as part of the suite."""
+"""The hexagon's arrows, enforced by import-linter; and the rules the test suite keeps itself to."""
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,31 @@ def test_the_contracts_catch_a_domain_module_that_imports_outward(
         planted.unlink()
     assert result.returncode != 0
     assert "BROKEN" in result.stdout
+
+
+def async_tests_drawing_inside_their_coroutine(source: str) -> list[str]:
+    """Async @given tests that take st.data(): their draws can raise StopTest inside a task."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.AsyncFunctionDef):
+            for decorator in node.decorator_list:
+                if "given(" in ast.unparse(decorator) and "st.data()" in ast.unparse(decorator):
+                    found.append(node.name)
+    return found
+
+
+def test_no_async_property_test_draws_inside_its_coroutine() -> None:
+    tests = Path(__file__).resolve().parents[1]
+    offenders = [
+        f"{path.name}::{name}"
+        for path in tests.rglob("test_*.py")
+        for name in async_tests_drawing_inside_their_coroutine(path.read_text())
+    ]
+    assert offenders == []
+
+
+def test_the_draw_check_flags_an_async_test_given_st_data() -> None:
+    planted = (
+        "@given(st.integers(), st.data())\nasync def test_x(n, data):\n    data.draw(st.none())\n"
+    )
+    assert async_tests_drawing_inside_their_coroutine(planted) == ["test_x"]

@@ -5,9 +5,14 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
+from jsonschema import Draft202012Validator
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
+
+from tests.unit.conftest import API_KEY
 
 METHODS = {"get", "put", "post", "patch", "delete"}
 
@@ -56,3 +61,82 @@ def test_cme_openapi_prints_the_served_document(client: TestClient, tmp_path: Pa
         [cme, "openapi"], capture_output=True, text=True, check=True, cwd=tmp_path, timeout=60
     )
     assert json.loads(printed.stdout) == client.get("/openapi.json").json()
+
+
+def schema_validator(document: dict[str, Any], schema: dict[str, Any]) -> Draft202012Validator:
+    return Draft202012Validator({**schema, "components": document["components"]})
+
+
+@pytest.mark.parametrize("schema", ["ProductInput", "ProductPatch"])
+@pytest.mark.parametrize("price", [19.99, 0.07, 0.1, 9999999999.99, "19.99", "0.07"])
+def test_a_json_schema_validator_accepts_the_prices_the_server_accepts(
+    client: TestClient, schema: str, price: object
+) -> None:
+    document = client.get("/openapi.json").json()
+    body = {"sku": "LAMP-1", "name": "Desk lamp", "price": price, "quantity": 4}
+    validate = schema_validator(document, {"$ref": f"#/components/schemas/{schema}"})
+    assert validate.is_valid(body), list(validate.iter_errors(body))
+    assert client.post("/products", json=body, headers={"X-API-Key": API_KEY}).status_code in (
+        201,
+        409,
+    )
+
+
+@pytest.mark.parametrize("price", [-1, 10_000_000_000, "1.234", "-1"])
+def test_a_json_schema_validator_rejects_prices_out_of_range(
+    client: TestClient, price: object
+) -> None:
+    document = client.get("/openapi.json").json()
+    body = {"sku": "LAMP-1", "name": "Desk lamp", "price": price, "quantity": 4}
+    assert not schema_validator(document, {"$ref": "#/components/schemas/ProductInput"}).is_valid(
+        body
+    )
+
+
+def test_patch_documents_merge_patch_as_its_only_body_type(client: TestClient) -> None:
+    patch = client.get("/openapi.json").json()["paths"]["/products/{id}"]["patch"]
+    assert list(patch["requestBody"]["content"]) == ["application/merge-patch+json"]
+
+
+def test_every_request_body_has_an_example_its_schema_accepts(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    bodies = [
+        (path, method, media)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in METHODS and "requestBody" in operation
+        for media in operation["requestBody"]["content"].values()
+    ]
+    assert len(bodies) == 3
+    for path, method, media in bodies:
+        assert "example" in media, (path, method)
+        schema_validator(document, media["schema"]).validate(media["example"])
+
+
+def test_every_schema_with_examples_accepts_them(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    assert {"Product", "ProductInput", "ProductPatch", "ProductPage"} <= {
+        name for name, schema in schemas.items() if schema.get("examples")
+    }
+    for name, schema in schemas.items():
+        for example in schema.get("examples", []):
+            ref = {"$ref": f"#/components/schemas/{name}"}
+            schema_validator(document, ref).validate(example)
+
+
+def test_every_json_response_body_has_an_example_its_schema_accepts(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    checked = 0
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method not in METHODS:
+                continue
+            for status, response in operation["responses"].items():
+                media = response.get("content", {}).get("application/json")
+                if media is None or media["schema"].get("type") == "object":
+                    continue  # /openapi.json: the document itself
+                assert "example" in media, (path, method, status)
+                schema_validator(document, media["schema"]).validate(media["example"])
+                checked += 1
+    assert checked == 8

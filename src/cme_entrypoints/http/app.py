@@ -15,6 +15,7 @@ from cme_entrypoints.http.docs import docs_routes
 from cme_entrypoints.http.middleware import ObservabilityMiddleware
 from cme_entrypoints.http.problems import Problem
 from cme_entrypoints.http.rate_limit import RateLimitMiddleware
+from cme_entrypoints.http.schema_check import SchemaGate
 from cme_entrypoints.http.security import RequestGuard, SecurityHeadersMiddleware, cors
 from cme_entrypoints.http.shutdown import drain_before_stopping
 from cme_entrypoints.logs import AccessLog
@@ -32,11 +33,13 @@ def create_app(container: Container) -> Starlette:
     metrics.watch_pool(database.pool_stats)
     authenticator = container.authenticator()
     limiter = container.rate_limiter()
+    schema_check = container.schema_check()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         log.info("cme starting on %s storage", settings.database_kind)
         await database.open()
+        await schema_check.at_start()
         await authenticator.start()
         drain_before_stopping(operations.turn_unready, settings.shutdown_drain_seconds)
         if not authenticator.enabled:
@@ -65,6 +68,7 @@ def create_app(container: Container) -> Starlette:
             ),
             # After the guard, so that an authenticated caller is limited by who it is.
             Middleware(RateLimitMiddleware, limiter=limiter, limits=settings.rate_limits),
+            Middleware(SchemaGate, check=schema_check),
         ],
         exception_handlers={
             Problem: errors.problem_handler,

@@ -21,6 +21,8 @@ class OperationsRoutes:
     version: str
     ping_database: Callable[[], Awaitable[None]]
     render_metrics: Callable[[], tuple[bytes, str]]
+    # Raises a 503 Problem while the schema is behind the code's (SchemaCheck.verify).
+    check_schema: Callable[[], Awaitable[None]]
     shutting_down: bool = False
 
     def routes(self) -> list[Route]:
@@ -53,6 +55,7 @@ class OperationsRoutes:
             raise Problem(503, "the service is shutting down", slug="shutting-down")
         try:
             await asyncio.wait_for(self.ping_database(), READINESS_TIMEOUT_SECONDS)
+            await asyncio.wait_for(self.check_schema(), READINESS_TIMEOUT_SECONDS)
         except (StorageUnavailable, TimeoutError):
             raise Problem(
                 503,

@@ -50,9 +50,15 @@ class Problem(Exception):
         self.headers = dict(headers or {})
 
 
+def problem_type(status: int, slug: str | None = None) -> str:
+    """One namespace for every problem type: the slug, or else the status's title."""
+    name = slug or "-".join(TITLES.get(status, "Error").lower().split())
+    return f"urn:cme:problem:{name}"
+
+
 def render(problem: Problem, instance: str) -> Response:
     body: dict[str, Any] = {
-        "type": f"urn:cme:problem:{problem.slug}" if problem.slug else "about:blank",
+        "type": problem_type(problem.status, problem.slug),
         "title": TITLES.get(problem.status, "Error"),
         "status": problem.status,
         "detail": problem.detail,
