@@ -2,12 +2,12 @@
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Final, Self
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 from psycopg_pool import AsyncConnectionPool
 
 from cme_adapters.postgres.repository import (
@@ -22,6 +22,20 @@ from cme_domain.errors import StorageUnavailable, WriteOutcomeUnknown
 OUTAGE_ERRORS: Final = (psycopg.OperationalError, psycopg.InterfaceError, OSError, TimeoutError)
 
 Connection = AsyncConnection[Row]
+Cursor = AsyncCursor[Row]
+ResultOf = Callable[[Cursor], Awaitable[Any]]
+
+
+async def _fetch_one(cursor: Cursor) -> Row | None:
+    return await cursor.fetchone()
+
+
+async def _fetch_all(cursor: Cursor) -> list[Row]:
+    return await cursor.fetchall()
+
+
+async def _rowcount(cursor: Cursor) -> int:
+    return cursor.rowcount
 
 
 def first_line(error: BaseException) -> str:
@@ -39,10 +53,12 @@ class PostgresUnitOfWork:
         *,
         atomic: bool,
         on_query: Callable[[float], None] | None = None,
+        on_broken: Callable[[], None] | None = None,
     ) -> None:
         self._pool = pool
         self._atomic = atomic
         self._on_query = on_query
+        self._on_broken = on_broken
         self._connection: Connection | None = None
         self.products = PostgresProductRepository(self)
         self.idempotency = PostgresIdempotencyStore(self)
@@ -76,52 +92,59 @@ class PostgresUnitOfWork:
             raise WriteOutcomeUnknown(first_line(error)) from error
 
     async def fetch_one(self, sql: str, params: dict[str, Any], *, writes: bool) -> Row | None:
-        connection, started = await self._connect()
-        try:
-            cursor = await connection.execute(sql, params)
-            return await cursor.fetchone()
-        except OUTAGE_ERRORS as error:
-            raise self._unavailable(error, writes) from error
-        finally:
-            await self._done(connection, started)
+        row: Row | None = await self._run(sql, params, writes, _fetch_one)
+        return row
 
     async def fetch_all(self, sql: str, params: dict[str, Any]) -> list[Row]:
-        connection, started = await self._connect()
-        try:
-            cursor = await connection.execute(sql, params)
-            return await cursor.fetchall()
-        except OUTAGE_ERRORS as error:
-            raise self._unavailable(error, writes=False) from error
-        finally:
-            await self._done(connection, started)
+        rows: list[Row] = await self._run(sql, params, False, _fetch_all)
+        return rows
 
     async def execute(self, sql: str, params: dict[str, Any]) -> int:
-        connection, started = await self._connect()
-        try:
-            cursor = await connection.execute(sql, params)
-            return cursor.rowcount
-        except OUTAGE_ERRORS as error:
-            raise self._unavailable(error, writes=True) from error
-        finally:
-            await self._done(connection, started)
+        count: int = await self._run(sql, params, True, _rowcount)
+        return count
+
+    async def _run(self, sql: str, params: dict[str, Any], writes: bool, result: "ResultOf") -> Any:
+        # A second try only for a connection the server had already ended (AdminShutdown,
+        # left in a pooled connection by a database restart): the statement never ran.
+        for last_try in (self._atomic, True):
+            connection, started = await self._connect()
+            try:
+                cursor = await connection.execute(sql, params)
+                return await result(cursor)
+            except psycopg.errors.AdminShutdown as error:
+                if last_try:
+                    raise self._unavailable(error, writes=False) from error
+                await self._replace_ended_connections()
+            except OUTAGE_ERRORS as error:
+                raise self._unavailable(error, writes) from error
+            finally:
+                await self._done(connection, started)
+        raise AssertionError("unreachable: the last try returns or raises")
 
     async def _connect(self) -> tuple[Connection, float]:
         started = time.perf_counter()
         if self._connection is not None:
             return self._connection, started
-        try:
-            connection = await self._pool.getconn()
-        except OUTAGE_ERRORS as error:
-            self._timed(started)
-            raise StorageUnavailable(first_line(error)) from error
-        if self._atomic:
-            self._connection = connection
+        for last_try in (False, True):
             try:
-                await connection.execute("BEGIN")
+                connection = await self._pool.getconn()
             except OUTAGE_ERRORS as error:
                 self._timed(started)
                 raise StorageUnavailable(first_line(error)) from error
-        return connection, started
+            if not self._atomic:
+                return connection, started
+            try:
+                await connection.execute("BEGIN")
+            except OUTAGE_ERRORS as error:
+                await self._pool.putconn(connection)
+                if last_try or not isinstance(error, psycopg.errors.AdminShutdown):
+                    self._timed(started)
+                    raise self._unavailable(error, writes=False) from error
+                await self._replace_ended_connections()
+                continue
+            self._connection = connection
+            return connection, started
+        raise AssertionError("unreachable: the last try returns or raises")
 
     async def _done(self, connection: Connection, started: float) -> None:
         self._timed(started)
@@ -133,7 +156,18 @@ class PostgresUnitOfWork:
         if self._on_query is not None:
             self._on_query(time.perf_counter() - started)
 
+    async def _replace_ended_connections(self) -> None:
+        # The other idle connections were most likely ended too (a restart ends them all):
+        # test them now, so the second try gets a live one instead of the next dead one.
+        with contextlib.suppress(*OUTAGE_ERRORS):
+            await self._pool.check()
+
+    def _broken(self) -> None:
+        if self._on_broken is not None:
+            self._on_broken()
+
     def _unavailable(self, error: BaseException, writes: bool) -> StorageUnavailable:
+        self._broken()
         # A lost connection inside a transaction takes the transaction with it; outside one,
         # a write may have committed on its own before the connection broke.
         if writes and not self._atomic:
