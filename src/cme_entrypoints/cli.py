@@ -75,7 +75,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    log_config = logs.configure(settings.log_level, settings.log_format)
+    log_config = logs.configure(
+        settings.log_level, settings.log_format, settings.google_cloud_project
+    )
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal to end the
     # process; this handler turns that graceful stop into exit status 0 for orchestrators.
     signal.signal(signal.SIGTERM, lambda _signal, _frame: sys.exit(0))
@@ -86,8 +88,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         port=args.port or settings.port,
         workers=args.workers or settings.workers,
         log_config=log_config,
-        # httptools has no limit on a request head of its own; this protocol answers 431.
-        http="cme_entrypoints.http.head_limit:BoundedHttpToolsProtocol",
+        # httptools has no limit on a request head of its own (431), and answers text/plain.
+        http="cme_entrypoints.http.protocol:ObservedHttpToolsProtocol",
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         loop="uvloop",
         timeout_keep_alive=5,
@@ -102,7 +104,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     # its start-up time, needed only by this command.
     from cme_adapters.sql import migrate as migrations
 
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, settings.google_cloud_project)
     try:
         asyncio.run(migrations.upgrade(settings.database_url))
     except StorageUnavailable as error:

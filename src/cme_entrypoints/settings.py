@@ -45,6 +45,7 @@ class Settings:
     idempotency_ttl_hours: int = 24
     request_telemetry: bool = True
     cursor_secret: str = attrs.field(default="", repr=False)
+    google_cloud_project: str = ""
 
     @property
     def cursor_key(self) -> bytes:
@@ -79,6 +80,7 @@ class Settings:
             idempotency_ttl_hours=get.integer("IDEMPOTENCY_TTL_HOURS", 24, 1, 720),
             request_telemetry=get.boolean("REQUEST_TELEMETRY", default=True),
             cursor_secret=get.text("CURSOR_SECRET", ""),
+            google_cloud_project=get.text("GOOGLE_CLOUD_PROJECT", ""),
         )
 
 

@@ -1,8 +1,10 @@
 """The Starlette application factory."""
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -12,7 +14,11 @@ from cme_domain.errors import DomainError
 from cme_entrypoints.container import Container
 from cme_entrypoints.http import errors
 from cme_entrypoints.http.docs import docs_routes
-from cme_entrypoints.http.middleware import ObservabilityMiddleware
+from cme_entrypoints.http.middleware import (
+    REJECTED_REQUEST,
+    ObservabilityMiddleware,
+    report_rejected,
+)
 from cme_entrypoints.http.problems import Problem
 from cme_entrypoints.http.security import RequestGuard, SecurityHeadersMiddleware, cors
 from cme_entrypoints.http.shutdown import drain_before_stopping
@@ -30,16 +36,25 @@ def create_app(container: Container) -> Starlette:
     metrics = container.metrics()
     metrics.watch_pool(database.pool_stats)
     authenticator = container.authenticator()
+    routes = (*operations.routes(), *products.routes(), *docs_routes())
+    metrics.declare_routes(
+        (method, str(getattr(route, "path", "")))
+        for route in routes
+        for method in getattr(route, "methods", None) or ()
+        if method != "HEAD"
+    )
+    access_log = AccessLog(settings.log_format, settings.google_cloud_project)
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
         log.info("cme starting on %s storage", settings.database_kind)
         await authenticator.start()
         drain_before_stopping(operations.turn_unready, settings.shutdown_drain_seconds)
         if not authenticator.enabled:
             log.warning("no API_KEY, API_KEYS or JWT_* configured: every write will be refused")
         try:
-            yield
+            # The HTTP protocol finds this in the lifespan state, for requests it refuses itself.
+            yield {REJECTED_REQUEST: partial(report_rejected, metrics, access_log)}
         finally:
             operations.turn_unready()
             await database.close()
@@ -47,13 +62,14 @@ def create_app(container: Container) -> Starlette:
             log.info("cme stopped")
 
     app = Starlette(
-        routes=[*operations.routes(), *products.routes(), *docs_routes()],
+        routes=list(routes),
         middleware=[
             Middleware(
                 ObservabilityMiddleware,
                 metrics=metrics,
-                access_log=AccessLog(settings.log_format),
+                access_log=access_log,
                 record=settings.request_telemetry,
+                routes=routes,
             ),
             *cors(settings.cors_allow_origins),
             Middleware(
