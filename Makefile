@@ -17,6 +17,8 @@ $(TOOLS)/.installed: requirements/tools.txt
 	$(TOOLS)/bin/pip install -q --upgrade pip
 	$(TOOLS)/bin/pip install -q -r requirements/tools.txt
 	command -v shellcheck >/dev/null || (apt-get update -q && apt-get install -y -q shellcheck)
+	# promtool, for the tests of every PromQL expression in infra/ (tests/infra).
+	command -v promtool >/dev/null || (apt-get update -q && apt-get install -y -q prometheus)
 	touch $@
 
 tools: $(TOOLS)/.installed
