@@ -11,6 +11,7 @@ from cme_adapters.metrics import PrometheusMetrics
 from cme_adapters.sql.database import SqlDatabase
 from cme_adapters.sql.engine import PoolSettings
 from cme_adapters.system import SystemClock, Uuid7Generator
+from cme_adapters.tracing import tracer_provider
 from cme_domain import use_cases
 from cme_entrypoints.http.auth import RequestAuthenticator
 from cme_entrypoints.http.cursor import CursorCodec
@@ -32,6 +33,9 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
     metrics = providers.Singleton(PrometheusMetrics)
+    tracer_provider = providers.Singleton(
+        tracer_provider, settings.provided.traces, settings.provided.traces_endpoint
+    )
     database = providers.Singleton(
         SqlDatabase.connect,
         url=settings.provided.database_url,

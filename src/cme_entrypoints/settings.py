@@ -18,6 +18,7 @@ from cme_adapters.sql.engine import async_url
 DEFAULT_SQLITE_PATH: Final = Path("var/cme.db")
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS: Final = ("json", "console")
+TRACES_EXPORTERS: Final = ("none", "otlp")
 _ORIGIN: Final = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
@@ -46,6 +47,8 @@ class Settings:
     request_telemetry: bool = True
     cursor_secret: str = attrs.field(default="", repr=False)
     google_cloud_project: str = ""
+    traces: bool = False  # OTEL_TRACES_EXPORTER=otlp; the SDK reads the other OTEL_* itself
+    traces_endpoint: str = ""  # to tell Google's OTLP endpoint, which needs credentials
 
     @property
     def cursor_key(self) -> bytes:
@@ -81,6 +84,10 @@ class Settings:
             request_telemetry=get.boolean("REQUEST_TELEMETRY", default=True),
             cursor_secret=get.text("CURSOR_SECRET", ""),
             google_cloud_project=get.text("GOOGLE_CLOUD_PROJECT", ""),
+            traces=get.choice("OTEL_TRACES_EXPORTER", "none", TRACES_EXPORTERS) == "otlp",
+            traces_endpoint=get.text(
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", get.text("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+            ),
         )
 
 

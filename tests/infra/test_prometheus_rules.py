@@ -72,7 +72,7 @@ def test_the_dashboard_charts_every_recording_rule(root: Path) -> None:
     with (root / "infra" / "terraform" / "monitoring.tf").open() as handle:
         doc = hcl2.load(handle)
     locals_ = {k: v for block in doc["locals"] for k, v in block.items()}
-    charted = {r.strip("\"") for chart in locals_["dashboard_charts"] for r in chart["records"]}
+    charted = {r.strip('"') for chart in locals_["dashboard_charts"] for r in chart["records"]}
     assert charted == {rule["record"] for rule in rules(root, DASHBOARD)}
 
 

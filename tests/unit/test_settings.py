@@ -161,3 +161,10 @@ def test_the_idempotency_window_comes_from_the_environment() -> None:
     assert routes.create_product.idempotency_ttl == timedelta(hours=2)
     with pytest.raises(SettingsError, match="IDEMPOTENCY_TTL_HOURS"):
         Settings.from_env({"IDEMPOTENCY_TTL_HOURS": "0", "DATABASE_URL": "sqlite://"})
+
+
+def test_traces_are_off_unless_the_otlp_exporter_is_asked_for() -> None:
+    assert settings().traces is False
+    assert settings(OTEL_TRACES_EXPORTER="none").traces is False
+    assert settings(OTEL_TRACES_EXPORTER="otlp").traces is True
+    assert "OTEL_TRACES_EXPORTER" in error(OTEL_TRACES_EXPORTER="jaeger")

@@ -22,6 +22,7 @@ from cme_entrypoints.http.middleware import (
 from cme_entrypoints.http.problems import Problem
 from cme_entrypoints.http.security import RequestGuard, SecurityHeadersMiddleware, cors
 from cme_entrypoints.http.shutdown import drain_before_stopping
+from cme_entrypoints.http.spans import ServerSpans
 from cme_entrypoints.logs import AccessLog
 
 log = logging.getLogger("cme")
@@ -44,6 +45,7 @@ def create_app(container: Container) -> Starlette:
         if method != "HEAD"
     )
     access_log = AccessLog(settings.log_format, settings.google_cloud_project)
+    traces = container.tracer_provider()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
@@ -59,6 +61,8 @@ def create_app(container: Container) -> Starlette:
             operations.turn_unready()
             await database.close()
             metrics.close()
+            if traces is not None:
+                traces.shutdown()  # sends the spans still batched
             log.info("cme stopped")
 
     app = Starlette(
@@ -70,6 +74,7 @@ def create_app(container: Container) -> Starlette:
                 access_log=access_log,
                 record=settings.request_telemetry,
                 routes=routes,
+                spans=ServerSpans(traces) if traces is not None else None,
             ),
             *cors(settings.cors_allow_origins),
             Middleware(

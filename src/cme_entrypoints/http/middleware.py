@@ -22,7 +22,7 @@ class RequestMetrics(Protocol):
     def request_finished(self, method: str, path: str, status: int, seconds: float) -> None: ...
 
 
-class ServerSpans(Protocol):
+class SpanRecorder(Protocol):
     def start(self, scope: Scope, context: RequestContext) -> tuple[Any, RequestContext]: ...
 
     def finish(self, span: Any, method: str, route: str, status: int) -> None: ...
@@ -36,7 +36,7 @@ class ObservabilityMiddleware:
         access_log: logs.AccessLog,
         record: bool = True,
         routes: tuple[BaseRoute, ...] = (),
-        spans: ServerSpans | None = None,
+        spans: SpanRecorder | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
