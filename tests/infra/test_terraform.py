@@ -188,7 +188,7 @@ def test_github_provider_admits_only_this_repository_on_main(tf: Config) -> None
 
 def test_service_accounts_hold_only_the_roles_they_need(tf: Config) -> None:
     app_roles = set(re.findall(r"roles/[\w.]+", tf["locals"]["app_roles"]))
-    writers = {"roles/logging.logWriter", "roles/monitoring.metricWriter"}
+    writers = {"roles/logging.logWriter", "roles/monitoring.metricWriter", "roles/cloudtrace.agent"}
     assert app_roles == {"roles/cloudsql.client", *writers}
     ksa = tf["resource"]["google_service_account_iam_member"]["app_workload_identity"]
     assert ksa["role"] == "roles/iam.workloadIdentityUser"
