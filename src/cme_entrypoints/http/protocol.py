@@ -15,6 +15,7 @@ _METHODS: Final = frozenset(
     ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
 )
 OTHER_METHOD: Final = "_OTHER"
+_LOGGED_PATH_CHARS: Final = 2048  # a refused head may hold a URL of any length
 _BAD_REQUEST: Final = orjson.dumps(
     {
         "type": "urn:cme:problem:bad-request",
@@ -61,5 +62,5 @@ class ObservedHttpToolsProtocol(BoundedHttpToolsProtocol):
         if not url:
             return OTHER_METHOD, ""
         method = self.parser.get_method().decode("latin-1")
-        path = url.partition(b"?")[0].decode("latin-1")
+        path = url.partition(b"?")[0][:_LOGGED_PATH_CHARS].decode("latin-1")
         return (method if method in _METHODS else OTHER_METHOD), path
