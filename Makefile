@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 TOOLS := .venv-tools
 BIN := $(VENV)/bin
+# apt-get needs root: CI runners are not, and have passwordless sudo.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: run migrate test lint unit tools fuzz bench clean
 
@@ -18,7 +20,7 @@ $(TOOLS)/.installed: requirements/tools.txt
 	$(TOOLS)/bin/pip install -q -r requirements/tools.txt
 	command -v shellcheck >/dev/null || (apt-get update -q && apt-get install -y -q shellcheck)
 	# promtool, for the tests of every PromQL expression in infra/ (tests/infra).
-	command -v promtool >/dev/null || (apt-get update -q && apt-get install -y -q prometheus)
+	command -v promtool >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q prometheus)
 	touch $@
 
 tools: $(TOOLS)/.installed
