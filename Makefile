@@ -47,7 +47,8 @@ fuzz: $(BIN)/cme
 unit: $(BIN)/cme tools
 	$(BIN)/pytest tests/unit
 
-# Load benchmarks against a bare-ASGI floor on this machine's PostgreSQL (see bench/README.md).
+# Load benchmarks against a FastAPI reference and a bare-ASGI floor on this machine's PostgreSQL
+# (see bench/README.md).
 bench: $(BIN)/cme
 	bash bench/run.sh
 

@@ -1,4 +1,4 @@
-"""The benchmark: cme against the bare-ASGI floor on the same database, one scenario at a time.
+"""The benchmark: cme against a FastAPI reference and a bare-ASGI floor, one scenario at a time.
 
 Run by `make bench` through bench/run.sh (see bench/README.md):
 
@@ -7,10 +7,12 @@ Run by `make bench` through bench/run.sh (see bench/README.md):
     python bench/bench.py telemetry [--scenarios health,get,post]
 
 `run` creates a PostgreSQL database cme_bench_<random> with 100,000 products, starts `cme serve
---workers 2` (INFO access log to bench/out/service.log) and bench/floor.py (2 workers), checks
-that both answer the same bytes, measures start-up time to /db-check 200, runs wrk on each
-scenario against each server in turn, samples worker RSS, profiles the service with py-spy, and
-writes bench/out/report.md and results.json. The database is dropped at the end, even on failure.
+--workers 2` (INFO access log to bench/out/service.log), the FastAPI reference bench/fastapi_ref
+(uvicorn, 2 workers, its default access log to bench/out/fastapi.log) and bench/floor.py (2
+workers), checks that all three answer the same bytes and that writes work on the reference,
+measures start-up time to /db-check 200, runs wrk on each scenario against each server in turn,
+samples worker RSS, profiles with py-spy, and writes bench/out/report.md and results.json. The
+database is dropped at the end, even on failure.
 """
 
 import argparse
@@ -26,33 +28,38 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import checks
 import psycopg
 from procs import CpuMeter, Server, free_port, http_get, rss_kib
 from profile_summary import summarise
+from report import TARGETS, render, verdicts
+from soak_summary import summarise as summarise_soak
 from sqlalchemy.engine import make_url
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 OUT = BENCH / "out"
 VENV_BIN = Path(sys.executable).parent
+# The service runs from a venv of its runtime dependencies only, as in the image: installed
+# beside it, test and bench packages (pydantic, yaml) get imported by dependency_injector and
+# would add their memory to the service's workers.
+SERVICE_BIN = Path(os.environ.get("BENCH_SERVICE_VENV", BENCH / ".venv-service")) / "bin"
 LUA = BENCH / "scenario.lua"
 ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 API_KEY = "bench-key-" + secrets.token_hex(12)
 CURSOR_SECRET = "bench-cursor-" + secrets.token_hex(8)
 
 SCENARIOS = ("health", "get", "list", "deep", "post", "put", "put_if_match", "mix")
-READS = ("health", "get", "list", "deep", "mix")  # mix (90 % reads) is held to the read target
 IF_MATCH_ROWS = 2000  # rows 1..2000 (created_at order): put_if_match's products
 PUT_ROWS = range(IF_MATCH_ROWS, IF_MATCH_ROWS + 20000)  # the products put and mix replace
 DEEP_ROW = 90_000
-
-TARGETS = {"read_ratio": 0.70, "write_ratio": 0.60, "p99_ratio": 2.0, "rss_mib": 120, "start_s": 2}
 
 
 def log(message: str) -> None:
@@ -73,7 +80,7 @@ def bench_database(name: str, rows: int) -> Iterator[str]:
     try:
         log(f"database {name}: migrating and seeding {rows} products")
         env = {**base_env(), "DATABASE_URL": url}
-        subprocess.run([str(VENV_BIN / "cme"), "migrate"], env=env, check=True, timeout=120)
+        subprocess.run([str(SERVICE_BIN / "cme"), "migrate"], env=env, check=True, timeout=120)
         seed(url, rows)
         yield url
     finally:
@@ -144,7 +151,7 @@ def service(
         "LOG_FORMAT": "json",
         "SHUTDOWN_GRACE_SECONDS": "5",
     }
-    argv = [str(VENV_BIN / "cme"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [str(SERVICE_BIN / "cme"), "serve", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--workers", str(workers)]
     return Server("service" if telemetry else "quiet", argv, env, OUT / log_name, port)
 
@@ -155,6 +162,23 @@ def floor(url: str, workers: int) -> Server:
     argv = [sys.executable, str(BENCH / "floor.py"), "--port", str(port)]
     argv += ["--workers", str(workers)]
     return Server("floor", argv, env, OUT / "floor.log", port)
+
+
+def fastapi_reference(url: str, workers: int) -> Server:
+    """bench/fastapi_ref under the uvicorn command line, its default access log on (stdout)."""
+    port = free_port()
+    env = {**base_env(), "DATABASE_URL": url, "API_KEY": API_KEY, "CURSOR_SECRET": CURSOR_SECRET}
+    env["FASTAPI_REF_MIDDLEWARE"] = fastapi_middleware()
+    argv = [str(VENV_BIN / "uvicorn"), "fastapi_ref.main:app", "--app-dir", str(BENCH)]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    argv += ["--http", "httptools", "--loop", "uvloop"]
+    return Server("fastapi", argv, env, OUT / "fastapi.log", port)
+
+
+def fastapi_middleware() -> str:
+    """The reference's metrics middleware: a pure ASGI class, or with FASTAPI_REF_MIDDLEWARE=http
+    the tutorial's @app.middleware("http") (see bench/fastapi_ref/metrics.py)."""
+    return os.environ.get("FASTAPI_REF_MIDDLEWARE") or "asgi"
 
 
 @contextmanager
@@ -193,14 +217,6 @@ def deep_cursor(base: str) -> str:
             raise RuntimeError(f"walking the catalogue: {status}")
         cursor = "&cursor=" + json.loads(body)["next_cursor"]
     return cursor.removeprefix("&cursor=")
-
-
-def check_same_bytes(service_base: str, floor_base: str, paths: list[str]) -> None:
-    """The floor must do the same work: same status and body for the read scenarios."""
-    for path in paths:
-        ours, theirs = http_get(service_base + path), http_get(floor_base + path)
-        if ours != theirs:
-            raise RuntimeError(f"service and floor differ on {path}:\n{ours}\n{theirs}")
 
 
 # ---------------------------------------------------------------- wrk
@@ -243,8 +259,8 @@ def wrk(server: Server, scenario: str, args: argparse.Namespace, seconds: float,
 def run_scenarios(servers: dict[str, Server], args: argparse.Namespace) -> dict[str, dict]:
     results: dict[str, dict] = {}
     for n, scenario in enumerate(args.scenarios):
-        names = list(servers)  # service first, then the one it is measured against
-        order = names if n % 2 == 0 else names[::-1]
+        names = list(servers)  # the order rotates, so no server always runs first or last
+        order = names[n % len(names) :] + names[: n % len(names)]
         results[scenario] = {}
         for target in order:
             if args.warmup > 0:
@@ -310,7 +326,9 @@ def machine() -> dict[str, str]:
         pg = db.execute("SHOW server_version").fetchone()
     wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
     versions = {}
-    for package in ("uvicorn", "starlette", "sqlalchemy", "psycopg", "uvloop", "httptools"):
+    packages = ("uvicorn", "starlette", "sqlalchemy", "psycopg", "psycopg-pool", "uvloop")
+    packages += ("httptools", "fastapi", "pydantic", "prometheus-client")
+    for package in packages:
         with suppress(Exception):
             from importlib.metadata import version
 
@@ -335,79 +353,6 @@ def machine() -> dict[str, str]:
     }
 
 
-def verdicts(report: dict[str, Any]) -> list[tuple[str, bool, str]]:
-    found = []
-    for scenario, pair in report["scenarios"].items():
-        ours, theirs = pair["service"], pair["floor"]
-        ratio = ours["rps"] / theirs["rps"]
-        want = TARGETS["read_ratio"] if scenario in READS else TARGETS["write_ratio"]
-        found.append((f"{scenario}: throughput >= {want} of floor", ratio >= want, f"{ratio:.2f}"))
-        p99 = ours["p99_us"] / max(theirs["p99_us"], 1)
-        found.append((f"{scenario}: p99 <= 2.0x floor", p99 <= TARGETS["p99_ratio"], f"{p99:.2f}x"))
-        found.append((f"{scenario}: zero errors", ours["errors"] == 0, str(ours["errors"])))
-    rss = report["rss_kib"]["service"]
-    peak = max((v.get("VmHWM", 0) for v in rss.values()), default=0) / 1024
-    found.append(("RSS per worker < 120 MiB (peak)", peak < TARGETS["rss_mib"], f"{peak:.1f} MiB"))
-    if report["startup_s"]:
-        worst = max(report["startup_s"])
-        found.append(("start to /db-check 200 < 2 s (worst)", worst < 2, f"{worst:.3f} s"))
-    return found
-
-
-def render(report: dict[str, Any]) -> str:
-    m = report["machine"]
-    a = report["args"]
-    lines = [
-        f"# cme benchmark, {m['date']}",
-        "",
-        f"Machine: {m['nproc']} cores ({m['cpu']}), shared by wrk, both servers' workers and "
-        f"PostgreSQL {m['postgresql']}; Python {m['python']}, kernel {m['kernel']}, {m['wrk']}; "
-        f"{m['versions']}.",
-        f"Code: commit {m['commit']} (sha256 of src/*.py {m['src_sha256']}); load average "
-        f"before the run {m['loadavg_before']}.",
-        f"Load: wrk -t{a['threads']} -c{a['connections']} -d{a['duration']}s per scenario and "
-        f"server ({a['warmup']} s warm-up first), service and floor alternating; "
-        f"{a['rows']} products; 2 workers each, DB pool {a['pool']} per worker; service access "
-        "log at INFO to bench/out/service.log.",
-        "",
-        "| scenario | service req/s | floor req/s | ratio | p99 service | p99 floor | p99 ratio "
-        "| errors (service/floor) | CPU us/req service / floor | others' CPU |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
-    ]
-    for scenario, pair in report["scenarios"].items():
-        ours, theirs = pair["service"], pair["floor"]
-        lines.append(
-            f"| {scenario} | {ours['rps']:.0f} | {theirs['rps']:.0f} | "
-            f"{ours['rps'] / theirs['rps']:.2f} | {ours['p99_us'] / 1000:.1f} ms | "
-            f"{theirs['p99_us'] / 1000:.1f} ms | {ours['p99_us'] / max(theirs['p99_us'], 1):.2f}x "
-            f"| {ours['errors']} / {theirs['errors']} "
-            f"| {ours['server_cpu_us_per_request']:.0f} "
-            f"/ {theirs['server_cpu_us_per_request']:.0f} "
-            f"| {100 * max(ours['other_cpu_share'], theirs['other_cpu_share']):.0f} % |"
-        )
-    lines += [
-        "",
-        "CPU us/req: CPU time of the server's two workers over the run divided by the requests "
-        "served (the work per request, whatever the load on the machine). Others' CPU: the share "
-        "of the machine's CPU used by processes other than wrk, the server under test and "
-        "PostgreSQL during the run (the larger of the two runs): other tenants' noise.",
-    ]
-    lines += [
-        "",
-        "Start-up to /db-check 200 (s): " + ", ".join(f"{s:.3f}" for s in report["startup_s"]),
-    ]
-    lines += ["", "RSS after the run (KiB, VmRSS / VmHWM peak):"]
-    for name, per_pid in report["rss_kib"].items():
-        for pid, value in per_pid.items():
-            lines.append(f"- {name} worker {pid}: {value.get('VmRSS')} / {value.get('VmHWM')}")
-    lines += ["", f"Access log lines written by the service: {report['access_log_lines']}", ""]
-    lines += ["| target | met | measured |", "| --- | --- | --- |"]
-    lines += [f"| {name} | {'yes' if ok else 'NO'} | {got} |" for name, ok, got in verdicts(report)]
-    for tag, text in report.get("profiles", {}).items():
-        lines += ["", f"## Profile {tag}", "", "```", text.rstrip(), "```"]
-    return "\n".join(lines) + "\n"
-
-
 def count_lines(path: Path) -> int:
     with path.open("rb") as file:
         return sum(1 for _ in file)
@@ -421,34 +366,49 @@ def run(args: argparse.Namespace) -> int:
     with bench_database(args.database, args.rows) as url:
         args.url = url
         report["startup_s"] = measure_startup(url, args.workers, args.startup_runs)
-        ours, theirs = service(url, args.workers), floor(url, args.workers)
-        with running(ours, theirs):
-            ours.wait_ready("/db-check", timeout=30)
+        servers = {
+            "service": service(url, args.workers),
+            "fastapi": fastapi_reference(url, args.workers),
+            "floor": floor(url, args.workers),
+        }
+        ours = servers["service"]
+        with running(*servers.values()):
+            for name in ("service", "fastapi"):  # the floor has no /db-check
+                servers[name].wait_ready("/db-check", timeout=30)
             args.cursor = deep_cursor(ours.base)
             sample = (OUT / "ids.txt").read_text().split(None, 1)[0]
             deep = f"/products?limit=20&cursor={args.cursor}"
-            check_same_bytes(ours.base, theirs.base, [f"/products/{sample}", "/products", deep])
+            for other in (servers["fastapi"], servers["floor"]):
+                checks.same_bytes(ours, other, [f"/products/{sample}", "/products", deep])
+            # The reference also answers the service's problem+json where the contract is fixed.
+            checks.same_bytes(ours, servers["fastapi"], [f"/products/{uuid.UUID(int=0)}"])
+            checks.same_writes(ours, servers["fastapi"], API_KEY)
+            log("the FastAPI reference and the floor answer the service's bytes; writes checked")
             _, body = http_get(ours.base + deep)
             first = json.loads(body)["items"][0]["sku"]
             if first != f"SEED-{DEEP_ROW + 1:06d}":
                 raise RuntimeError(f"the deep page starts at {first}, not row {DEEP_ROW + 1}")
             log(f"deep page cursor checked: it starts at {first}")
-            report["scenarios"] = run_scenarios({"service": ours, "floor": theirs}, args)
+            report["scenarios"] = run_scenarios(servers, args)
             report["rss_kib"] = {
-                s.name: {str(p): rss_kib(p) for p in s.workers()} for s in (ours, theirs)
+                name: {str(p): rss_kib(p) for p in server.workers()}
+                for name, server in servers.items()
             }
             report["profiles"] = {}
             if args.profile_seconds > 0:
-                for scenario in ("health", "get", "post"):
-                    log(f"profiling the service on {scenario}")
-                    report["profiles"][f"service {scenario}"] = profile(
-                        ours, scenario, args, "service"
+                plan = [("service", s) for s in ("health", "get", "post")]
+                plan += [("fastapi", "get"), ("floor", "get")]
+                for name, scenario in plan:
+                    log(f"profiling {name} on {scenario}")
+                    report["profiles"][f"{name} {scenario}"] = profile(
+                        servers[name], scenario, args, name
                     )
-                log("profiling the floor on get")
-                report["profiles"]["floor get"] = profile(theirs, "get", args, "floor")
-        report["access_log_lines"] = count_lines(OUT / "service.log")
+        report["access_log_lines"] = {
+            name: count_lines(OUT / f"{name}.log") for name in ("service", "fastapi")
+        }
     report["args"] = {k: v for k, v in vars(args).items() if k not in ("func", "url", "cursor")}
     report["args"]["pool"] = os.environ.get("DB_POOL_SIZE", "5")
+    report["args"]["fastapi_middleware"] = fastapi_middleware()
     (OUT / "results.json").write_text(json.dumps(report, indent=2))
     text = render(report)
     (OUT / "report.md").write_text(text)
@@ -494,7 +454,8 @@ def telemetry(args: argparse.Namespace) -> int:
 
 
 def soak(args: argparse.Namespace) -> int:
-    """Mixed load in chunks until --requests are served; worker RSS recorded after each chunk."""
+    """Mixed load in chunks until --requests are served; worker RSS recorded after each chunk
+    and reported at each --milestone (a million) requests, with the growth from the first."""
     with bench_database(args.database, args.rows) as url:
         args.url = url
         ours = service(url, args.workers)
@@ -524,23 +485,20 @@ def soak(args: argparse.Namespace) -> int:
         lines.append(f"{row['elapsed_s']},{row['requests']},{row['errors']},{row['rps']:.0f},")
         lines[-1] += ",".join(rss)
     (OUT / "soak.csv").write_text("\n".join(lines) + "\n")
-    fifth = next((r for r in samples if r["requests"] >= total / 5), samples[0])
-    last = samples[-1]
-    print(
-        f"soak: {total} requests of {args.soak_scenario} in {last['elapsed_s']} s, "
-        f"{sum(r['errors'] for r in samples)} errors, workers replaced: {replaced}"
+    summary, met = summarise_soak(
+        samples, first_workers, args.milestone, TARGETS["soak_growth_pct"], TARGETS["rss_mib"]
     )
-    worst = 0.0
-    for pid in first_workers:
-        early, late = fifth["rss_kib"].get(str(pid), 0), last["rss_kib"].get(str(pid), 0)
-        growth = (late - early) / early * 100 if early else float("nan")
-        worst = max(worst, growth)
-        print(
-            f"  worker {pid}: RSS {early / 1024:.1f} MiB at {fifth['requests']} requests, "
-            f"{late / 1024:.1f} MiB at {last['requests']} ({growth:+.1f} %)"
-        )
-    print(f"soak.csv written; target growth < 10 %: {'met' if worst < 10 else 'NOT met'}")
-    return 0
+    errors = sum(r["errors"] for r in samples)
+    text = "\n".join(
+        [
+            f"soak: {total:,} requests of {args.soak_scenario} in {samples[-1]['elapsed_s']} s, "
+            f"{errors} errors, workers replaced: {replaced}",
+            *summary,
+        ]
+    )
+    (OUT / "soak.txt").write_text(text + "\n")
+    print(text + "\nwritten to bench/out/soak.txt and soak.csv")
+    return 1 if (args.strict and not (met and errors == 0 and not replaced)) else 0
 
 
 def _interrupt(_signal: int, _frame: object) -> None:
@@ -565,6 +523,9 @@ def main() -> int:
     parser.add_argument("--max-minutes", type=float, default=240, help="soak: time limit")
     parser.add_argument("--chunk-seconds", type=float, default=30, help="soak: wrk run length")
     parser.add_argument("--soak-scenario", default="mix", choices=SCENARIOS)
+    parser.add_argument(
+        "--milestone", type=int, default=1_000_000, help="soak: RSS reported every N requests"
+    )
     args = parser.parse_args()
     args.cursor, args.url = "", ""
     args.scenarios = [s for s in args.scenarios.split(",") if s]
@@ -574,7 +535,8 @@ def main() -> int:
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed (bench/run.sh installs it)")
     OUT.mkdir(exist_ok=True)
-    for stale in ("service.log", "floor.log", "startup.log"):  # each run's logs are its own
+    # Each run's logs are its own.
+    for stale in ("service.log", "fastapi.log", "floor.log", "startup.log"):
         (OUT / stale).unlink(missing_ok=True)
     # SIGTERM (say, from a CI timeout) unwinds like Ctrl-C, so every finally block runs.
     signal.signal(signal.SIGTERM, _interrupt)

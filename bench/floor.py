@@ -1,10 +1,10 @@
 """The floor: the least work a Python server can do for the benchmark's requests.
 
 A bare ASGI callable (no framework, no validation, no logging, no metrics) on the same uvicorn
-settings as `cme serve` (httptools, uvloop, N workers), the same SQL on the same tables through
-raw psycopg 3 async connections in a tiny hand-made pool (one per worker, autocommit, so a
-single statement is a single round trip). Responses have the same bodies and headers as the
-service's, so wrk measures the same bytes.
+settings as `cme serve` (httptools, uvloop, N workers), the same SQL on the same tables
+(bench/sql.py, shared with the FastAPI reference) through raw psycopg 3 async connections in a
+tiny hand-made pool (one per worker, autocommit, so a single statement is a single round trip).
+Responses have the same bodies and headers as the service's, so wrk measures the same bytes.
 
     python bench/floor.py --port 5100 --workers 2      (DATABASE_URL names the database)
 """
@@ -15,7 +15,6 @@ import base64
 import hashlib
 import hmac
 import os
-import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,22 +22,7 @@ from typing import Any
 
 import orjson
 import psycopg
-
-COLUMNS = "id, sku, name, description, price_cents, quantity, created_at, updated_at, version"
-GET = f"SELECT {COLUMNS} FROM products WHERE id = %s"
-FIRST_PAGE = f"SELECT {COLUMNS} FROM products ORDER BY created_at, id LIMIT %s"
-NEXT_PAGE = (
-    f"SELECT {COLUMNS} FROM products WHERE (created_at, id) > (%s, %s) "
-    "ORDER BY created_at, id LIMIT %s"
-)
-INSERT = f"INSERT INTO products ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1)"
-UPDATE = (
-    "UPDATE products SET sku = %s, name = %s, description = %s, price_cents = %s, "
-    "quantity = %s, updated_at = %s, version = version + 1 WHERE id = %s"
-)
-RETURNING = f" RETURNING {COLUMNS}"
-UPDATE_ANY = UPDATE + RETURNING
-UPDATE_AT_VERSION = UPDATE + " AND version = %s" + RETURNING
+from sql import FIRST_PAGE, GET, INSERT, NEXT_PAGE, UPDATE_ANY, UPDATE_AT_VERSION, uuid7
 
 # The service's static security headers: constant bytes, so the same response size on the wire.
 SECURITY = [
@@ -93,13 +77,6 @@ def product(row: tuple[Any, ...]) -> dict[str, Any]:
         "updated_at": updated.astimezone(UTC),
         "version": version,
     }
-
-
-def _uuid7() -> uuid.UUID:
-    millis = time.time_ns() // 1_000_000
-    value = (millis & (2**48 - 1)) << 80 | int.from_bytes(os.urandom(10)) & (2**80 - 1)
-    value = value & ~(0xF << 76) | 0x7 << 76
-    return uuid.UUID(int=value & ~(0x3 << 62) | 0x2 << 62)
 
 
 def _b64(data: bytes) -> str:
@@ -169,7 +146,7 @@ async def _create(receive: Any, send: Any) -> None:
     raw = orjson.loads(await _body(receive))
     now = datetime.now(UTC)
     row = (
-        _uuid7(),
+        uuid7(),
         raw["sku"],
         raw["name"],
         raw.get("description"),

@@ -20,13 +20,27 @@ def free_port() -> int:
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
     """Status and body of a GET on loopback; an HTTP error status is returned, not raised."""
+    status, _, body = http_request("GET", url, timeout=timeout)
+    return status, body
+
+
+def http_request(
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 5.0,
+) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers (lower-case names) and body of a request on loopback; errors returned."""
     if not url.startswith("http://127.0.0.1:"):
         raise ValueError("the benchmark talks to loopback only")
+    request = urllib.request.Request(url, body, dict(headers or {}), method=method)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read()
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            found = {k.lower(): v for k, v in response.headers.items()}
+            return response.status, found, response.read()
     except urllib.error.HTTPError as error:
-        return error.code, error.read()
+        return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
 
 
 def children(pid: int) -> list[int]:

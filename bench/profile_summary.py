@@ -3,7 +3,7 @@
     python bench/profile_summary.py bench/out/profile-get.txt [--top 20]
 
 Prints, as percentages of all samples taken while the worker was on the CPU: the share of each
-area (our code, starlette, SQLAlchemy, psycopg, logging, metrics, uvicorn, asyncio, ...) by
+area (our code, starlette, SQLAlchemy, psycopg, logging, metrics, uvicorn, FastAPI, ...) by
 self time, the functions with the most self time, and the frames with the most inclusive time.
 """
 
@@ -20,6 +20,10 @@ AREAS = (
     ("/cme_adapters/", "cme: adapters (SQL, metrics)"),
     ("/cme_domain/", "cme: domain"),
     ("/bench/floor.py", "floor"),
+    ("/bench/fastapi_ref/", "FastAPI reference: its own code"),
+    ("/fastapi/", "fastapi"),
+    ("/pydantic", "pydantic"),
+    ("/psycopg_pool/", "psycopg_pool"),
     ("/sqlalchemy/", "sqlalchemy"),
     ("/psycopg", "psycopg"),
     ("/starlette/", "starlette"),
@@ -86,6 +90,12 @@ KEY_FRAMES = (
     ("cme: ProductSpec.parse (validation)", "ProductSpec.parse", "cme_"),
     ("cme: product rendering (JSON, ETag)", "product_response", "cme_"),
     ("floor: pool fetch (inclusive)", "Pool.fetch", "floor.py"),
+    ("FastAPI: metrics middleware, ASGI (inclusive)", "PrometheusMiddleware.__call__", "bench/"),
+    ("FastAPI: metrics middleware, http (inclusive)", "BaseHTTPMiddleware.__call__", "starlette/"),
+    ("FastAPI: request handling (inclusive)", "get_request_handler.<locals>.app", "fastapi/"),
+    ("FastAPI: dependencies (inclusive)", "solve_dependencies", "fastapi/"),
+    ("FastAPI: response serialization (inclusive)", "serialize_response", "fastapi/"),
+    ("FastAPI: pool connection (psycopg_pool)", "AsyncConnectionPool.connection", "psycopg_pool/"),
 )
 
 

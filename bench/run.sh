@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make bench`: cme against a bare-ASGI floor under wrk, on this machine's PostgreSQL.
+# `make bench`: cme against a FastAPI reference and a bare-ASGI floor under wrk, on this
+# machine's PostgreSQL.
 #
 #   bash bench/run.sh                 the full run: table, start-up time, RSS, py-spy profiles
 #   bash bench/run.sh run --scenarios get,post --duration 5     a subset (any bench.py option)
@@ -8,7 +9,8 @@
 #
 # BENCH_ADMIN_URL  the PostgreSQL server to use (default postgresql://postgres@127.0.0.1:5432/postgres);
 #                  the run creates cme_bench_<random> there and drops it at the end, even on failure.
-# DB_POOL_SIZE     connections per worker, for the service and the floor alike (default 5).
+# DB_POOL_SIZE     connections per worker, for the three servers alike (default 5).
+# FASTAPI_REF_MIDDLEWARE  the FastAPI reference's metrics middleware: asgi (default) or http.
 # PYTHONPATH       set it to a patched copy's src/ to measure a change without editing the tree.
 # Outputs go to bench/out/ (git-ignored): report.md, results.json, logs, wrk output, profiles.
 set -euo pipefail
@@ -21,9 +23,36 @@ if ! command -v wrk >/dev/null; then
   echo "bench: installing wrk from Debian" >&2
   apt-get update -q && apt-get install -y -q wrk
 fi
-if ! "$venv/bin/python" -c 'import importlib.metadata as m; m.version("py-spy")' 2>/dev/null; then
-  "$venv/bin/pip" install -q -r bench/requirements.txt
+# The `bench` extra of pyproject.toml (py-spy, and FastAPI, pydantic, prometheus_client and
+# psycopg_pool for the reference), at the versions of requirements/constraints.txt. Only the
+# missing ones are installed, and the app itself is not reinstalled.
+missing=$("$venv/bin/python" - <<'PY'
+import importlib.metadata as metadata
+import re
+import tomllib
+
+with open("pyproject.toml", "rb") as file:
+    wanted = tomllib.load(file)["project"]["optional-dependencies"]["bench"]
+for requirement in wanted:
+    name = re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0]
+    try:
+        metadata.version(name)
+    except metadata.PackageNotFoundError:
+        print(requirement)
+PY
+)
+if [[ -n "$missing" ]]; then
+  echo "bench: installing ${missing//$'\n'/ }" >&2
+  # shellcheck disable=SC2086  # one argument per requirement
+  "$venv/bin/pip" install -q -c requirements/constraints.txt $missing
 fi
+# The service's own venv: its runtime dependencies only, as the image installs them.
+service_venv="${BENCH_SERVICE_VENV:-bench/.venv-service}"
+if [[ ! -x "$service_venv/bin/cme" ]]; then
+  echo "bench: building $service_venv (runtime dependencies only)" >&2
+  python3 -m venv "$service_venv"
+fi
+"$service_venv/bin/pip" install -q -c requirements/constraints.txt -e .
 mkdir -p bench/out
 
 mode=run

@@ -17,8 +17,9 @@ a /db-check poller:
       must serve normally again.
 
 After each fault it queries the cluster directly: every create acknowledged with 201 must be
-there, and no create answered 503 may be. A create whose request failed at the socket (no
-response) is "unknown": it may or may not exist; those are counted and reported.
+there, and no create refused with a plain 503 may be. A create whose request failed at the socket
+(no response), or whose 503 says its connection broke after the write was sent, is "unknown":
+it may or may not exist; those are counted and reported.
 
 Exit status 0 when every check passed, 1 otherwise. The test tests/integration/test_faults.py
 runs the same code through `run_faults`. Every loop is bounded in count and time; all traffic
@@ -258,6 +259,9 @@ class Call:
     problem: bool = False  # a problem+json body, with Retry-After when the status is 503
     sku: str = ""
     product_id: str = ""
+    # A 503 saying the write may or may not have been applied (its connection broke after
+    # it was sent): like a lost response, its outcome is unknown.
+    outcome_unknown: bool = False
 
     @property
     def seconds(self) -> float:
@@ -284,9 +288,19 @@ class Load:
             problem = content_type.startswith(PROBLEM_JSON) and (
                 response.status_code != 503 or "retry-after" in response.headers
             )
-            product_id = response.json().get("id", "") if response.status_code == 201 else ""
+            body = response.json() if content_type.endswith("json") else {}
+            product_id = body.get("id", "") if response.status_code == 201 else ""
+            unknown = "may or may not have been applied" in str(body.get("detail", ""))
             call = Call(
-                kind, started, time.monotonic(), response.status_code, "", problem, sku, product_id
+                kind,
+                started,
+                time.monotonic(),
+                response.status_code,
+                "",
+                problem,
+                sku,
+                product_id,
+                unknown,
             )
         self.calls.append(call)
         return call
@@ -356,8 +370,8 @@ def verify_writes(report: Report, calls: list[Call], database_url: str, tag: str
     """Acknowledged creates are all there; refused ones are not; unknown ones are counted."""
     creates = [c for c in calls if c.kind == "create"]
     acked = {c.product_id: c.sku for c in creates if c.status == 201}
-    refused = {c.sku for c in creates if c.status == 503}
-    unknown = {c.sku for c in creates if c.status is None}
+    refused = {c.sku for c in creates if c.status == 503 and not c.outcome_unknown}
+    unknown = {c.sku for c in creates if c.status is None or c.outcome_unknown}
     unexpected = [c for c in creates if c.status not in (201, 503, None)]
     with psycopg.connect(database_url, connect_timeout=10) as db:
         rows = db.execute(
@@ -370,8 +384,9 @@ def verify_writes(report: Report, calls: list[Call], database_url: str, tag: str
     unknown_present = unknown & stored_skus
     report.say(
         f"  creates: {len(creates)} sent, {len(acked)} acknowledged 201, {len(refused)} refused "
-        f"503, {len(unknown)} unknown (no response: {len(unknown_present)} present, "
-        f"{len(unknown) - len(unknown_present)} absent), {len(unexpected)} other statuses; "
+        f"503, {len(unknown)} unknown (no response, or a 503 saying so: "
+        f"{len(unknown_present)} present, {len(unknown) - len(unknown_present)} absent), "
+        f"{len(unexpected)} other statuses; "
         f"{len(stored)} rows in the database"
     )
     report.check(not missing, f"every 201 is in the database ({len(missing)} missing)")

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import attrs
 
+from cme_adapters.sql.schema import SCHEMA_HEAD
 from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
 from cme_domain.listing import Page, ProductQuery, SortOrder, SortValue, keyset_of, sort_value
 from cme_domain.ports import IdempotencyRecord
@@ -134,8 +135,15 @@ class InMemoryDatabase:
     def unit_of_work(self, *, atomic: bool = True) -> InMemoryUnitOfWork:
         return InMemoryUnitOfWork(self.store, atomic=atomic)
 
+    async def open(self) -> None:
+        return None
+
     async def ping(self) -> None:
         return None
+
+    async def schema_revision(self) -> str | None:
+        """A store made by this code always has this code's schema."""
+        return SCHEMA_HEAD
 
     def pool_stats(self) -> dict[str, int]:
         return {}

@@ -101,7 +101,7 @@ class PrometheusMetrics:
         self._meter.create_observable_gauge(
             "db_pool_connections",
             callbacks=[observe],
-            description="Database pool connections by state (in_use, idle, overflow)",
+            description="Database pool connections by state (in_use, idle, waiting)",
         )
 
     def query_finished(self, seconds: float) -> None:

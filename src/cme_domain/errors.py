@@ -58,3 +58,7 @@ class IdempotentRequestInProgress(DomainError):
 
 class StorageUnavailable(DomainError):
     """The product store cannot be reached right now; the request may be retried."""
+
+
+class WriteOutcomeUnknown(StorageUnavailable):
+    """The connection broke after a write was sent: it may or may not have been applied."""

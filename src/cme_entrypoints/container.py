@@ -1,15 +1,16 @@
 """The composition root: the only place that knows every concrete class."""
 
+from collections.abc import Callable
 from datetime import timedelta
 from importlib.metadata import version
+from typing import TYPE_CHECKING
 
 from dependency_injector import containers, providers
 
 from cme_adapters.auth.api_keys import ApiKeyAuthenticator
-from cme_adapters.auth.jwt import JwtAuthenticator
 from cme_adapters.metrics import PrometheusMetrics
-from cme_adapters.sql.database import SqlDatabase
-from cme_adapters.sql.engine import PoolSettings
+from cme_adapters.postgres.database import PostgresDatabase
+from cme_adapters.sql.config import PoolSettings
 from cme_adapters.system import SystemClock, Uuid7Generator
 from cme_adapters.tracing import tracer_provider
 from cme_domain import use_cases
@@ -19,14 +20,33 @@ from cme_entrypoints.http.operations import OperationsRoutes
 from cme_entrypoints.http.products import ProductRoutes
 from cme_entrypoints.settings import Settings
 
+if TYPE_CHECKING:
+    from cme_adapters.sql.database import SqlDatabase
+
 
 def build_authenticator(settings: Settings) -> RequestAuthenticator:
     """API keys, JWT, or both, as configured; with neither, every protected request is a 401."""
+    tokens = None
+    if settings.jwt is not None:
+        # Imported only with JWT on: PyJWT and cryptography cost each worker 9 MiB.
+        from cme_adapters.auth.jwt import JwtAuthenticator
+
+        tokens = JwtAuthenticator(settings.jwt)
     return RequestAuthenticator(
         api_keys=ApiKeyAuthenticator(settings.api_keys),
-        tokens=JwtAuthenticator(settings.jwt) if settings.jwt is not None else None,
+        tokens=tokens,
         require_read_scope=settings.require_read_scope,
     )
+
+
+def connect_sqlite(
+    url: str, pool: PoolSettings, on_query: Callable[[float], None]
+) -> "SqlDatabase":
+    # Imported only for SQLite: SQLAlchemy's asyncio engine and aiosqlite cost a worker 8 MiB
+    # that a PostgreSQL deployment never uses.
+    from cme_adapters.sql.database import SqlDatabase
+
+    return SqlDatabase.connect(url, pool, on_query)
 
 
 class Container(containers.DeclarativeContainer):
@@ -36,11 +56,22 @@ class Container(containers.DeclarativeContainer):
     tracer_provider = providers.Singleton(
         tracer_provider, settings.provided.traces, settings.provided.traces_endpoint
     )
-    database = providers.Singleton(
-        SqlDatabase.connect,
-        url=settings.provided.database_url,
-        pool=providers.Factory(PoolSettings, size=settings.provided.pool_size),
-        on_query=metrics.provided.query_finished,
+    _pool = providers.Factory(PoolSettings, size=settings.provided.pool_size)
+    # PostgreSQL runs on psycopg's own pool; the embedded SQLite stays on SQLAlchemy's engine.
+    database = providers.Selector(
+        settings.provided.database_kind,
+        postgresql=providers.Singleton(
+            PostgresDatabase,
+            url=settings.provided.database_url,
+            pool=_pool,
+            on_query=metrics.provided.query_finished,
+        ),
+        sqlite=providers.Singleton(
+            connect_sqlite,
+            url=settings.provided.database_url,
+            pool=_pool,
+            on_query=metrics.provided.query_finished,
+        ),
     )
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(Uuid7Generator)

@@ -13,7 +13,7 @@ import attrs
 from cme_adapters.auth import jwt_config
 from cme_adapters.auth.api_keys import ApiKey
 from cme_adapters.auth.jwt_config import JwtSettings
-from cme_adapters.sql.engine import async_url
+from cme_adapters.sql.config import async_url
 
 DEFAULT_SQLITE_PATH: Final = Path("var/cme.db")
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

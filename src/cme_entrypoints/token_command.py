@@ -6,8 +6,6 @@ import time
 import uuid
 from typing import Any, Final
 
-import jwt
-
 from cme_adapters.auth.jwt_config import JwtSettings
 from cme_domain.principal import READ_SCOPE, WRITE_SCOPE
 from cme_entrypoints.settings import Settings
@@ -64,4 +62,7 @@ def mint(settings: JwtSettings, subject: str, scope: str, ttl: int, now: int) ->
         claims["iss"] = settings.issuer
     if settings.audience:
         claims["aud"] = settings.audience[0]
+    # Imported here: every uvicorn worker imports this CLI module, and PyJWT costs 9 MiB.
+    import jwt
+
     return jwt.encode(claims, settings.secret, algorithm="HS256")

@@ -11,8 +11,8 @@ import pytest
 
 from cme_adapters.memory import InMemoryDatabase
 from cme_adapters.sql import migrate
-from cme_adapters.sql.database import SqlDatabase
-from cme_adapters.sql.engine import PoolSettings
+from cme_adapters.sql.config import PoolSettings
+from tests.integration.databases import open_database
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +41,7 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         await migrate.upgrade(url)
     else:
         url = request.getfixturevalue("empty_postgres_url")
-    sql = SqlDatabase.connect(url, PoolSettings(size=4))
+    sql = await open_database(url, PoolSettings(size=4))
     try:
         yield sql
     finally:

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, create_engine, inspect
 from sqlalchemy.engine import make_url
 
 from cme_adapters.sql import migrate
-from cme_adapters.sql.engine import async_url
+from cme_adapters.sql.config import async_url
 from cme_adapters.sql.schema import metadata
 
 CME = str(Path(sys.executable).with_name("cme"))

@@ -6,9 +6,9 @@ from uuid import uuid4
 
 import pytest
 
-from cme_adapters.sql.database import SqlDatabase
-from cme_adapters.sql.engine import PoolSettings
+from cme_adapters.sql.config import PoolSettings
 from cme_domain.errors import StorageUnavailable
+from tests.integration.databases import open_database
 
 pytestmark = pytest.mark.anyio
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.anyio
 async def test_busy_readers_are_served_in_turn_without_timeouts(empty_postgres_url: str) -> None:
     # 24 tasks on 2 connections: the same 12:1 squeeze as 64 wrk connections on 2 workers
     # with pools of 5, without the HTTP work that spaces real requests out.
-    database = SqlDatabase.connect(empty_postgres_url, PoolSettings(size=2, timeout_seconds=0.5))
+    database = await open_database(empty_postgres_url, PoolSettings(size=2, timeout_seconds=0.5))
     served, refused, slowest = 0, 0, 0.0
     deadline = time.monotonic() + 3
 

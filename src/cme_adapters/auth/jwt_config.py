@@ -8,8 +8,6 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from cme_adapters.auth import keys
-
 VARIABLES: Final = (
     "JWT_SECRET",
     "JWT_PUBLIC_KEY_FILE",
@@ -61,6 +59,9 @@ def from_env(env: Mapping[str, str]) -> JwtSettings | None:
     if source in ("JWT_JWKS_FILE", "JWT_JWKS_URL") and not (settings.issuer and settings.audience):
         # A provider's JWK set signs tokens for every client it serves, not only for us.
         raise ValueError(f"{source} needs JWT_ISSUER and JWT_AUDIENCE as well")
+    # Imported here: PyJWT and cryptography cost a worker 9 MiB, needed only with JWT on.
+    from cme_adapters.auth import keys
+
     try:
         if settings.public_key_pem:
             keys.pem_key(settings.public_key_pem, settings.algorithms)

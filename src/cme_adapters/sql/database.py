@@ -1,13 +1,21 @@
-"""The SQL database as the app sees it: units of work, a health probe, and shutdown."""
+"""SQLite (or any engine SQLAlchemy drives) as the app sees it: units of work, probes, shutdown."""
 
 from collections.abc import Callable
 
 import attrs
-from sqlalchemy import QueuePool
+from sqlalchemy import QueuePool, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cme_adapters.sql.engine import TRANSACTION_ISOLATION, PoolSettings, create_engine, ping
+from cme_adapters.sql.config import PoolSettings
+from cme_adapters.sql.engine import (
+    TRANSACTION_ISOLATION,
+    create_engine,
+    outages_as_unavailable,
+    ping,
+)
 from cme_adapters.sql.gate import FirstComeGate
+from cme_adapters.sql.statements import SCHEMA_REVISION
 from cme_adapters.sql.uow import SqlUnitOfWork
 
 
@@ -42,14 +50,28 @@ class SqlDatabase:
         engine = self._transactional if atomic else self.engine
         return SqlUnitOfWork(engine.sync_engine, self._gate, atomic=atomic, on_query=self._on_query)
 
+    async def open(self) -> None:
+        """Nothing to start: the engine connects on first use."""
+
     async def ping(self) -> None:
         await ping(self.engine)
+
+    async def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at; None when it was never migrated."""
+        async with outages_as_unavailable(), self.engine.connect() as connection:
+            try:
+                revision = (await connection.execute(text(SCHEMA_REVISION))).scalar()
+            except OperationalError as error:
+                if "no such table" not in str(error.orig):
+                    raise
+                return None
+        return None if revision is None else str(revision)
 
     def pool_stats(self) -> dict[str, int]:
         pool = self.engine.pool
         if not isinstance(pool, QueuePool):
             return {}
-        return {"in_use": pool.checkedout(), "idle": pool.checkedin(), "overflow": pool.overflow()}
+        return {"in_use": pool.checkedout(), "idle": pool.checkedin()}
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -4,41 +4,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
-import attrs
 from sqlalchemy import event, text
-from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from cme_adapters.sql.config import PoolSettings, async_url
 from cme_domain.errors import StorageUnavailable
 
 # Errors that mean "the database cannot serve us now", as opposed to a bug or bad data.
 OUTAGE_ERRORS = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError)
-
-
-@attrs.frozen
-class PoolSettings:
-    size: int = 5
-    timeout_seconds: float = 2.0
-    connect_timeout_seconds: int = 2
-    statement_timeout_ms: int = 5000
-    recycle_seconds: int = 1800
-
-
-def async_url(url: str) -> URL:
-    """Accept libpq-style URLs as cloud consoles print them and pick the async drivers."""
-    parsed = make_url(url)
-    drivers = {
-        "postgresql": "postgresql+psycopg",
-        "postgres": "postgresql+psycopg",
-        "postgresql+psycopg": "postgresql+psycopg",
-        "sqlite": "sqlite+aiosqlite",
-        "sqlite+aiosqlite": "sqlite+aiosqlite",
-    }
-    if parsed.drivername not in drivers:
-        raise ValueError(f"unsupported database scheme {parsed.drivername!r}")
-    return parsed.set(drivername=drivers[parsed.drivername])
 
 
 # What a transaction gets on each backend: its own default level, named for SQLAlchemy.

@@ -7,7 +7,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection
 
-from cme_adapters.sql.engine import PoolSettings, create_engine, outages_as_unavailable
+from cme_adapters.sql.config import PoolSettings
+from cme_adapters.sql.engine import create_engine, outages_as_unavailable
 
 _SCRIPTS = Path(__file__).with_name("migrations")
 

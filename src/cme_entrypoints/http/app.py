@@ -50,6 +50,7 @@ def create_app(container: Container) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
         log.info("cme starting on %s storage", settings.database_kind)
+        await database.open()
         await authenticator.start()
         drain_before_stopping(operations.turn_unready, settings.shutdown_drain_seconds)
         if not authenticator.enabled:

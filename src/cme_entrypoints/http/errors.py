@@ -19,6 +19,7 @@ from cme_domain.errors import (
     StorageUnavailable,
     VersionMismatch,
     WriteContention,
+    WriteOutcomeUnknown,
 )
 from cme_domain.principal import MissingScope
 from cme_entrypoints.http.problems import Problem, render
@@ -56,6 +57,15 @@ _DOMAIN: Final[dict[type[DomainError], Callable[[DomainError], Problem]]] = {
         "a request with this Idempotency-Key is still in progress; retry shortly",
         slug="idempotency-in-progress",
         headers=_RETRY_SOON,
+    ),
+    # Before StorageUnavailable, its base class: the first kind that matches is used.
+    WriteOutcomeUnknown: lambda e: Problem(
+        503,
+        "the database connection broke after the change was sent, so it may or may not have"
+        " been applied: only a retry with the same Idempotency-Key is safe (it returns the"
+        " original answer), or read the product to see",
+        slug="database-unavailable",
+        headers={"Retry-After": "2"},
     ),
     StorageUnavailable: lambda e: Problem(
         503,

@@ -1,0 +1,1 @@
+"""The FastAPI reference: the benchmark's product API written as FastAPI's documentation teaches."""

@@ -1,0 +1,83 @@
+"""PostgreSQL as the app sees it: units of work on psycopg's pool, a probe, and shutdown."""
+
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+from sqlalchemy.engine import make_url
+
+from cme_adapters.postgres.uow import OUTAGE_ERRORS, Connection, PostgresUnitOfWork, first_line
+from cme_adapters.sql.config import PoolSettings
+from cme_adapters.sql.statements import SCHEMA_REVISION
+from cme_domain.errors import StorageUnavailable
+
+
+def conninfo(url: str) -> str:
+    """The libpq URL psycopg takes, from any PostgreSQL URL the settings accept."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class PostgresDatabase:
+    def __init__(
+        self, url: str, pool: PoolSettings, on_query: Callable[[float], None] | None = None
+    ) -> None:
+        self._on_query = on_query
+        # psycopg_pool hands connections to waiters first come, first served, so no gate
+        # is needed in front of it (tests/integration/test_pool_fairness.py).
+        self._pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+            conninfo(url),
+            min_size=pool.size,
+            max_size=pool.size,
+            timeout=pool.timeout_seconds,
+            max_lifetime=pool.recycle_seconds,
+            open=False,
+            name="cme",
+            kwargs={
+                # Autocommit: a statement that needs no transaction costs one round trip.
+                "autocommit": True,
+                "connect_timeout": pool.connect_timeout_seconds,
+                # In UTC, psycopg hands timestamps back already in the zone the domain uses.
+                "options": f"-c statement_timeout={pool.statement_timeout_ms} -c TimeZone=UTC",
+                "application_name": "cme",
+            },
+        )
+
+    async def open(self) -> None:
+        """Start filling the pool without waiting: a database still down must not stop start-up."""
+        await self._pool.open(wait=False)
+
+    def unit_of_work(self, *, atomic: bool = True) -> PostgresUnitOfWork:
+        return PostgresUnitOfWork(self._pool, atomic=atomic, on_query=self._on_query)
+
+    async def ping(self) -> None:
+        """One trivial round trip; raises StorageUnavailable when the database cannot answer."""
+        try:
+            async with self._pool.connection() as connection:
+                await connection.execute("SELECT 1")
+        except OUTAGE_ERRORS as error:
+            raise StorageUnavailable(first_line(error)) from error
+
+    async def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at; None when it was never migrated."""
+        try:
+            async with self._pool.connection() as connection:
+                cursor = await connection.execute(SCHEMA_REVISION)
+                row: Any = await cursor.fetchone()
+        except psycopg.errors.UndefinedTable:
+            return None
+        except OUTAGE_ERRORS as error:
+            raise StorageUnavailable(first_line(error)) from error
+        return None if row is None else str(row[0])
+
+    def pool_stats(self) -> dict[str, int]:
+        stats = self._pool.get_stats()
+        idle = stats.get("pool_available", 0)
+        return {
+            "in_use": stats.get("pool_size", 0) - idle,
+            "idle": idle,
+            "waiting": stats.get("requests_waiting", 0),
+        }
+
+    async def close(self) -> None:
+        await self._pool.close()

@@ -1,0 +1,143 @@
+"""The product repository and idempotency store on psycopg: compiled text in, tuples out."""
+
+import functools
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Final, Protocol
+from uuid import UUID
+
+import attrs
+from psycopg import errors
+
+from cme_adapters.postgres.compiled import compiled
+from cme_adapters.sql import statements
+from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
+from cme_domain.listing import Page, ProductQuery, SortField, keyset_of
+from cme_domain.ports import IdempotencyRecord
+from cme_domain.product import Product, ProductSpec
+
+Row = tuple[Any, ...]
+
+_GET: Final = compiled(statements.GET)
+_INSERT: Final = compiled(statements.INSERT)
+_REPLACE: Final = compiled(statements.REPLACE)
+_REPLACE_AT_VERSION: Final = compiled(statements.REPLACE_AT_VERSION)
+_DELETE: Final = compiled(statements.DELETE)
+_DELETE_AT_VERSION: Final = compiled(statements.DELETE_AT_VERSION)
+_FIND_KEY: Final = compiled(statements.FIND_KEY)
+_DROP_EXPIRED_KEY: Final = compiled(statements.DROP_EXPIRED_KEY)
+_INSERT_KEY: Final = compiled(statements.INSERT_KEY)
+_SKU_CONSTRAINT: Final = "uq_products_sku"
+
+
+class Session(Protocol):
+    """Where the statements run: the unit of work, which owns connections and timing."""
+
+    async def fetch_one(self, sql: str, params: dict[str, Any], *, writes: bool) -> Row | None: ...
+
+    async def fetch_all(self, sql: str, params: dict[str, Any]) -> list[Row]: ...
+
+    async def execute(self, sql: str, params: dict[str, Any]) -> int: ...
+
+
+def cents(price: Decimal) -> int:
+    return int(price.scaleb(2))
+
+
+def _product(row: Row) -> Product:
+    # psycopg returns UUID, int and (the session runs in UTC) aware UTC datetimes already.
+    id_, sku, name, description, price_cents, quantity, created_at, updated_at, version = row
+    price = Decimal(price_cents).scaleb(-2)
+    return Product(id_, sku, name, description, price, quantity, created_at, updated_at, version)
+
+
+@functools.cache
+def _page_sql(**shape: Any) -> str:
+    return compiled(statements.page_of(**shape))
+
+
+class PostgresProductRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    async def add(self, product: Product) -> None:
+        values = attrs.asdict(product, recurse=False)
+        values["price_cents"] = cents(values.pop("price"))
+        try:
+            await self._session.execute(_INSERT, values)
+        except errors.UniqueViolation as error:
+            if error.diag.constraint_name == _SKU_CONSTRAINT:
+                raise DuplicateSku(product.sku) from None
+            raise
+
+    async def get(self, product_id: UUID) -> Product | None:
+        row = await self._session.fetch_one(_GET, {"id": product_id}, writes=False)
+        return None if row is None else _product(row)
+
+    async def list(self, query: ProductQuery) -> Page:
+        sql = _page_sql(
+            sort=query.sort,
+            order=query.order,
+            after=query.after is not None,
+            sku=query.sku is not None,
+            name=query.name_contains is not None,
+            min_price=query.min_price is not None,
+            max_price=query.max_price is not None,
+        )
+        params = statements.page_parameters(query)
+        if query.after is not None and query.sort is SortField.PRICE:
+            params["after_value"] = cents(params["after_value"])
+        rows = await self._session.fetch_all(sql, params)
+        page = [_product(row) for row in rows[: query.limit]]
+        more = len(rows) > query.limit
+        return Page(tuple(page), keyset_of(page[-1], query.sort) if more else None)
+
+    async def replace(
+        self, product_id: UUID, spec: ProductSpec, now: datetime, expected_version: int | None
+    ) -> Product | None:
+        values: dict[str, Any] = {
+            "product_id": product_id,
+            "sku": spec.sku,
+            "name": spec.name,
+            "description": spec.description,
+            "price_cents": cents(spec.price),
+            "quantity": spec.quantity,
+            "updated_at": now,
+        }
+        sql = _REPLACE
+        if expected_version is not None:
+            sql = _REPLACE_AT_VERSION
+            values["expected_version"] = expected_version
+        try:
+            row = await self._session.fetch_one(sql, values, writes=True)
+        except errors.UniqueViolation as error:
+            if error.diag.constraint_name == _SKU_CONSTRAINT:
+                raise DuplicateSku(spec.sku) from None
+            raise
+        return None if row is None else _product(row)
+
+    async def delete(self, product_id: UUID, expected_version: int | None) -> bool:
+        params: dict[str, Any] = {"product_id": product_id}
+        sql = _DELETE
+        if expected_version is not None:
+            sql = _DELETE_AT_VERSION
+            params["expected_version"] = expected_version
+        return await self._session.execute(sql, params) == 1
+
+
+class PostgresIdempotencyStore:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    async def find(self, owner: str, key: str, now: datetime) -> IdempotencyRecord | None:
+        params = {"owner": owner, "key": key, "now": now}
+        row = await self._session.fetch_one(_FIND_KEY, params, writes=False)
+        return None if row is None else IdempotencyRecord(*row)
+
+    async def add(self, record: IdempotencyRecord) -> None:
+        expired = {"owner": record.owner, "key": record.key, "now": record.created_at}
+        try:
+            await self._session.execute(_DROP_EXPIRED_KEY, expired)
+            await self._session.execute(_INSERT_KEY, attrs.asdict(record))
+        except errors.UniqueViolation:
+            raise IdempotentRequestInProgress(record.key) from None

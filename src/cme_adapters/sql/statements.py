@@ -1,0 +1,156 @@
+"""Every statement the repositories run, built once with SQLAlchemy Core for both drivers.
+
+SQLite runs them through SQLAlchemy's engine, whose column types convert the values; the
+PostgreSQL adapter sends their compiled text straight to psycopg and converts values itself.
+"""
+
+import functools
+from typing import Any, Final
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    String,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    tuple_,
+    update,
+)
+
+from cme_adapters.sql.schema import idempotency_keys, products
+from cme_domain.listing import ProductQuery, SortField, SortOrder
+
+SORT_COLUMNS: Final = {
+    SortField.CREATED_AT: products.c.created_at,
+    SortField.NAME: products.c.name,
+    SortField.PRICE: products.c.price_cents,
+}
+LIKE_ESCAPE: Final = "/"
+
+GET: Final = select(products).where(products.c.id == bindparam("id"))
+INSERT: Final = insert(products).values(
+    {c.name: bindparam(c.name, type_=c.type) for c in products.c}
+)
+_NEW_VALUES: Final = {
+    "sku": bindparam("sku"),
+    "name": bindparam("name"),
+    "description": bindparam("description"),
+    "price_cents": bindparam("price_cents", type_=products.c.price_cents.type),
+    "quantity": bindparam("quantity"),
+    "updated_at": bindparam("updated_at", type_=products.c.updated_at.type),
+    # A literal, not a bound 1: compiled text then needs no parameter of SQLAlchemy's own.
+    "version": products.c.version + literal_column("1"),
+}
+REPLACE: Final = (
+    update(products)
+    .where(products.c.id == bindparam("product_id"))
+    .values(_NEW_VALUES)
+    .returning(*products.c)
+)
+REPLACE_AT_VERSION: Final = REPLACE.where(products.c.version == bindparam("expected_version"))
+DELETE: Final = delete(products).where(products.c.id == bindparam("product_id"))
+DELETE_AT_VERSION: Final = DELETE.where(products.c.version == bindparam("expected_version"))
+
+_KEY_TIME: Final = idempotency_keys.c.expires_at.type
+INSERT_KEY: Final = insert(idempotency_keys).values(
+    {c.name: bindparam(c.name, type_=c.type) for c in idempotency_keys.c}
+)
+FIND_KEY: Final = select(idempotency_keys).where(
+    idempotency_keys.c.owner == bindparam("owner"),
+    idempotency_keys.c.key == bindparam("key"),
+    idempotency_keys.c.expires_at > bindparam("now", type_=_KEY_TIME),
+)
+DROP_EXPIRED_KEY: Final = delete(idempotency_keys).where(
+    idempotency_keys.c.owner == bindparam("owner"),
+    idempotency_keys.c.key == bindparam("key"),
+    idempotency_keys.c.expires_at <= bindparam("now", type_=_KEY_TIME),
+)
+PRUNE_KEYS: Final = delete(idempotency_keys).where(
+    idempotency_keys.c.expires_at <= bindparam("now", type_=_KEY_TIME)
+)
+SCHEMA_REVISION: Final = "SELECT version_num FROM alembic_version"
+
+
+@functools.cache
+def page_of(
+    sort: SortField,
+    order: SortOrder,
+    *,
+    after: bool,
+    sku: bool = False,
+    name: bool = False,
+    min_price: bool = False,
+    max_price: bool = False,
+) -> Select[Any]:
+    """A page in keyset order, built once per shape: building a select costs more than a row.
+
+    The flags say which filters the query has; their values bind as sku, name_pattern,
+    min_price_cents and max_price_cents (see `page_parameters`).
+    """
+    column = SORT_COLUMNS[sort]
+    descending = order is SortOrder.DESC
+    statement = select(products)
+    if after:
+        mine = tuple_(column, products.c.id)
+        theirs = tuple_(
+            bindparam("after_value", type_=column.type),
+            bindparam("after_id", type_=products.c.id.type),
+        )
+        statement = statement.where(mine < theirs if descending else mine > theirs)
+    filters: list[ColumnElement[bool]] = []
+    if sku:
+        filters.append(products.c.sku == bindparam("sku"))
+    if name:
+        pattern = bindparam("name_pattern", type_=String)
+        filters.append(func.lower(products.c.name).like(func.lower(pattern), escape=LIKE_ESCAPE))
+    if min_price:
+        filters.append(products.c.price_cents >= bindparam("min_price_cents", type_=BigInteger))
+    if max_price:
+        filters.append(products.c.price_cents <= bindparam("max_price_cents", type_=BigInteger))
+    if filters:
+        statement = statement.where(*filters)
+    ordering = (column.desc(), products.c.id.desc()) if descending else (column, products.c.id)
+    return statement.order_by(*ordering).limit(bindparam("limit"))
+
+
+def page_statement(query: ProductQuery) -> Select[Any]:
+    return page_of(
+        query.sort,
+        query.order,
+        after=query.after is not None,
+        sku=query.sku is not None,
+        name=query.name_contains is not None,
+        min_price=query.min_price is not None,
+        max_price=query.max_price is not None,
+    )
+
+
+def page_parameters(query: ProductQuery) -> dict[str, Any]:
+    """The values `page_statement(query)` binds, prices in cents: the same on both drivers.
+
+    The keyset's sort value is left as the domain holds it; each driver converts a price.
+    """
+    params: dict[str, Any] = {"limit": query.limit + 1}
+    if query.after is not None:
+        params["after_value"], params["after_id"] = query.after.value, query.after.id
+    if query.sku is not None:
+        params["sku"] = query.sku
+    if query.name_contains is not None:
+        params["name_pattern"] = f"%{like_escaped(query.name_contains)}%"
+    if query.min_price is not None:
+        params["min_price_cents"] = int(query.min_price.scaleb(2))
+    if query.max_price is not None:
+        params["max_price_cents"] = int(query.max_price.scaleb(2))
+    return params
+
+
+def like_escaped(text: str) -> str:
+    """The text as a LIKE pattern that matches it literally."""
+    for special in (LIKE_ESCAPE, "%", "_"):
+        text = text.replace(special, LIKE_ESCAPE + special)
+    return text

@@ -1,0 +1,17 @@
+"""Open the adapter the service itself would run on for a database URL."""
+
+from typing import Any
+
+from cme_adapters.postgres.database import PostgresDatabase
+from cme_adapters.sql.config import PoolSettings
+from cme_adapters.sql.database import SqlDatabase
+
+
+async def open_database(url: str, pool: PoolSettings, **options: Any) -> Any:
+    """The adapter the service runs on for this URL, opened: psycopg's pool or SQLite's engine."""
+    if url.startswith("sqlite"):
+        database: Any = SqlDatabase.connect(url, pool, **options)
+    else:
+        database = PostgresDatabase(url, pool, **options)
+    await database.open()
+    return database
