@@ -2,21 +2,21 @@
 
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.trace import SpanKind, Tracer, TracerProvider
+
+if TYPE_CHECKING:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 
 _NO_SPAN: Final = nullcontext()
 GOOGLE_OTLP_HOST: Final = "telemetry.googleapis.com"
 _CLOUD_PLATFORM: Final = "https://www.googleapis.com/auth/cloud-platform"
 
 
-def tracer_provider(enabled: bool, endpoint: str = "") -> TracerProvider | None:
+def tracer_provider(enabled: bool, endpoint: str = "") -> "SdkTracerProvider | None":
     """With OTEL_TRACES_EXPORTER=otlp, a provider exporting over OTLP/HTTP; otherwise None.
 
     The SDK reads the rest itself: OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT and _HEADERS, the
@@ -25,12 +25,20 @@ def tracer_provider(enabled: bool, endpoint: str = "") -> TracerProvider | None:
     """
     if not enabled:
         return None
-    provider = TracerProvider(resource=Resource.create({"service.name": "cme"}))
+    # Imported only when tracing is on: the exporter brings protobuf and requests, megabytes
+    # per worker that a service without tracing never uses.
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider as SdkProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = SdkProvider(resource=Resource.create({"service.name": "cme"}))
     provider.add_span_processor(BatchSpanProcessor(_exporter(endpoint)))
     return provider
 
 
-def _exporter(endpoint: str) -> OTLPSpanExporter:
+def _exporter(endpoint: str) -> "OTLPSpanExporter":
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
     if urlsplit(endpoint).hostname != GOOGLE_OTLP_HOST:
         return OTLPSpanExporter()
     # Google's OTLP endpoint wants an OAuth token: the application default credentials (on GKE,
