@@ -1,5 +1,6 @@
 """An in-memory unit of work: the unit tests' database, and the contract suite's reference."""
 
+import secrets
 from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
@@ -94,6 +95,12 @@ class InMemoryIdempotencyStore:
         else:  # an expired record was replaced: a rollback must bring it back
             self.undo.append(lambda: self.store.idempotency.__setitem__(slot, earlier))
 
+    async def prune(self, now: datetime) -> int:
+        expired = [slot for slot, r in self.store.idempotency.items() if r.expires_at <= now]
+        for slot in expired:
+            del self.store.idempotency[slot]
+        return len(expired)
+
 
 class InMemoryUnitOfWork:
     """Writes apply at once; an atomic unit of work undoes them unless committed.
@@ -131,6 +138,7 @@ class InMemoryUnitOfWork:
 @attrs.define
 class InMemoryDatabase:
     store: InMemoryStore = attrs.Factory(InMemoryStore)
+    _cursor_secret: bytes = attrs.Factory(lambda: secrets.token_urlsafe(48).encode())
 
     def unit_of_work(self, *, atomic: bool = True) -> InMemoryUnitOfWork:
         return InMemoryUnitOfWork(self.store, atomic=atomic)
@@ -140,6 +148,9 @@ class InMemoryDatabase:
 
     async def ping(self) -> None:
         return None
+
+    async def cursor_secret(self) -> bytes:
+        return self._cursor_secret
 
     async def schema_revision(self) -> str | None:
         """A store made by this code always has this code's schema."""

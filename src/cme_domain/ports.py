@@ -55,6 +55,9 @@ class IdempotencyStore(Protocol):
         (a concurrent request with the same key got there first).
         """
 
+    async def prune(self, now: datetime) -> int:
+        """Delete every record that has expired by now; return how many went."""
+
 
 class UnitOfWork(Protocol):
     """The statements of one use case, atomic unless the factory was told otherwise.

@@ -180,3 +180,15 @@ async def _miss(
 def _fingerprint(spec: ProductSpec) -> str:
     canonical = repr(attrs.astuple(spec)).encode()
     return hashlib.sha256(canonical).hexdigest()
+
+
+@attrs.frozen
+class PruneIdempotencyKeys:
+    """Removes expired idempotency records, so the table holds only what a retry can still use."""
+
+    uow: UnitOfWorkFactory
+    clock: Clock
+
+    async def __call__(self) -> int:
+        async with self.uow(atomic=False) as uow:
+            return await uow.idempotency.prune(self.clock.now())

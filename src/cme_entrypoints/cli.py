@@ -65,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     migrate.set_defaults(run=_migrate)
 
+    prune = commands.add_parser(
+        "prune",
+        help="delete expired idempotency records",
+        description="Delete every idempotency record older than IDEMPOTENCY_TTL_HOURS.",
+    )
+    prune.set_defaults(run=_prune)
+
     openapi = commands.add_parser(
         "openapi",
         help="print the OpenAPI 3.1 document",
@@ -112,6 +119,30 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
         print(f"cme: cannot reach the database: {error}", file=sys.stderr)
         return 1
     print(f"cme: {settings.database_kind} schema is up to date")
+    return 0
+
+
+def _prune(settings: Settings, args: argparse.Namespace) -> int:
+    from cme_entrypoints.container import Container
+
+    logs.configure(settings.log_level, settings.log_format)
+    container = Container(settings=settings)
+
+    async def prune() -> int:
+        database = container.database()
+        await database.open()
+        try:
+            removed: int = await container.prune_idempotency_keys()()
+        finally:
+            await database.close()
+        return removed
+
+    try:
+        removed = asyncio.run(prune())
+    except StorageUnavailable as error:
+        print(f"cme: cannot reach the database: {error}", file=sys.stderr)
+        return 1
+    print(f"cme: removed {removed} expired idempotency records")
     return 0
 
 

@@ -81,7 +81,9 @@ class Container(containers.DeclarativeContainer):
     product_routes = providers.Singleton(
         ProductRoutes,
         authenticate=authenticator,
-        cursors=providers.Singleton(CursorCodec, settings.provided.cursor_key),
+        cursors=providers.Singleton(
+            CursorCodec, settings.provided.cursor_key, database.provided.cursor_secret
+        ),
         get_product=providers.Singleton(use_cases.GetProduct, unit_of_work),
         list_products=providers.Singleton(use_cases.ListProducts, unit_of_work),
         create_product=providers.Singleton(
@@ -94,6 +96,9 @@ class Container(containers.DeclarativeContainer):
         replace_product=providers.Singleton(use_cases.ReplaceProduct, unit_of_work, clock),
         patch_product=providers.Singleton(use_cases.PatchProduct, unit_of_work, clock),
         delete_product=providers.Singleton(use_cases.DeleteProduct, unit_of_work),
+    )
+    prune_idempotency_keys = providers.Singleton(
+        use_cases.PruneIdempotencyKeys, unit_of_work, clock
     )
     operations_routes = providers.Singleton(
         OperationsRoutes,

@@ -51,11 +51,11 @@ class Settings:
     traces_endpoint: str = ""  # to tell Google's OTLP endpoint, which needs credentials
 
     @property
-    def cursor_key(self) -> bytes:
-        # Without CURSOR_SECRET, derive the key from the database URL: as secret as its
-        # password, and the same on every replica and worker that shares the database.
-        seed = self.cursor_secret or f"cme-cursor-v1:{self.database_url}"
-        return hashlib.sha256(seed.encode()).digest()
+    def cursor_key(self) -> bytes | None:
+        """The key from CURSOR_SECRET; None leaves it to the database (one random key each)."""
+        if not self.cursor_secret:
+            return None
+        return hashlib.sha256(self.cursor_secret.encode()).digest()
 
     @property
     def database_kind(self) -> str:

@@ -11,12 +11,13 @@ import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, create_engine, inspect
 from sqlalchemy.engine import make_url
 
 from cme_adapters.sql import migrate
 from cme_adapters.sql.config import async_url
-from cme_adapters.sql.schema import metadata
+from cme_adapters.sql.schema import SCHEMA_HEAD, metadata
 
 CME = str(Path(sys.executable).with_name("cme"))
 
@@ -67,7 +68,7 @@ def schema_drift(url: str) -> list[object]:
 
 def test_migrations_build_exactly_the_schema_the_code_declares(fresh_url: str) -> None:
     asyncio.run(migrate.upgrade(fresh_url))
-    assert tables(fresh_url) == {"products", "idempotency_keys"}
+    assert tables(fresh_url) == {"products", "idempotency_keys", "service_secrets"}
     assert schema_drift(fresh_url) == []
 
 
@@ -76,7 +77,7 @@ def test_migrations_go_down_to_nothing_and_up_again(fresh_url: str) -> None:
     asyncio.run(migrate.downgrade(fresh_url))
     assert tables(fresh_url) == set()
     asyncio.run(migrate.upgrade(fresh_url))
-    assert tables(fresh_url) == {"products", "idempotency_keys"}
+    assert tables(fresh_url) == {"products", "idempotency_keys", "service_secrets"}
 
 
 def test_cme_migrate_is_safe_to_run_twice(fresh_url: str, tmp_path: Path) -> None:
@@ -106,3 +107,8 @@ def test_cme_migrate_against_an_unreachable_database_fails_in_one_line(tmp_path:
     assert result.stderr.startswith("cme: cannot reach the database")
     assert "Traceback" not in result.stderr
     assert "secret-pw" not in result.stderr + result.stdout
+
+
+def test_the_schema_head_the_code_names_is_the_newest_migration() -> None:
+    scripts = ScriptDirectory(str(Path(migrate.__file__).with_name("migrations")))
+    assert scripts.get_current_head() == SCHEMA_HEAD

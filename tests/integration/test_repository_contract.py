@@ -189,3 +189,28 @@ async def test_idempotency_records_expire_and_collide(database: Any) -> None:
         await uow.commit()
     async with database.unit_of_work() as uow:
         assert await uow.idempotency.find("alice", "key-1", T0 + timedelta(hours=2)) == renewed
+
+
+async def test_pruning_removes_exactly_the_expired_idempotency_records(database: Any) -> None:
+    product = make("PRUNE")
+    await add_all(database, [product])
+    records = [
+        IdempotencyRecord("alice", f"key-{h}", "f" * 64, product.id, T0, T0 + timedelta(hours=h))
+        for h in (1, 2, 3)
+    ]
+    async with database.unit_of_work() as uow:
+        for record in records:
+            await uow.idempotency.add(record)
+        await uow.commit()
+    async with database.unit_of_work(atomic=False) as uow:
+        assert await uow.idempotency.prune(T0 + timedelta(hours=2)) == 2
+        assert await uow.idempotency.prune(T0 + timedelta(hours=2)) == 0
+        now = T0 + timedelta(minutes=150)
+        assert await uow.idempotency.find("alice", "key-3", now) == records[2]
+        assert await uow.idempotency.find("alice", "key-2", T0) is None
+
+
+async def test_the_cursor_secret_is_made_once_and_then_always_the_same(database: Any) -> None:
+    first = await database.cursor_secret()
+    assert len(first) >= 48
+    assert await database.cursor_secret() == first

@@ -1,16 +1,23 @@
 """PostgreSQL as the app sees it: units of work on psycopg's pool, a probe, and shutdown."""
 
+import contextlib
+import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
 
+from cme_adapters.postgres.compiled import compiled
 from cme_adapters.postgres.uow import OUTAGE_ERRORS, Connection, PostgresUnitOfWork, first_line
+from cme_adapters.sql import statements
 from cme_adapters.sql.config import PoolSettings
-from cme_adapters.sql.statements import SCHEMA_REVISION
+from cme_adapters.sql.statements import CURSOR_SECRET, SCHEMA_REVISION
 from cme_domain.errors import StorageUnavailable
+
+_FIND_SECRET: Final = compiled(statements.FIND_SECRET)
+_INSERT_SECRET: Final = compiled(statements.INSERT_SECRET)
 
 
 def conninfo(url: str) -> str:
@@ -57,6 +64,25 @@ class PostgresDatabase:
                 await connection.execute("SELECT 1")
         except OUTAGE_ERRORS as error:
             raise StorageUnavailable(first_line(error)) from error
+
+    async def cursor_secret(self) -> bytes:
+        """The key cursors are signed with: made on first use and kept in the database, so
+        every replica signs and checks alike."""
+        params = {"name": CURSOR_SECRET, "value": secrets.token_urlsafe(48)}
+        try:
+            async with self._pool.connection() as connection:
+                row = await (await connection.execute(_FIND_SECRET, params)).fetchone()
+                if row is None:
+                    # Two replicas starting together: the first insert wins, both read it.
+                    with contextlib.suppress(psycopg.errors.UniqueViolation):
+                        await connection.execute(_INSERT_SECRET, params)
+                    row = await (await connection.execute(_FIND_SECRET, params)).fetchone()
+        except psycopg.errors.UndefinedTable as error:
+            raise StorageUnavailable("the database schema is behind: run cme migrate") from error
+        except OUTAGE_ERRORS as error:
+            raise StorageUnavailable(first_line(error)) from error
+        assert row is not None
+        return str(row[0]).encode()
 
     async def schema_revision(self) -> str | None:
         """The Alembic revision the database is at; None when it was never migrated."""

@@ -27,6 +27,7 @@ _DELETE_AT_VERSION: Final = compiled(statements.DELETE_AT_VERSION)
 _FIND_KEY: Final = compiled(statements.FIND_KEY)
 _DROP_EXPIRED_KEY: Final = compiled(statements.DROP_EXPIRED_KEY)
 _INSERT_KEY: Final = compiled(statements.INSERT_KEY)
+_PRUNE_KEYS: Final = compiled(statements.PRUNE_KEYS)
 _SKU_CONSTRAINT: Final = "uq_products_sku"
 
 
@@ -141,3 +142,6 @@ class PostgresIdempotencyStore:
             await self._session.execute(_INSERT_KEY, attrs.asdict(record))
         except errors.UniqueViolation:
             raise IdempotentRequestInProgress(record.key) from None
+
+    async def prune(self, now: datetime) -> int:
+        return await self._session.execute(_PRUNE_KEYS, {"now": now})

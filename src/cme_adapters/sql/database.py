@@ -1,5 +1,6 @@
 """SQLite (or any engine SQLAlchemy drives) as the app sees it: units of work, probes, shutdown."""
 
+import secrets
 from collections.abc import Callable
 
 import attrs
@@ -15,7 +16,12 @@ from cme_adapters.sql.engine import (
     ping,
 )
 from cme_adapters.sql.gate import FirstComeGate
-from cme_adapters.sql.statements import SCHEMA_REVISION
+from cme_adapters.sql.statements import (
+    CURSOR_SECRET,
+    FIND_SECRET,
+    INSERT_SECRET,
+    SCHEMA_REVISION,
+)
 from cme_adapters.sql.uow import SqlUnitOfWork
 
 
@@ -55,6 +61,16 @@ class SqlDatabase:
 
     async def ping(self) -> None:
         await ping(self.engine)
+
+    async def cursor_secret(self) -> bytes:
+        """The key cursors are signed with: made on first use and kept in the database."""
+        params = {"name": CURSOR_SECRET, "value": secrets.token_urlsafe(48)}
+        async with outages_as_unavailable(), self.engine.begin() as connection:
+            value = (await connection.execute(FIND_SECRET, params)).scalar()
+            if value is None:
+                await connection.execute(INSERT_SECRET, params)
+                value = params["value"]
+        return str(value).encode()
 
     async def schema_revision(self) -> str | None:
         """The Alembic revision the database is at; None when it was never migrated."""

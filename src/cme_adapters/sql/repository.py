@@ -122,3 +122,9 @@ class SqlIdempotencyStore:
             await self._run(replace_expired)
         except IntegrityError:
             raise IdempotentRequestInProgress(record.key) from None
+
+    async def prune(self, now: datetime) -> int:
+        deleted: int = await self._run(
+            lambda db: db.execute(statements.PRUNE_KEYS, {"now": now}).rowcount
+        )
+        return deleted

@@ -22,7 +22,7 @@ from sqlalchemy import (
 
 # The newest Alembic revision this code needs (tests/integration/test_migrations.py holds it to
 # the migrations folder): a database behind it must be migrated before the code can serve it.
-SCHEMA_HEAD: Final = "0001"
+SCHEMA_HEAD: Final = "0002"
 
 # Named constraints, so migrations and error translation can refer to them on every dialect.
 metadata = MetaData(
@@ -102,4 +102,12 @@ idempotency_keys = Table(
     Column("product_id", Uuid, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False, index=True),
+)
+
+# Secrets the service makes for itself, made once per database so that every replica agrees.
+service_secrets = Table(
+    "service_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
 )

@@ -22,7 +22,7 @@ from sqlalchemy import (
     update,
 )
 
-from cme_adapters.sql.schema import idempotency_keys, products
+from cme_adapters.sql.schema import idempotency_keys, products, service_secrets
 from cme_domain.listing import ProductQuery, SortField, SortOrder
 
 SORT_COLUMNS: Final = {
@@ -74,6 +74,13 @@ PRUNE_KEYS: Final = delete(idempotency_keys).where(
     idempotency_keys.c.expires_at <= bindparam("now", type_=_KEY_TIME)
 )
 SCHEMA_REVISION: Final = "SELECT version_num FROM alembic_version"
+FIND_SECRET: Final = select(service_secrets.c.value).where(
+    service_secrets.c.name == bindparam("name")
+)
+INSERT_SECRET: Final = insert(service_secrets).values(
+    name=bindparam("name"), value=bindparam("value")
+)
+CURSOR_SECRET: Final = "cursor-signing-key"  # noqa: S105 (the row's name, not the secret)
 
 
 @functools.cache

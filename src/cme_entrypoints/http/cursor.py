@@ -4,6 +4,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from uuid import UUID
@@ -20,8 +21,19 @@ class BadCursor(ValueError):
 
 
 class CursorCodec:
-    def __init__(self, secret: bytes) -> None:
-        self._secret = secret
+    """Signs and checks page cursors with CURSOR_SECRET's key or, without one, the database's.
+
+    The database's key is made at random on first use and shared by every replica; it is read
+    once, by the first request that needs it (`ready`), so start-up never waits on it.
+    """
+
+    def __init__(self, secret: bytes | None, load_secret: Callable[[], Awaitable[bytes]]) -> None:
+        self._secret = secret or b""
+        self._load_secret = load_secret
+
+    async def ready(self) -> None:
+        if not self._secret:
+            self._secret = hashlib.sha256(await self._load_secret()).digest()
 
     def encode(self, keyset: Keyset, sort: SortField, order: SortOrder) -> str:
         payload = orjson.dumps([sort.value, order.value, _text(keyset.value), keyset.id.hex])

@@ -63,6 +63,7 @@ class ProductRoutes:
         ]
 
     async def list(self, request: Request) -> Response:
+        await self.cursors.ready()
         query = self._query(request)
         page = await self.list_products(query)
         cursor = None
