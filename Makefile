@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 TOOLS := .venv-tools
 BIN := $(VENV)/bin
+# apt-get needs root: CI runners are not, and have passwordless sudo.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: run migrate test container-test lint unit tools fuzz bench clean
 
@@ -17,6 +19,8 @@ $(TOOLS)/.installed: requirements/tools.txt
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install -q --upgrade pip
 	$(TOOLS)/bin/pip install -q -r requirements/tools.txt
+	# promtool, for the tests of every PromQL expression in infra/ (tests/infra).
+	command -v promtool >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q prometheus)
 	touch $@
 
 # The OpenAPI linters, Redocly CLI and Spectral, at the versions tools/package-lock.json pins.

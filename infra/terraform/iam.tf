@@ -9,6 +9,8 @@ locals {
     "roles/cloudsql.client",
     "roles/logging.logWriter",
     "roles/monitoring.metricWriter",
+    # Traces straight to Cloud Trace through Google's OTLP endpoint (README, "Traces").
+    "roles/cloudtrace.agent",
   ])
 
   app_ksa_member = "serviceAccount:${var.project_id}.svc.id.goog[${var.k8s_namespace}/${var.k8s_service_account}]"

@@ -4,6 +4,7 @@ locals {
   services = setunion(var.enable_redis ? ["redis.googleapis.com"] : [], [
     "artifactregistry.googleapis.com",
     "binaryauthorization.googleapis.com",
+    "cloudtrace.googleapis.com",
     "compute.googleapis.com",
     "container.googleapis.com",
     "iam.googleapis.com",
@@ -14,6 +15,7 @@ locals {
     "servicenetworking.googleapis.com",
     "sqladmin.googleapis.com",
     "sts.googleapis.com",
+    "telemetry.googleapis.com",
   ])
 
   pods_range_name     = "pods"

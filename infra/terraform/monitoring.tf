@@ -1,43 +1,138 @@
-# Alerting on the Managed Prometheus series the service exports, and an uptime
-# check on /health through the load balancer once its address is known.
+# Alerts, SLOs and a dashboard on the Managed Prometheus series the service
+# exports, and an uptime check on /health through the load balancer once its
+# address is known.
 
 locals {
   ns = var.k8s_namespace
 
-  # Application series carry the Prometheus label "namespace"; GKE system
-  # metrics (kubernetes_io:*) carry "namespace_name".
+  # Every PromQL expression lives in infra/prometheus, where `promtool test rules`
+  # evaluates it on synthetic series (tests/infra/test_prometheus_rules.py). The
+  # files are written for namespace "cme" and container "app"; only those label
+  # values change here.
+  alert_rules     = yamldecode(file("${path.module}/../prometheus/alerts.yml")).groups[0].rules
+  dashboard_rules = yamldecode(file("${path.module}/../prometheus/dashboard.yml")).groups[0].rules
+  promql = {
+    for rule in concat(local.alert_rules, local.dashboard_rules) : try(rule.alert, rule.record) => replace(
+      replace(
+        replace(rule.expr, "namespace=\"cme\"", "namespace=\"${local.ns}\""),
+        "namespace_name=\"cme\"", "namespace_name=\"${local.ns}\""
+      ),
+      "container_name=\"app\"", "container_name=\"${var.k8s_app_container}\""
+    )
+  }
+
+  # What each alert is called and where its runbook is (README.md, "Alerts and runbooks").
+  alert_titles = {
+    availability_burn_fast = "cme availability SLO: error budget burning 14.4x (1 h and 5 min)"
+    availability_burn_slow = "cme availability SLO: error budget burning 6x (6 h and 30 min)"
+    latency_burn_fast      = "cme latency SLO: budget of requests over 300 ms burning 14.4x (1 h and 5 min)"
+    latency_burn_slow      = "cme latency SLO: budget of requests over 300 ms burning 6x (6 h and 30 min)"
+    latency_p99            = "cme p99 latency above 1 s for 5 min"
+    error_ratio_5xx        = "cme 5xx ratio above 5 % over 5 min"
+    pod_restarts           = "cme containers restarted more than 3 times in 10 min"
+    cpu_over_request       = "cme CPU above 70 % of request for 10 min"
+  }
+  runbook_base = "https://github.com/${var.github_repository}/blob/main/README.md"
+
   prometheus_alerts = {
-    latency_p99 = {
-      display_name = "cme p99 latency above 1 s for 5 min"
-      severity     = "WARNING"
-      duration     = "300s"
-      query        = "histogram_quantile(0.99, sum by (le) (rate(request_latency_seconds_bucket{namespace=\"${local.ns}\"}[2m]))) > 1"
-      runbook      = "p99 of request_latency_seconds stayed above 1 s for 5 minutes. Check Cloud SQL CPU and Query Insights, pod CPU throttling, and whether the HPA is at its maximum."
-    }
-    error_ratio_5xx = {
-      display_name = "cme 5xx ratio above 5 % over 5 min"
-      severity     = "CRITICAL"
-      duration     = "0s"
-      query        = "sum(rate(http_requests_total{namespace=\"${local.ns}\",status=~\"5..\"}[5m])) / sum(rate(http_requests_total{namespace=\"${local.ns}\"}[5m])) > 0.05"
-      runbook      = "More than 5 % of responses in the last 5 minutes were 5xx. 503s with Retry-After mean the database is unreachable: check /db-check and the Cloud SQL instance; other 5xx are bugs: check the pod logs."
-    }
-    pod_restarts = {
-      display_name = "cme containers restarted more than 3 times in 10 min"
-      severity     = "WARNING"
-      duration     = "0s"
-      query        = "sum(increase(kubernetes_io:container_restart_count{monitored_resource=\"k8s_container\",namespace_name=\"${local.ns}\"}[10m])) > 3"
-      runbook      = "Containers in the namespace restarted more than 3 times in 10 minutes: a crash loop or failing liveness probe. kubectl -n ${local.ns} describe pods; check OOMKilled and the previous container's logs."
-    }
-    cpu_over_request = {
-      display_name = "cme CPU above 70 % of request for 10 min"
-      severity     = "WARNING"
-      duration     = "600s"
-      query        = "avg(kubernetes_io:container_cpu_request_utilization{monitored_resource=\"k8s_container\",namespace_name=\"${local.ns}\",container_name=\"${var.k8s_app_container}\"}) > 0.7"
-      runbook      = "Average CPU of the app containers stayed above 70 % of the request for 10 minutes, so the HPA is at its maximum or cannot keep up. Raise the HPA maximum (mind the database connection budget) or the CPU request."
+    for rule in local.alert_rules : rule.alert => {
+      display_name = local.alert_titles[rule.alert]
+      severity     = upper(rule.labels.severity)
+      duration     = try(rule["for"], "0s")
+      query        = local.promql[rule.alert]
+      runbook      = "${local.alert_titles[rule.alert]}. Runbook: ${local.runbook_base}#${rule.alert}"
     }
   }
 
+  # The dashboard's charts, each from recording rules of infra/prometheus/dashboard.yml.
+  dashboard_charts = [
+    { title = "Requests per second by route", records = ["cme:http_requests:rate5m"] },
+    { title = "5xx ratio", records = ["cme:http_errors:ratio_rate5m"] },
+    { title = "p50 latency by route (s)", records = ["cme:request_latency:p50_by_route"] },
+    { title = "p99 latency by route (s)", records = ["cme:request_latency:p99_by_route"] },
+    { title = "Pods ready vs HPA desired and maximum", records = ["cme:pods:ready", "cme:hpa:desired_replicas", "cme:hpa:max_replicas"] },
+    { title = "CPU cores per pod (app container)", records = ["cme:cpu_cores:by_pod"] },
+    { title = "Memory per pod (app container, bytes)", records = ["cme:memory_bytes:by_pod"] },
+    { title = "Database pool connections by state", records = ["cme:db_pool_connections:by_state"] },
+    { title = "Cloud SQL connections", records = ["cme:cloudsql_connections"] },
+    { title = "Cloud SQL CPU utilization", records = ["cme:cloudsql_cpu_utilization"] },
+  ]
+
+  # Request-based SLIs on the same series, in Cloud Monitoring's filter language.
+  prometheus_target = "resource.type=\"prometheus_target\" AND resource.label.namespace=\"${local.ns}\""
+  requests_filter   = "metric.type=\"prometheus.googleapis.com/http_requests_total/counter\" AND ${local.prometheus_target}"
+
   uptime_enabled = var.uptime_check_host != ""
+}
+
+resource "google_monitoring_custom_service" "cme" {
+  service_id   = "cme-${local.ns}"
+  display_name = "cme product catalogue API (${local.ns})"
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_monitoring_slo" "availability" {
+  service             = google_monitoring_custom_service.cme.service_id
+  slo_id              = "availability"
+  display_name        = "99.9 % of requests not 5xx over 28 days"
+  goal                = 0.999
+  rolling_period_days = 28
+
+  request_based_sli {
+    good_total_ratio {
+      bad_service_filter   = "${local.requests_filter} AND metric.label.status=monitoring.regex.full_match(\"5..\")"
+      total_service_filter = local.requests_filter
+    }
+  }
+}
+
+resource "google_monitoring_slo" "latency" {
+  service             = google_monitoring_custom_service.cme.service_id
+  slo_id              = "latency"
+  display_name        = "99 % of requests answered within 300 ms over 28 days"
+  goal                = 0.99
+  rolling_period_days = 28
+
+  request_based_sli {
+    distribution_cut {
+      distribution_filter = "metric.type=\"prometheus.googleapis.com/request_latency_seconds/histogram\" AND ${local.prometheus_target}"
+      range {
+        max = 0.3
+      }
+    }
+  }
+}
+
+resource "google_monitoring_dashboard" "cme" {
+  dashboard_json = jsonencode({
+    displayName = "cme (${local.ns})"
+    mosaicLayout = {
+      columns = 48
+      tiles = [
+        for i, chart in local.dashboard_charts : {
+          xPos   = (i % 2) * 24
+          yPos   = floor(i / 2) * 16
+          width  = 24
+          height = 16
+          widget = {
+            title = chart.title
+            xyChart = {
+              dataSets = [
+                for record in chart.records : {
+                  plotType        = "LINE"
+                  legendTemplate  = record
+                  timeSeriesQuery = { prometheusQuery = local.promql[record] }
+                }
+              ]
+            }
+          }
+        }
+      ]
+    }
+  })
+
+  depends_on = [google_project_service.enabled]
 }
 
 resource "google_monitoring_notification_channel" "email" {

@@ -28,7 +28,9 @@ REQUIRE_READ_SCOPE. Service: PORT, HOST, WEB_CONCURRENCY, LOG_LEVEL, LOG_FORMAT,
 SHUTDOWN_GRACE_SECONDS, SHUTDOWN_DRAIN_SECONDS, IDEMPOTENCY_TTL_HOURS, CURSOR_SECRET,
 CORS_ALLOW_ORIGINS, METRICS_TOKEN, REQUEST_TELEMETRY. Hardening: HEADER_TIMEOUT_SECONDS,
 BODY_TIMEOUT_SECONDS, MAX_CONNECTIONS; rate limits: RATE_LIMIT_READS, RATE_LIMIT_WRITES,
-RATE_LIMIT_BATCH (N/SECONDS, or 0 for none), REDIS_URL, RATE_LIMIT_PREFIX.
+RATE_LIMIT_BATCH (N/SECONDS, or 0 for none), REDIS_URL, RATE_LIMIT_PREFIX. Observability:
+GOOGLE_CLOUD_PROJECT (log lines name their Cloud Trace), OTEL_TRACES_EXPORTER=otlp with the
+OpenTelemetry SDK's OTEL_*.
 """
 
 
@@ -97,7 +99,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    log_config = logs.configure(settings.log_level, settings.log_format)
+    log_config = logs.configure(
+        settings.log_level, settings.log_format, settings.google_cloud_project
+    )
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal to end the
     # process; this handler turns that graceful stop into exit status 0 for orchestrators.
     signal.signal(signal.SIGTERM, lambda _signal, _frame: sys.exit(0))
@@ -108,8 +112,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         port=port,
         workers=args.workers or settings.workers,
         log_config=log_config,
-        # httptools has no limit on a request head, nor any deadline for a head or a body;
-        # this protocol answers 431 and 408, and 503 beyond MAX_CONNECTIONS.
+        # httptools has no limit on a request head, nor any deadline for a head or a body,
+        # and answers what it refuses in text/plain; this protocol answers 431, 408 and 400
+        # as problem+json, counts and logs them, and 503 beyond MAX_CONNECTIONS.
         http="cme_entrypoints.http.protocol:ServerProtocol",
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         loop="uvloop",
@@ -139,7 +144,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     # its start-up time, needed only by this command.
     from cme_adapters.sql import migrate as migrations
 
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, settings.google_cloud_project)
     try:
         asyncio.run(migrations.upgrade(settings.database_url))
     except StorageUnavailable as error:

@@ -16,6 +16,7 @@ from cme_adapters.rate_limit import Limiter, LocalBuckets, RedisBuckets
 from cme_adapters.sql.config import PoolSettings
 from cme_adapters.sql.revisions import code_revisions
 from cme_adapters.system import SystemClock, Uuid7Generator
+from cme_adapters.tracing import tracer_provider
 from cme_domain import use_cases
 from cme_entrypoints.http.auth import RequestAuthenticator
 from cme_entrypoints.http.cursor import CursorCodec
@@ -64,6 +65,9 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
     metrics = providers.Singleton(PrometheusMetrics)
+    tracer_provider = providers.Singleton(
+        tracer_provider, settings.provided.traces, settings.provided.traces_endpoint
+    )
     _pool = providers.Factory(PoolSettings, size=settings.provided.pool_size)
     # PostgreSQL runs on psycopg's own pool; the embedded SQLite stays on SQLAlchemy's engine.
     database = providers.Selector(

@@ -6,18 +6,48 @@ import sys
 import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
+from cme_entrypoints.trace_context import RequestContext
+
 _CLOUD_SEVERITY = {"WARNING": "WARNING", "CRITICAL": "CRITICAL"}
+TRACE: Final = "logging.googleapis.com/trace"
+SPAN_ID: Final = "logging.googleapis.com/spanId"
+TRACE_SAMPLED: Final = "logging.googleapis.com/trace_sampled"
 
 # Set by the HTTP middleware for the duration of a request, so that every line logged while
-# serving it, from any module, carries its id.
-request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+# serving it, from any module, carries its request id and trace.
+request_context: ContextVar[RequestContext | None] = ContextVar("request_context", default=None)
+
+# C0 and C1 control characters, DEL and the Unicode line breaks: a path or message holding
+# them could otherwise start what looks like a log line of its own.
+_ESCAPES: Final = {
+    c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+    for c in [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]
+}
+
+
+def escape(text: str) -> str:
+    """The text on one line: control characters as \\xNN escapes."""
+    return text if text.isprintable() else text.translate(_ESCAPES)
+
+
+def trace_fields(context: RequestContext, project: str) -> dict[str, Any]:
+    trace = f"projects/{project}/traces/{context.trace_id}" if project else context.trace_id
+    return {TRACE: trace, SPAN_ID: context.span_id, TRACE_SAMPLED: context.sampled}
+
+
+def access_severity(status: int) -> str:
+    return "ERROR" if status >= 500 else "WARNING" if status >= 400 else "INFO"
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, project: str = "") -> None:
+        super().__init__()
+        self._project = project
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
@@ -25,24 +55,10 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "logger": record.name,
         }
-        current_request = getattr(record, "request_id", None) or request_id.get()
-        if current_request is not None:
-            entry["request_id"] = current_request
-        subject = getattr(record, "subject", None)
-        if subject is not None:
-            entry["subject"] = subject
-        http = getattr(record, "http", None)
-        if http is not None:
-            entry["httpRequest"] = {
-                "requestMethod": http["method"],
-                "requestUrl": http["path"],
-                "status": http["status"],
-                "latency": f"{http['latency_seconds']:.6f}s",
-            }
-            entry["route"] = http["route"]
-        trace = getattr(record, "trace_header", None)
-        if trace:
-            entry["logging.googleapis.com/trace"] = trace.split("/", 1)[0]
+        context = request_context.get()
+        if context is not None:
+            entry["request_id"] = context.request_id
+            entry.update(trace_fields(context, self._project))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()
@@ -51,13 +67,20 @@ class JsonFormatter(logging.Formatter):
 class ConsoleFormatter(logging.Formatter):
     """For people at a terminal: one short line, with the request id when there is one."""
 
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)-7s %(name)s %(message)s")
+    def __init__(self, project: str = "") -> None:
+        super().__init__()
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        current_request = getattr(record, "request_id", None) or request_id.get()
-        return f"{line} [{current_request}]" if current_request else line
+        line = f"{self.formatTime(record)} {record.levelname:<7} {record.name} "
+        line += escape(record.getMessage())
+        context = request_context.get()
+        if context is not None:
+            line += f" [{context.request_id}]"
+        if record.exc_info:
+            # Every traceback line indented and marked, so none can pass for a record.
+            trace = self.formatException(record.exc_info).splitlines()
+            line += "".join(f"\n  | {escape(part)}" for part in trace)
+        return line
 
 
 class AccessLog:
@@ -68,13 +91,11 @@ class AccessLog:
     """
 
     _logger = logging.getLogger("cme.access")
+    _LEVELS: Final = {"INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR}
 
-    def __init__(self, fmt: str) -> None:
+    def __init__(self, fmt: str, project: str = "") -> None:
         self._json = fmt == "json"
-
-    @property
-    def enabled(self) -> bool:
-        return self._logger.isEnabledFor(logging.INFO)
+        self._project = project
 
     def write(
         self,
@@ -83,22 +104,25 @@ class AccessLog:
         route: str,
         status: int,
         seconds: float,
-        request: str,
+        context: RequestContext,
         subject: str | None,
-        trace: str | None,
     ) -> None:
+        severity = access_severity(status)
+        if not self._logger.isEnabledFor(self._LEVELS[severity]):
+            return
         now = time.time()
         if not self._json:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
-            line = f"{stamp},{int(now % 1 * 1000):03d} INFO    cme.access {method} {path} {status}"
-            _emit(f"{line} [{request}]\n".encode())
+            line = f"{stamp},{int(now % 1 * 1000):03d} {severity:<7} cme.access"
+            line += f" {escape(method)} {escape(path)} {status} [{context.request_id}]\n"
+            _emit(line.encode())
             return
         entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(now, UTC).isoformat(),
-            "severity": "INFO",
+            "severity": severity,
             "message": f"{method} {path} {status}",
             "logger": "cme.access",
-            "request_id": request,
+            "request_id": context.request_id,
             "httpRequest": {
                 "requestMethod": method,
                 "requestUrl": path,
@@ -106,11 +130,10 @@ class AccessLog:
                 "latency": f"{seconds:.6f}s",
             },
             "route": route,
+            **trace_fields(context, self._project),
         }
         if subject is not None:
             entry["subject"] = subject
-        if trace:
-            entry["logging.googleapis.com/trace"] = trace.split("/", 1)[0]
         _emit(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE))
 
 
@@ -122,9 +145,9 @@ def _emit(line: bytes) -> None:
     stream.buffer.flush()
 
 
-def configure(level: str, fmt: str) -> dict[str, Any]:
+def configure(level: str, fmt: str, project: str = "") -> dict[str, Any]:
     """Configure logging for this process and return the dict for uvicorn's own workers."""
-    formatter = {"()": JsonFormatter} if fmt == "json" else {"()": ConsoleFormatter}
+    formatter = {"()": JsonFormatter if fmt == "json" else ConsoleFormatter, "project": project}
     config: dict[str, Any] = {
         "version": 1,
         "disable_existing_loggers": False,

@@ -19,6 +19,7 @@ from cme_adapters.sql.config import async_url
 DEFAULT_SQLITE_PATH: Final = Path("var/cme.db")
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS: Final = ("json", "console")
+TRACES_EXPORTERS: Final = ("none", "otlp")
 _ORIGIN: Final = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 _ASCII_INT: Final = re.compile(r"[0-9]{1,7}")
 _REDIS_URL: Final = re.compile(r"rediss?://[^\s]+")
@@ -57,6 +58,9 @@ class Settings:
     rate_limits: RateLimits = attrs.field(factory=RateLimits)
     redis_url: str = attrs.field(default="", repr=False)
     rate_limit_prefix: str = "cme:rate:"
+    google_cloud_project: str = ""
+    traces: bool = False  # OTEL_TRACES_EXPORTER=otlp; the SDK reads the other OTEL_* itself
+    traces_endpoint: str = ""  # to tell Google's OTLP endpoint, which needs credentials
 
     @property
     def cursor_key(self) -> bytes | None:
@@ -101,6 +105,11 @@ class Settings:
             ),
             redis_url=_redis_url(get),
             rate_limit_prefix=get.text("RATE_LIMIT_PREFIX", "cme:rate:"),
+            google_cloud_project=get.text("GOOGLE_CLOUD_PROJECT", ""),
+            traces=get.choice("OTEL_TRACES_EXPORTER", "none", TRACES_EXPORTERS) == "otlp",
+            traces_endpoint=get.text(
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", get.text("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+            ),
         )
 
 

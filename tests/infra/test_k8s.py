@@ -355,3 +355,16 @@ def test_pool_replicas_surge_and_names_match_the_terraform_variables(prod: list[
     assert default["k8s_namespace"].strip('"') == "cme"
     assert default["k8s_service_account"].strip('"') == "backend-sa"
     assert default["k8s_app_container"].strip('"') == "app"
+
+
+def test_the_app_sends_traces_to_cloud_trace_in_its_own_project(prod: list[Doc]) -> None:
+    deployment = find(prod, "Deployment")
+    (app,) = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "app"]
+    env = {item["name"]: item.get("value") for item in app["env"]}
+    assert env["OTEL_TRACES_EXPORTER"] == "otlp"
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "https://telemetry.googleapis.com"
+    assert env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+    assert 0 < float(env["OTEL_TRACES_SAMPLER_ARG"]) <= 0.1
+    # The overlay's replacement: the project part of PROJECT:REGION:INSTANCE.
+    assert env["GOOGLE_CLOUD_PROJECT"] == "PROJECT"
+    assert env["OTEL_RESOURCE_ATTRIBUTES"] == "gcp.project_id=$(GOOGLE_CLOUD_PROJECT)"

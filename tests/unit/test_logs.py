@@ -2,13 +2,23 @@
 
 import json
 import logging
+from collections.abc import Iterator
+from unittest.mock import ANY
 
 import pytest
+from dependency_injector import providers
 from starlette.testclient import TestClient
 
+from cme_adapters.memory import InMemoryDatabase, InMemoryProductRepository
 from cme_entrypoints import logs
+from cme_entrypoints.container import Container
+from cme_entrypoints.http.app import create_app
+from cme_entrypoints.settings import Settings
+from cme_entrypoints.trace_context import RequestContext
 
 from .conftest import API_KEY
+
+CLOUD = "0AF7651916CD43DD8448EB211C80319C/12345;o=1"
 
 
 def test_access_lines_carry_severity_request_id_subject_and_trace(
@@ -16,7 +26,7 @@ def test_access_lines_carry_severity_request_id_subject_and_trace(
 ) -> None:
     logs.configure("INFO", "json")
     try:
-        writer.get("/health", headers={"X-Request-ID": "req-1", "X-Cloud-Trace-Context": "t/1"})
+        writer.get("/health", headers={"X-Request-ID": "req-1", "X-Cloud-Trace-Context": CLOUD})
         body = {"sku": "L", "name": "Lamp", "price": "1", "quantity": 1}
         writer.post("/products", json=body, headers={"X-Request-ID": "req-2"})
         lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
@@ -33,7 +43,9 @@ def test_access_lines_carry_severity_request_id_subject_and_trace(
         "latency": health["httpRequest"]["latency"],  # type: ignore[index]
     }
     assert str(health["httpRequest"]["latency"]).endswith("s")  # type: ignore[index]
-    assert health["logging.googleapis.com/trace"] == "t"
+    assert health["logging.googleapis.com/trace"] == "0af7651916cd43dd8448eb211c80319c"
+    assert health["logging.googleapis.com/trace_sampled"] is True
+    assert create["logging.googleapis.com/trace"] != health["logging.googleapis.com/trace"]
     assert str(create["subject"]).startswith("api-key:")
     assert API_KEY not in json.dumps(lines)
     assert "subject" not in health
@@ -43,11 +55,12 @@ def test_lines_logged_while_serving_a_request_carry_its_id(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     logs.configure("INFO", "json")
-    token = logs.request_id.set("inner-7")
+    context = RequestContext("inner-7", "ab" * 16, "cd" * 8, True, None)
+    token = logs.request_context.set(context)
     try:
         logging.getLogger("cme.anything").warning("deep inside a use case")
     finally:
-        logs.request_id.reset(token)
+        logs.request_context.reset(token)
         logging.getLogger().handlers.clear()
     line = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert (line["request_id"], line["severity"], line["message"]) == (
@@ -55,6 +68,9 @@ def test_lines_logged_while_serving_a_request_carry_its_id(
         "WARNING",
         "deep inside a use case",
     )
+    assert line["logging.googleapis.com/trace"] == "ab" * 16
+    assert line["logging.googleapis.com/spanId"] == "cd" * 8
+    assert line["logging.googleapis.com/trace_sampled"] is True
 
 
 def test_console_format_is_one_readable_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -65,3 +81,172 @@ def test_console_format_is_one_readable_line(capsys: pytest.CaptureFixture[str])
         logging.getLogger().handlers.clear()
     out = capsys.readouterr().out.strip()
     assert out.endswith("INFO    cme.x hello there")
+
+
+def access_lines(out: str) -> list[dict[str, object]]:
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [line for line in lines if line["logger"] == "cme.access"]
+
+
+def test_a_traceparent_names_the_trace_and_this_server_gets_a_span_of_its_own(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    logs.configure("INFO", "json")
+    try:
+        client.get("/health", headers={"traceparent": parent, "X-Cloud-Trace-Context": CLOUD})
+    finally:
+        logging.getLogger().handlers.clear()
+    (line,) = access_lines(capsys.readouterr().out)
+    assert line["logging.googleapis.com/trace"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    span = str(line["logging.googleapis.com/spanId"])
+    assert len(span) == 16
+    assert span != "00f067aa0ba902b7"
+    int(span, 16)
+    assert line["logging.googleapis.com/trace_sampled"] is True
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",  # all-zero trace id
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",  # all-zero parent
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",  # forbidden version
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",  # upper case
+        "garbage",
+    ],
+)
+def test_an_invalid_traceparent_starts_a_new_unsampled_trace(
+    client: TestClient, capsys: pytest.CaptureFixture[str], traceparent: str
+) -> None:
+    logs.configure("INFO", "json")
+    try:
+        client.get("/health", headers={"traceparent": traceparent})
+    finally:
+        logging.getLogger().handlers.clear()
+    (line,) = access_lines(capsys.readouterr().out)
+    trace = str(line["logging.googleapis.com/trace"])
+    assert len(trace) == 32
+    assert trace != "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert int(trace, 16) != 0
+    assert line["logging.googleapis.com/trace_sampled"] is False
+
+
+def test_with_a_project_the_trace_is_the_full_cloud_trace_resource_name(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logs.configure("INFO", "json", project="my-proj")
+    context = RequestContext("r", "ab" * 16, "cd" * 8, False, None)
+    token = logs.request_context.set(context)
+    try:
+        logging.getLogger("cme.x").error("failed")
+        logs.AccessLog("json", "my-proj").write("GET", "/p", "/p", 503, 0.1, context, None)
+    finally:
+        logs.request_context.reset(token)
+        logging.getLogger().handlers.clear()
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["logging.googleapis.com/trace"] for line in lines] == [
+        f"projects/my-proj/traces/{'ab' * 16}"
+    ] * 2
+    assert [line["severity"] for line in lines] == ["ERROR", "ERROR"]
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "severity"),
+    [("/health", 200, "INFO"), ("/nowhere", 404, "WARNING"), ("/products?limit=0", 422, "WARNING")],
+)
+def test_access_line_severity_follows_the_status_class(
+    client: TestClient, capsys: pytest.CaptureFixture[str], path: str, status: int, severity: str
+) -> None:
+    logs.configure("INFO", "json")
+    try:
+        assert client.get(path).status_code == status
+    finally:
+        logging.getLogger().handlers.clear()
+    (line,) = access_lines(capsys.readouterr().out)
+    assert line["severity"] == severity
+
+
+def test_a_failed_request_is_an_error_line_and_the_error_log_carries_its_trace(
+    client: TestClient,
+    memory: object,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(InMemoryProductRepository, "list", broken)
+    logs.configure("INFO", "json")
+    try:
+        assert client.get("/products").status_code == 500
+    finally:
+        logging.getLogger().handlers.clear()
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    (access,) = [line for line in lines if line["logger"] == "cme.access"]
+    (error,) = [line for line in lines if line["message"] == "unhandled error"]
+    assert access["severity"] == error["severity"] == "ERROR"
+    key = "logging.googleapis.com/trace"
+    assert error[key] == access[key]
+    assert error["request_id"] == access["request_id"]
+
+
+def test_the_access_log_at_warning_level_keeps_only_failed_requests(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure("WARNING", "json")
+    try:
+        client.get("/health")
+        client.get("/nowhere")
+    finally:
+        logging.getLogger().handlers.clear()
+    assert [line["httpRequest"] for line in access_lines(capsys.readouterr().out)] == [
+        {"requestMethod": "GET", "requestUrl": "/nowhere", "status": 404, "latency": ANY}
+    ]
+
+
+@pytest.fixture
+def console_client(memory: InMemoryDatabase) -> Iterator[TestClient]:
+    settings = Settings(database_url="sqlite://", log_format="console")
+    container = Container(settings=settings)
+    container.database.override(providers.Object(memory))
+    with TestClient(create_app(container)) as test_client:
+        yield test_client
+
+
+def test_console_lines_escape_control_characters_in_path_and_message(
+    console_client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = console_client
+    forged = "%0A2026-01-01 00:00:00,000 INFO    cme.access GET /admin 200"
+    logs.configure("INFO", "console")
+    try:
+        client.get(f"/x{forged}")
+        logging.getLogger("cme.x").warning("a\rb\x1b[31mc\u2028d")
+        try:
+            raise ValueError("line one\nline two")
+        except ValueError:
+            logging.getLogger("cme.x").exception("failed")
+    finally:
+        logging.getLogger().handlers.clear()
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    records = [line for line in lines if not line.startswith("  | ") and "httpx" not in line]
+    assert len(records) == 3, lines
+    assert "/x\\x0a2026-01-01" in records[0]
+    assert "WARNING cme.access" in records[0]
+    assert records[1].endswith("a\\x0db\\x1b[31mc\\u2028d")
+    assert "  | ValueError: line one" in lines
+    assert "  | line two" in lines
+
+
+def test_json_lines_keep_control_characters_inside_their_strings(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure("INFO", "json")
+    try:
+        client.get("/x%0A%0D%1B")
+    finally:
+        logging.getLogger().handlers.clear()
+    (line,) = access_lines(capsys.readouterr().out)
+    assert line["httpRequest"]["requestUrl"] == "/x\n\r\x1b"  # type: ignore[index]

@@ -4,6 +4,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
+from cme_adapters.metrics import PrometheusMetrics
 from cme_entrypoints.http import middleware
 
 LAMP = {"sku": "M-1", "name": "Lamp", "price": "1.00", "quantity": 1}
@@ -49,13 +50,17 @@ def fixed_latency(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(middleware.time, "perf_counter", lambda: next(ticks))
 
 
-def test_latency_lands_in_the_seed_buckets(client: TestClient, fixed_latency: None) -> None:
+def test_latency_lands_in_the_seed_buckets_and_the_finer_ones(
+    client: TestClient, fixed_latency: None
+) -> None:
     client.get("/health")
     client.get("/health")
     seen = samples(client)
     bucket = "request_latency_seconds_bucket"
     health = {"method": "GET", "path": "/health", "status": "200"}
-    expected = {"0.05": 0, "0.1": 0, "0.2": 0, "0.4": 2, "0.8": 2, "1.6": 2, "3.2": 2, "+Inf": 2}
+    below = {"0.001": 0, "0.0025": 0, "0.005": 0, "0.01": 0, "0.025": 0}
+    seed = {"0.05": 0, "0.1": 0, "0.2": 0, "0.4": 2, "0.8": 2, "1.6": 2, "3.2": 2, "+Inf": 2}
+    expected = {**below, **seed, "0.3": 2}  # le is inclusive: 0.3 s is within 0.3
     for le, value in expected.items():
         assert seen[(bucket, frozenset({**health, "le": le}.items()))] == value
     sum_labels = frozenset(health.items())
@@ -65,3 +70,46 @@ def test_latency_lands_in_the_seed_buckets(client: TestClient, fixed_latency: No
 def test_in_flight_requests_return_to_zero(client: TestClient) -> None:
     client.get("/health")
     assert samples(client)[("http_requests_in_flight", frozenset())] == 1  # the scrape itself
+
+
+def test_requests_refused_before_routing_are_counted_under_their_route(
+    client: TestClient,
+) -> None:
+    client.post("/products", json=LAMP)  # no credentials: 401 from the guard
+    client.get("/products?" + "q=" + "x" * 3000)  # 414 from the guard
+    client.get("/nowhere")
+    seen = samples(client)
+    total = "http_requests_total"
+    assert seen[(total, labels("POST", "/products", 401))] == 1
+    assert seen[(total, labels("GET", "/products", 414))] == 1
+    assert seen[(total, labels("GET", "unmatched", 404))] == 1
+    assert (total, labels("POST", "unmatched", 401)) not in seen
+
+
+def test_every_route_has_its_5xx_series_at_zero_before_any_error(client: TestClient) -> None:
+    seen = samples(client)
+    total = "http_requests_total"
+    for method, path in [
+        ("GET", "/health"),
+        ("GET", "/products"),
+        ("POST", "/products"),
+        ("GET", "/products/{id}"),
+        ("PATCH", "/products/{id}"),
+        ("DELETE", "/products/{id}"),
+    ]:
+        assert seen[(total, labels(method, path, 500))] == 0
+        assert seen[(total, labels(method, path, 503))] == 0
+    assert (total, labels("HEAD", "/health", 500)) not in seen
+
+
+def test_pool_gauges_are_never_negative() -> None:
+    metrics = PrometheusMetrics()
+    metrics.watch_pool(lambda: {"in_use": 1, "idle": 3, "overflow": -4})
+    text = metrics.render()[0].decode()
+    seen = {
+        sample.labels["state"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "db_pool_connections"
+        for sample in family.samples
+    }
+    assert seen == {"in_use": 1, "idle": 3, "overflow": 0}

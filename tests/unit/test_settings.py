@@ -191,3 +191,10 @@ def test_rate_limits_timeouts_and_the_connection_cap_come_from_the_environment()
     assert "secret-password" not in repr(tuned)
     assert (tuned.header_timeout_seconds, tuned.body_timeout_seconds) == (2, 30)
     assert tuned.max_connections == 250
+
+
+def test_traces_are_off_unless_the_otlp_exporter_is_asked_for() -> None:
+    assert settings().traces is False
+    assert settings(OTEL_TRACES_EXPORTER="none").traces is False
+    assert settings(OTEL_TRACES_EXPORTER="otlp").traces is True
+    assert "OTEL_TRACES_EXPORTER" in error(OTEL_TRACES_EXPORTER="jaeger")

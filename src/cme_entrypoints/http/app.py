@@ -1,8 +1,10 @@
 """The Starlette application factory."""
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -12,12 +14,17 @@ from cme_domain.errors import DomainError
 from cme_entrypoints.container import Container
 from cme_entrypoints.http import errors
 from cme_entrypoints.http.docs import docs_routes
-from cme_entrypoints.http.middleware import ObservabilityMiddleware
+from cme_entrypoints.http.middleware import (
+    REJECTED_REQUEST,
+    ObservabilityMiddleware,
+    report_rejected,
+)
 from cme_entrypoints.http.problems import Problem
 from cme_entrypoints.http.rate_limit import RateLimitMiddleware
 from cme_entrypoints.http.schema_check import SchemaGate
 from cme_entrypoints.http.security import RequestGuard, SecurityHeadersMiddleware, cors
 from cme_entrypoints.http.shutdown import drain_before_stopping
+from cme_entrypoints.http.spans import ServerSpans
 from cme_entrypoints.logs import AccessLog
 
 log = logging.getLogger("cme")
@@ -34,9 +41,18 @@ def create_app(container: Container) -> Starlette:
     authenticator = container.authenticator()
     limiter = container.rate_limiter()
     schema_check = container.schema_check()
+    routes = (*operations.routes(), *products.routes(), *docs_routes())
+    metrics.declare_routes(
+        (method, str(getattr(route, "path", "")))
+        for route in routes
+        for method in getattr(route, "methods", None) or ()
+        if method != "HEAD"
+    )
+    access_log = AccessLog(settings.log_format, settings.google_cloud_project)
+    traces = container.tracer_provider()
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
         log.info("cme starting on %s storage", settings.database_kind)
         await database.open()
         await schema_check.at_start()
@@ -45,22 +61,27 @@ def create_app(container: Container) -> Starlette:
         if not authenticator.enabled:
             log.warning("no API_KEY, API_KEYS or JWT_* configured: every write will be refused")
         try:
-            yield
+            # The HTTP protocol finds this in the lifespan state, for requests it refuses itself.
+            yield {REJECTED_REQUEST: partial(report_rejected, metrics, access_log)}
         finally:
             operations.turn_unready()
             await database.close()
             await limiter.close()
             metrics.close()
+            if traces is not None:
+                traces.shutdown()  # sends the spans still batched
             log.info("cme stopped")
 
     app = Starlette(
-        routes=[*operations.routes(), *products.routes(), *docs_routes()],
+        routes=list(routes),
         middleware=[
             Middleware(
                 ObservabilityMiddleware,
                 metrics=metrics,
-                access_log=AccessLog(settings.log_format),
+                access_log=access_log,
                 record=settings.request_telemetry,
+                routes=routes,
+                spans=ServerSpans(traces) if traces is not None else None,
             ),
             *cors(settings.cors_allow_origins),
             Middleware(

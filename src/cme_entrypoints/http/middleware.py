@@ -1,18 +1,19 @@
-"""One plain ASGI middleware for request ids, metrics and the access log (no per-request task)."""
+"""One plain ASGI middleware for request ids, traces, metrics and the access log."""
 
-import os
-import re
 import time
-from typing import Final, Protocol
+from contextvars import Token
+from typing import Any, Final, Protocol
 
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cme_entrypoints import logs
+from cme_entrypoints import logs, trace_context
 from cme_entrypoints.http.auth import PRINCIPAL_SUBJECT
+from cme_entrypoints.trace_context import REQUEST_ID_HEADER, RequestContext
 
-REQUEST_ID_HEADER: Final = b"x-request-id"
-_VALID_REQUEST_ID: Final = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 UNMATCHED_PATH: Final = "unmatched"
+# Lifespan state key under which the HTTP protocol finds report_rejected (see protocol.py).
+REJECTED_REQUEST: Final = "cme.rejected_request"
 
 
 class RequestMetrics(Protocol):
@@ -21,23 +22,40 @@ class RequestMetrics(Protocol):
     def request_finished(self, method: str, path: str, status: int, seconds: float) -> None: ...
 
 
+class SpanRecorder(Protocol):
+    def start(self, scope: Scope, context: RequestContext) -> tuple[Any, RequestContext]: ...
+
+    def finish(self, span: Any, method: str, route: str, status: int) -> None: ...
+
+
 class ObservabilityMiddleware:
     def __init__(
-        self, app: ASGIApp, metrics: RequestMetrics, access_log: logs.AccessLog, record: bool = True
+        self,
+        app: ASGIApp,
+        metrics: RequestMetrics,
+        access_log: logs.AccessLog,
+        record: bool = True,
+        routes: tuple[BaseRoute, ...] = (),
+        spans: SpanRecorder | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
         # Off only to measure what metrics and the access log cost (REQUEST_TELEMETRY=false).
         self.record = record
+        self.routes = routes
+        self.spans = spans
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _request_id(scope)
-        scope.setdefault("state", {})["request_id"] = request_id
+        context = trace_context.from_scope(scope)
+        span = None
+        if self.spans is not None:
+            span, context = self.spans.start(scope, context)
+        scope.setdefault("state", {})["request_id"] = context.request_id
         status = 500
 
         async def send_with_id(message: Message) -> None:
@@ -46,46 +64,57 @@ class ObservabilityMiddleware:
                 status = message["status"]
                 message["headers"] = [
                     *message.get("headers", ()),
-                    (REQUEST_ID_HEADER, request_id.encode()),
+                    (REQUEST_ID_HEADER, context.request_id.encode()),
                 ]
             await send(message)
 
         if self.record:
             self.metrics.request_started()
-        token = logs.request_id.set(request_id)
+        token: Token[RequestContext | None] | None = logs.request_context.set(context)
         try:
             await self.app(scope, receive, send_with_id)
+        except BaseException:
+            # Left set: ServerErrorMiddleware, outside this one, logs the error with the trace.
+            # Each request runs in a task of its own, so the value ends with the request.
+            token = None
+            raise
         finally:
-            logs.request_id.reset(token)
+            route = self._route(scope, status)
+            if span is not None and self.spans is not None:
+                self.spans.finish(span, scope["method"], route, status)
             if self.record:
-                self._record(scope, request_id, status, time.perf_counter() - started)
+                elapsed = time.perf_counter() - started
+                self.metrics.request_finished(scope["method"], route, status, elapsed)
+                self.access_log.write(
+                    scope["method"],
+                    scope["path"],
+                    route,
+                    status,
+                    elapsed,
+                    context,
+                    scope["state"].get(PRINCIPAL_SUBJECT),
+                )
+            if token is not None:
+                logs.request_context.reset(token)
 
-    def _record(self, scope: Scope, request_id: str, status: int, elapsed: float) -> None:
-        path = getattr(scope.get("route"), "path", UNMATCHED_PATH)
-        self.metrics.request_finished(scope["method"], path, status, elapsed)
-        if self.access_log.enabled:
-            self.access_log.write(
-                scope["method"],
-                scope["path"],
-                path,
-                status,
-                elapsed,
-                request_id,
-                scope["state"].get(PRINCIPAL_SUBJECT),
-                _header(scope, b"x-cloud-trace-context"),
-            )
+    def _route(self, scope: Scope, status: int) -> str:
+        """The route template, also for a request refused before routing (401, 414)."""
+        route = scope.get("route")
+        if route is not None:
+            return str(getattr(route, "path", UNMATCHED_PATH))
+        if status != 404:
+            for candidate in self.routes:
+                if candidate.matches(scope)[0] is not Match.NONE:
+                    return str(getattr(candidate, "path", UNMATCHED_PATH))
+        return UNMATCHED_PATH
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
-def _request_id(scope: Scope) -> str:
-    """The caller's X-Request-ID when it is safe to echo and log; a fresh one otherwise."""
-    for key, value in scope["headers"]:
-        if key == REQUEST_ID_HEADER and _VALID_REQUEST_ID.fullmatch(value):
-            return str(value.decode("ascii"))
-    return os.urandom(16).hex()
+def report_rejected(
+    metrics: RequestMetrics, access_log: logs.AccessLog, method: str, path: str, status: int
+) -> RequestContext:
+    """Count and log a request the HTTP server refused before the app saw it (400, 431)."""
+    context = trace_context.from_scope({"headers": ()})
+    metrics.request_started()
+    metrics.request_finished(method, UNMATCHED_PATH, status, 0.0)
+    access_log.write(method, path, UNMATCHED_PATH, status, 0.0, context, None)
+    return context

@@ -7,7 +7,7 @@ from typing import Final
 
 import orjson
 
-from cme_entrypoints.http.head_limit import BoundedHttpToolsProtocol
+from cme_entrypoints.http.refused import ObservedHttpToolsProtocol
 from cme_entrypoints.http.security import API_HEADERS
 from cme_entrypoints.settings import Settings
 
@@ -62,7 +62,7 @@ def _limits() -> tuple[float, float, int]:
     )
 
 
-class ServerProtocol(BoundedHttpToolsProtocol):
+class ServerProtocol(ObservedHttpToolsProtocol):
     """httptools with deadlines: a head must arrive within HEADER_TIMEOUT_SECONDS of its first
     byte (or of the connection), a body within BODY_TIMEOUT_SECONDS of its head, or the client
     gets 408 and the connection closes. Beyond MAX_CONNECTIONS a new connection gets 503 at once.

@@ -1,0 +1,78 @@
+"""OpenTelemetry traces, set up from the standard OTEL_* variables, and spans for database calls."""
+
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Final
+from urllib.parse import urlsplit
+
+from opentelemetry.trace import SpanKind, Tracer, TracerProvider
+
+if TYPE_CHECKING:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+
+_NO_SPAN: Final = nullcontext()
+GOOGLE_OTLP_HOST: Final = "telemetry.googleapis.com"
+_CLOUD_PLATFORM: Final = "https://www.googleapis.com/auth/cloud-platform"
+
+
+def tracer_provider(enabled: bool, endpoint: str = "") -> "SdkTracerProvider | None":
+    """With OTEL_TRACES_EXPORTER=otlp, a provider exporting over OTLP/HTTP; otherwise None.
+
+    The SDK reads the rest itself: OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT and _HEADERS, the
+    sampler (OTEL_TRACES_SAMPLER, default parentbased_always_on, and OTEL_TRACES_SAMPLER_ARG),
+    OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, and OTEL_BSP_* for the batching.
+    """
+    if not enabled:
+        return None
+    # Imported only when tracing is on: the exporter brings protobuf and requests, megabytes
+    # per worker that a service without tracing never uses.
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider as SdkProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = SdkProvider(resource=Resource.create({"service.name": "cme"}))
+    provider.add_span_processor(BatchSpanProcessor(_exporter(endpoint)))
+    return provider
+
+
+def _exporter(endpoint: str) -> "OTLPSpanExporter":
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    if urlsplit(endpoint).hostname != GOOGLE_OTLP_HOST:
+        return OTLPSpanExporter()
+    # Google's OTLP endpoint wants an OAuth token: the application default credentials (on GKE,
+    # the pod's Workload Identity), refreshed by the session before they expire.
+    import google.auth
+    from google.auth.transport.requests import AuthorizedSession
+
+    credentials, _project = google.auth.default(scopes=[_CLOUD_PLATFORM])
+    session = AuthorizedSession(credentials)  # type: ignore[no-untyped-call]  # google-auth
+    return OTLPSpanExporter(session=session)
+
+
+class DatabaseSpans:
+    """A client span per database call, a child of the request's server span:
+
+    `with spans("SELECT", "products"): await cursor.execute(...)`. Without tracing it returns
+    one shared do-nothing context manager: no span object, no context change.
+    """
+
+    def __init__(self, provider: TracerProvider | None, system: str) -> None:
+        self._tracer: Tracer | None = provider.get_tracer("cme.db") if provider else None
+        self._system = system
+
+    def __call__(self, operation: str, collection: str = "") -> AbstractContextManager[object]:
+        if self._tracer is None:
+            return _NO_SPAN
+        attributes: Mapping[str, str] = {
+            "db.system": self._system,  # the name before semantic conventions 1.26
+            "db.system.name": self._system,
+            "db.operation.name": operation,
+            **({"db.collection.name": collection} if collection else {}),
+        }
+        return self._tracer.start_as_current_span(
+            f"{operation} {collection}" if collection else operation,
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+        )

@@ -1,0 +1,169 @@
+"""OpenTelemetry traces from a real uvicorn to a real OTLP/HTTP receiver, and in the log lines."""
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from cme_adapters.tracing import DatabaseSpans, tracer_provider
+from tests.otlp_receiver import Receiver, attributes, otlp_receiver
+
+from .server import running_cme
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT = "00f067aa0ba902b7"
+UNKNOWN = "/products/00000000-0000-7000-8000-000000000000"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with otlp_receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def traced(
+    migrated_postgres_url: str, tmp_path: Path, receiver: Receiver
+) -> Iterator[tuple[str, Path]]:
+    log = tmp_path / "cme.log"
+    env = {
+        "DATABASE_URL": migrated_postgres_url,
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "1.0",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "GOOGLE_CLOUD_PROJECT": "proj-1",
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+    }
+    with running_cme(env, tmp_path, log) as (base_url, _process):
+        yield base_url, log
+
+
+def get(url: str, headers: dict[str, str]) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def spans_of(receiver: Receiver, trace_id: str, count: int = 1) -> list[Span]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = [s for s in receiver.spans if s.trace_id.hex() == trace_id]
+        if len(found) >= count:
+            return found
+        time.sleep(0.05)
+    return [s for s in receiver.spans if s.trace_id.hex() == trace_id]
+
+
+def access_line(log: Path, trace_id: str) -> dict[str, object]:
+    deadline = time.monotonic() + 5
+    while True:
+        for line in log.read_text().splitlines():
+            if line.startswith("{") and trace_id in line and '"cme.access"' in line:
+                found: dict[str, object] = json.loads(line)
+                return found
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+
+
+def test_a_sampled_request_exports_a_server_span_under_the_callers_and_logs_its_ids(
+    traced: tuple[str, Path], receiver: Receiver
+) -> None:
+    base_url, log = traced
+    status = get(f"{base_url}{UNKNOWN}", {"traceparent": f"00-{TRACE_ID}-{PARENT}-01"})
+    assert status == 404
+    (span,) = spans_of(receiver, TRACE_ID)
+    assert receiver.paths[0] == "/v1/traces"
+    assert span.name == "GET /products/{id}"
+    assert span.kind == Span.SPAN_KIND_SERVER
+    assert span.parent_span_id.hex() == PARENT
+    assert attributes(span) == {
+        "http.request.method": "GET",
+        "url.path": UNKNOWN,
+        "url.scheme": "http",
+        "network.protocol.version": "1.1",
+        "http.route": "/products/{id}",
+        "http.response.status_code": 404,
+    }
+    line = access_line(log, TRACE_ID)
+    assert line["logging.googleapis.com/trace"] == f"projects/proj-1/traces/{TRACE_ID}"
+    assert line["logging.googleapis.com/spanId"] == span.span_id.hex()
+    assert line["logging.googleapis.com/trace_sampled"] is True
+
+
+def test_a_request_without_a_parent_starts_a_trace_the_log_line_names(
+    traced: tuple[str, Path], receiver: Receiver
+) -> None:
+    base_url, log = traced
+    assert get(f"{base_url}/health", {"X-Request-ID": "no-parent-1"}) == 200
+    deadline = time.monotonic() + 10
+    while not any(s.name == "GET /health" for s in receiver.spans):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    lines = [json.loads(x) for x in log.read_text().splitlines() if "no-parent-1" in x]
+    (line,) = [x for x in lines if x["logger"] == "cme.access"]
+    trace_id = str(line["logging.googleapis.com/trace"]).rsplit("/", 1)[1]
+    (span,) = spans_of(receiver, trace_id)
+    assert span.name == "GET /health"
+    assert span.parent_span_id == b""
+    assert line["logging.googleapis.com/spanId"] == span.span_id.hex()
+
+
+def test_a_parent_that_did_not_sample_is_followed(
+    traced: tuple[str, Path], receiver: Receiver
+) -> None:
+    base_url, log = traced
+    other = "5bf92f3577b34da6a3ce929d0e0e4736"
+    assert get(f"{base_url}/health", {"traceparent": f"00-{other}-{PARENT}-00"}) == 200
+    assert get(f"{base_url}{UNKNOWN}", {"traceparent": f"00-{TRACE_ID}-{PARENT}-01"}) == 404
+    assert spans_of(receiver, TRACE_ID)  # the sampled one arrived, so the other had its chance
+    assert spans_of(receiver, other, count=0) == []
+    assert access_line(log, other)["logging.googleapis.com/trace_sampled"] is False
+
+
+def test_database_spans_are_children_of_the_current_span(receiver: Receiver) -> None:
+    provider = TracerProvider()
+    exporter = OTLPSpanExporter(endpoint=f"{receiver.endpoint}/v1/traces")
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    spans = DatabaseSpans(provider, "postgresql")
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("GET /products", kind=trace.SpanKind.SERVER) as server:
+        with spans("SELECT", "products"):
+            pass
+        with spans("INSERT"):
+            pass
+    provider.shutdown()
+    trace_id = f"{server.get_span_context().trace_id:032x}"
+    found = {span.name: span for span in spans_of(receiver, trace_id, count=3)}
+    select, insert = found["SELECT products"], found["INSERT"]
+    server_id = server.get_span_context().span_id.to_bytes(8, "big")
+    assert select.parent_span_id == insert.parent_span_id == server_id
+    assert select.kind == Span.SPAN_KIND_CLIENT
+    assert attributes(select) == {
+        "db.system": "postgresql",
+        "db.system.name": "postgresql",
+        "db.operation.name": "SELECT",
+        "db.collection.name": "products",
+    }
+    assert "db.collection.name" not in attributes(insert)
+
+
+def test_without_tracing_database_spans_cost_one_shared_object_and_no_span() -> None:
+    assert tracer_provider(enabled=False) is None
+    spans = DatabaseSpans(None, "postgresql")
+    assert spans("SELECT") is spans("INSERT", "products")
+    with spans("SELECT"):
+        assert not trace.get_current_span().get_span_context().is_valid
