@@ -76,3 +76,8 @@ class DatabaseSpans:
             kind=SpanKind.CLIENT,
             attributes=attributes,
         )
+
+
+def database_spans(provider: TracerProvider | None, system: str) -> DatabaseSpans | None:
+    """Spans for database calls when tracing is on; None lets the adapter skip even the call."""
+    return DatabaseSpans(provider, system) if provider is not None else None

@@ -16,7 +16,7 @@ from cme_adapters.rate_limit import Limiter, LocalBuckets, RedisBuckets
 from cme_adapters.sql.config import PoolSettings
 from cme_adapters.sql.revisions import code_revisions
 from cme_adapters.system import SystemClock, Uuid7Generator
-from cme_adapters.tracing import tracer_provider
+from cme_adapters.tracing import database_spans, tracer_provider
 from cme_domain import use_cases
 from cme_entrypoints.http.auth import RequestAuthenticator
 from cme_entrypoints.http.cursor import CursorCodec
@@ -77,6 +77,7 @@ class Container(containers.DeclarativeContainer):
             url=settings.provided.database_url,
             pool=_pool,
             on_query=metrics.provided.query_finished,
+            spans=providers.Callable(database_spans, tracer_provider, "postgresql"),
         ),
         sqlite=providers.Singleton(
             connect_sqlite,

@@ -85,7 +85,7 @@ def test_a_sampled_request_exports_a_server_span_under_the_callers_and_logs_its_
     base_url, log = traced
     status = get(f"{base_url}{UNKNOWN}", {"traceparent": f"00-{TRACE_ID}-{PARENT}-01"})
     assert status == 404
-    (span,) = spans_of(receiver, TRACE_ID)
+    (span,) = [s for s in spans_of(receiver, TRACE_ID, 2) if s.kind == Span.SPAN_KIND_SERVER]
     assert receiver.paths[0] == "/v1/traces"
     assert span.name == "GET /products/{id}"
     assert span.kind == Span.SPAN_KIND_SERVER
@@ -167,3 +167,17 @@ def test_without_tracing_database_spans_cost_one_shared_object_and_no_span() -> 
     assert spans("SELECT") is spans("INSERT", "products")
     with spans("SELECT"):
         assert not trace.get_current_span().get_span_context().is_valid
+
+
+def test_a_request_that_reads_postgresql_exports_a_database_span_under_its_server_span(
+    traced: tuple[str, Path], receiver: Receiver
+) -> None:
+    base_url, _log = traced
+    trace_id = "6bf92f3577b34da6a3ce929d0e0e4736"
+    assert get(f"{base_url}{UNKNOWN}", {"traceparent": f"00-{trace_id}-{PARENT}-01"}) == 404
+    found = {span.name: span for span in spans_of(receiver, trace_id, count=2)}
+    server, select = found["GET /products/{id}"], found["SELECT products"]
+    assert select.parent_span_id == server.span_id
+    assert select.kind == Span.SPAN_KIND_CLIENT
+    assert attributes(select)["db.system.name"] == "postgresql"
+    assert attributes(select)["db.operation.name"] == "SELECT"

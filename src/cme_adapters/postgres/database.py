@@ -15,6 +15,7 @@ from cme_adapters.postgres.uow import OUTAGE_ERRORS, Connection, PostgresUnitOfW
 from cme_adapters.sql import statements
 from cme_adapters.sql.config import PoolSettings
 from cme_adapters.sql.statements import CURSOR_SECRET, SCHEMA_REVISION
+from cme_adapters.tracing import DatabaseSpans
 from cme_domain.errors import StorageUnavailable
 
 _FIND_SECRET: Final = compiled(statements.FIND_SECRET)
@@ -28,9 +29,14 @@ def conninfo(url: str) -> str:
 
 class PostgresDatabase:
     def __init__(
-        self, url: str, pool: PoolSettings, on_query: Callable[[float], None] | None = None
+        self,
+        url: str,
+        pool: PoolSettings,
+        on_query: Callable[[float], None] | None = None,
+        spans: DatabaseSpans | None = None,
     ) -> None:
         self._on_query = on_query
+        self._spans = spans
         self._checking: asyncio.Task[None] | None = None
         # psycopg_pool hands connections to waiters first come, first served, so no gate
         # is needed in front of it (tests/integration/test_pool_fairness.py).
@@ -63,7 +69,11 @@ class PostgresDatabase:
 
     def unit_of_work(self, *, atomic: bool = True) -> PostgresUnitOfWork:
         return PostgresUnitOfWork(
-            self._pool, atomic=atomic, on_query=self._on_query, on_broken=self._check_idle
+            self._pool,
+            atomic=atomic,
+            on_query=self._on_query,
+            on_broken=self._check_idle,
+            spans=self._spans,
         )
 
     def _check_idle(self) -> None:

@@ -1,6 +1,8 @@
 """The PostgreSQL unit of work: a pooled autocommit connection per statement, or one transaction."""
 
 import contextlib
+import functools
+import re
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -15,6 +17,7 @@ from cme_adapters.postgres.repository import (
     PostgresProductRepository,
     Row,
 )
+from cme_adapters.tracing import DatabaseSpans
 from cme_domain.errors import StorageUnavailable, WriteOutcomeUnknown
 
 # Errors that mean "the database cannot serve us now", as opposed to a bug or bad data. The
@@ -24,6 +27,17 @@ OUTAGE_ERRORS: Final = (psycopg.OperationalError, psycopg.InterfaceError, OSErro
 Connection = AsyncConnection[Row]
 Cursor = AsyncCursor[Row]
 ResultOf = Callable[[Cursor], Awaitable[Any]]
+
+
+@functools.cache
+def span_name(sql: str) -> tuple[str, str]:
+    """The operation and the table a statement's span is named by: ("SELECT", "products")."""
+    operation = sql.split(None, 1)[0].upper()
+    table = _TABLE.search(sql)
+    return operation, table.group(1) if table else ""
+
+
+_TABLE: Final = re.compile(r"\b(?:FROM|INTO|UPDATE)\s+(\w+)", re.IGNORECASE)
 
 
 async def _fetch_one(cursor: Cursor) -> Row | None:
@@ -54,11 +68,13 @@ class PostgresUnitOfWork:
         atomic: bool,
         on_query: Callable[[float], None] | None = None,
         on_broken: Callable[[], None] | None = None,
+        spans: DatabaseSpans | None = None,
     ) -> None:
         self._pool = pool
         self._atomic = atomic
         self._on_query = on_query
         self._on_broken = on_broken
+        self._spans = spans
         self._connection: Connection | None = None
         self.products = PostgresProductRepository(self)
         self.idempotency = PostgresIdempotencyStore(self)
@@ -109,7 +125,11 @@ class PostgresUnitOfWork:
         for last_try in (self._atomic, True):
             connection, started = await self._connect()
             try:
-                cursor = await connection.execute(sql, params)
+                if self._spans is None:
+                    cursor = await connection.execute(sql, params)
+                else:  # a child of the request's span, entered in the request's own task
+                    with self._spans(*span_name(sql)):
+                        cursor = await connection.execute(sql, params)
                 return await result(cursor)
             except psycopg.errors.AdminShutdown as error:
                 if last_try:
