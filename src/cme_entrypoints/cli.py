@@ -75,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     prune = commands.add_parser(
         "prune",
         help="delete expired idempotency records",
-        description="Delete every idempotency record older than IDEMPOTENCY_TTL_HOURS.",
+        description="Delete every idempotency record older than IDEMPOTENCY_TTL_HOURS. A running "
+        "service does this on its own once an hour; this is for a one-off clean-up.",
     )
     prune.set_defaults(run=_prune)
 

@@ -26,6 +26,7 @@ from cme_entrypoints.http.security import RequestGuard, SecurityHeadersMiddlewar
 from cme_entrypoints.http.shutdown import drain_before_stopping
 from cme_entrypoints.http.spans import ServerSpans
 from cme_entrypoints.logs import AccessLog
+from cme_entrypoints.sweeper import pruning
 
 log = logging.getLogger("cme")
 
@@ -61,8 +62,9 @@ def create_app(container: Container) -> Starlette:
         if not authenticator.enabled:
             log.warning("no API_KEY, API_KEYS or JWT_* configured: every write will be refused")
         try:
-            # The HTTP protocol finds this in the lifespan state, for requests it refuses itself.
-            yield {REJECTED_REQUEST: partial(report_rejected, metrics, access_log)}
+            async with pruning(container.prune_idempotency_keys()):
+                # The HTTP protocol finds this in the lifespan state, for requests it refuses.
+                yield {REJECTED_REQUEST: partial(report_rejected, metrics, access_log)}
         finally:
             operations.turn_unready()
             await database.close()
