@@ -293,6 +293,7 @@ def test_an_unexpected_500_carries_the_security_headers_too(memory: InMemoryData
     assert response.status_code == 500
     assert security_headers(response) == EXPECTED
     assert response.headers["cache-control"] == "no-store"
+    assert len(response.headers["x-request-id"]) == 32  # the id its log lines carry
 
 
 def test_the_docs_page_alone_may_load_its_own_scripts_and_styles(client: TestClient) -> None:

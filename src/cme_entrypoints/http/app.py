@@ -22,7 +22,7 @@ from cme_entrypoints.http.middleware import (
 from cme_entrypoints.http.problems import Problem
 from cme_entrypoints.http.rate_limit import RateLimitMiddleware
 from cme_entrypoints.http.schema_check import SchemaGate
-from cme_entrypoints.http.security import RequestGuard, SecurityHeadersMiddleware, cors
+from cme_entrypoints.http.security import RequestGuard, cors
 from cme_entrypoints.http.shutdown import drain_before_stopping
 from cme_entrypoints.http.spans import ServerSpans
 from cme_entrypoints.logs import AccessLog
@@ -77,14 +77,6 @@ def create_app(container: Container) -> Starlette:
     app = Starlette(
         routes=list(routes),
         middleware=[
-            Middleware(
-                ObservabilityMiddleware,
-                metrics=metrics,
-                access_log=access_log,
-                record=settings.request_telemetry,
-                routes=routes,
-                spans=ServerSpans(traces) if traces is not None else None,
-            ),
             *cors(settings.cors_allow_origins),
             Middleware(
                 RequestGuard, authenticator=authenticator, metrics_token=settings.metrics_token
@@ -104,6 +96,14 @@ def create_app(container: Container) -> Starlette:
     # No 307 from /products/ to /products: its Location would be built from the Host header,
     # which the client chooses. A path with a trailing slash is simply unknown (404).
     app.router.redirect_slashes = False
-    # Outside Starlette's own ServerErrorMiddleware, so that even a 500 gets the headers.
-    app.middleware_stack = SecurityHeadersMiddleware(app.build_middleware_stack())
+    # Outermost, outside Starlette's own ServerErrorMiddleware: even a 500 is counted, logged
+    # and given the request id and security headers, all from one wrapper of send.
+    app.middleware_stack = ObservabilityMiddleware(
+        app.build_middleware_stack(),
+        metrics=metrics,
+        access_log=access_log,
+        record=settings.request_telemetry,
+        routes=routes,
+        spans=ServerSpans(traces) if traces is not None else None,
+    )
     return app

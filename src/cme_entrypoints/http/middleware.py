@@ -9,6 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cme_entrypoints import logs, trace_context
 from cme_entrypoints.http.auth import PRINCIPAL_SUBJECT
+from cme_entrypoints.http.security import add_security_headers
 from cme_entrypoints.trace_context import REQUEST_ID_HEADER, RequestContext
 
 UNMATCHED_PATH: Final = "unmatched"
@@ -56,16 +57,16 @@ class ObservabilityMiddleware:
         if self.spans is not None:
             span, context = self.spans.start(scope, context)
         scope.setdefault("state", {})["request_id"] = context.request_id
+        request_id = context.request_id.encode()
         status = 500
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", ()),
-                    (REQUEST_ID_HEADER, context.request_id.encode()),
-                ]
+                headers = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id)]
+                add_security_headers(scope, status, headers)
+                message["headers"] = headers
             await send(message)
 
         if self.record:
@@ -74,8 +75,9 @@ class ObservabilityMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except BaseException:
-            # Left set: ServerErrorMiddleware, outside this one, logs the error with the trace.
-            # Each request runs in a task of its own, so the value ends with the request.
+            # Left set: the error escaped even ServerErrorMiddleware, which has logged it and
+            # answered 500 by now. Each request runs in a task of its own, so the value ends
+            # with the request.
             token = None
             raise
         finally:

@@ -7,7 +7,7 @@ from typing import Final
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cme_domain.principal import MissingScope
 from cme_entrypoints.http import errors
@@ -33,32 +33,19 @@ DOCS_HEADERS: Final = (*_COMMON, (b"content-security-policy", DOCS_CSP))
 NO_STORE: Final = (b"cache-control", b"no-store")
 
 
-class SecurityHeadersMiddleware:
-    """Appends the security headers to every response start; error and authenticated responses
-    also get Cache-Control: no-store, unless they already say how to cache."""
+def add_security_headers(scope: Scope, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+    """The security headers every response gets; error and authenticated responses also get
+    Cache-Control: no-store, unless they already say how to cache.
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = route_path(scope)
-        extra = DOCS_HEADERS if path == DOCS_PATH or path.startswith("/docs/") else API_HEADERS
-
-        async def send_secured(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = message.get("headers")
-                if type(headers) is not list:
-                    headers = message["headers"] = list(headers or ())
-                headers.extend(extra)
-                private = PRINCIPAL_SUBJECT in scope.get("state", ())
-                if (message["status"] >= 400 or private) and not _has(headers, b"cache-control"):
-                    headers.append(NO_STORE)
-            await send(message)
-
-        await self.app(scope, receive, send_secured)
+    Called by the observability middleware, the outermost layer, on each response start: one
+    send wrapper for the request id and these, instead of one each.
+    """
+    path = route_path(scope)
+    docs = path == DOCS_PATH or path.startswith("/docs/")
+    headers.extend(DOCS_HEADERS if docs else API_HEADERS)
+    private = PRINCIPAL_SUBJECT in scope.get("state", ())
+    if (status >= 400 or private) and not _has(headers, b"cache-control"):
+        headers.append(NO_STORE)
 
 
 class RequestGuard:
