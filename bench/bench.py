@@ -6,6 +6,7 @@ Run by `make bench` through bench/run.sh (see bench/README.md):
     python bench/bench.py soak [--requests 5000000] [--max-minutes 240]
     python bench/bench.py telemetry [--scenarios health,get,post]
     python bench/bench.py ratelimit [--scenarios get]
+    python bench/bench.py tracing [--scenarios get,post]
 
 `run` creates a PostgreSQL database cme_bench_<random> with 100,000 products, starts `cme serve
 --workers 2` (INFO access log to bench/out/service.log), the FastAPI reference bench/fastapi_ref
@@ -18,6 +19,7 @@ database is dropped at the end, even on failure.
 
 import argparse
 import hashlib
+import http.server
 import json
 import os
 import platform
@@ -140,7 +142,7 @@ def base_env() -> dict[str, str]:
 
 # Rate limits on, as deployed, but too high for wrk's single client address to reach: the
 # check runs on every request and never refuses one.
-UNREACHABLE_LIMITS = {"RATE_LIMIT_READS": "100000000/60", "RATE_LIMIT_WRITES": "100000000/60"}
+UNREACHABLE_LIMITS = {"RATE_LIMIT_READS": "1000000/1", "RATE_LIMIT_WRITES": "1000000/1"}
 
 
 def service(
@@ -456,19 +458,70 @@ def ratelimit(args: argparse.Namespace) -> int:
     )
 
 
+def tracing(args: argparse.Namespace) -> int:
+    """Throughput with traces sampled at 10 % and exported over OTLP/HTTP, against none."""
+    with span_sink() as endpoint:
+        return compare_variants(
+            args,
+            "tracing",
+            "Tracing overhead",
+            "`cme serve` with OpenTelemetry traces on (OTEL_TRACES_EXPORTER=otlp, parent-based "
+            "sampling at 10 %, exported to an OTLP/HTTP sink on loopback) and as deployed by "
+            "default (tracing off). Target: on >= 0.95 of off.",
+            {
+                "OTEL_TRACES_EXPORTER": "otlp",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+                "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                "OTEL_TRACES_SAMPLER_ARG": "0.1",
+            },
+            variant_is_on=True,
+        )
+
+
+@contextmanager
+def span_sink() -> Iterator[str]:
+    """An OTLP/HTTP endpoint that takes every export and answers an empty success."""
+
+    class Sink(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # the name http.server calls
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
 def compare_variants(
-    args: argparse.Namespace, name: str, title: str, what: str, off_env: dict[str, str]
+    args: argparse.Namespace,
+    name: str,
+    title: str,
+    what: str,
+    variant_env: dict[str, str],
+    variant_is_on: bool = False,
 ) -> int:
-    """The service as deployed against the same service with off_env, alternating, one run."""
+    """The service as deployed against the same service with variant_env, alternating, in one
+    run; the table reads on/off, whichever of the two has the feature on."""
     rows: list[str] = []
     with bench_database(args.database, args.rows) as url:
         args.url = url
-        on = service(url, args.workers)
-        off = service(url, args.workers, f"service-{name}-off.log", name="off", **off_env)
-        with running(on, off):
-            results = run_scenarios({"service": on, "off": off}, args)
+        deployed = service(url, args.workers)
+        variant = service(url, args.workers, f"service-{name}.log", name="variant", **variant_env)
+        with running(deployed, variant):
+            results = run_scenarios({"service": deployed, "variant": variant}, args)
+    on_name, off_name = ("variant", "service") if variant_is_on else ("service", "variant")
     for scenario, pair in results.items():
-        with_, without = pair["service"], pair["off"]
+        with_, without = pair[on_name], pair[off_name]
         ratio = with_["rps"] / max(without["rps"], 1e-9)
         rows.append(
             f"| {scenario} | {with_['rps']:.0f} | {without['rps']:.0f} | {ratio:.2f} | "
@@ -547,7 +600,10 @@ def _interrupt(_signal: int, _frame: object) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "mode", choices=("run", "soak", "telemetry", "ratelimit"), nargs="?", default="run"
+        "mode",
+        choices=("run", "soak", "telemetry", "ratelimit", "tracing"),
+        nargs="?",
+        default="run",
     )
     parser.add_argument("--database", default=f"cme_bench_{secrets.token_hex(4)}")
     parser.add_argument("--rows", type=int, default=100_000)
@@ -581,7 +637,13 @@ def main() -> int:
         (OUT / stale).unlink(missing_ok=True)
     # SIGTERM (say, from a CI timeout) unwinds like Ctrl-C, so every finally block runs.
     signal.signal(signal.SIGTERM, _interrupt)
-    modes = {"run": run, "soak": soak, "telemetry": telemetry, "ratelimit": ratelimit}
+    modes = {
+        "run": run,
+        "soak": soak,
+        "telemetry": telemetry,
+        "ratelimit": ratelimit,
+        "tracing": tracing,
+    }
     return modes[args.mode](args)
 
 
