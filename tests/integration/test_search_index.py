@@ -41,7 +41,8 @@ FROM generate_series(1, %s) AS i
 
 @pytest.fixture(scope="module")
 def million_url(postgres_url: str) -> Iterator[str]:
-    """A million products, filled before the index migration so that it builds on a full table."""
+    """A million products, filled before the index migration so that it builds on a full table,
+    under a statement timeout of 0.5 s that the build outlasts."""
     name = f"cme_search_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(postgres_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -51,7 +52,10 @@ def million_url(postgres_url: str) -> Iterator[str]:
         with psycopg.connect(url, autocommit=True) as connection:
             connection.execute(FILL, (ROWS,))
         started = time.monotonic()
-        asyncio.run(migrate.upgrade(url))
+        with pytest.MonkeyPatch.context() as patch:
+            # A statement timeout far shorter than the build: the migration must lift it.
+            patch.setattr(migrate, "PoolSettings", lambda size: PoolSettings(size, 2.0, 2, 500))
+            asyncio.run(migrate.upgrade(url))
         print(f"trigram index built over {ROWS} rows in {time.monotonic() - started:.1f} s")
         with psycopg.connect(url, autocommit=True) as connection:
             connection.execute("ANALYZE products")
@@ -73,10 +77,30 @@ def plan_of(url: str, query: ProductQuery) -> str:
 
 
 def a_code(url: str) -> str:
+    """The code of a product whose name is not in the sample ANALYZE keeps of lower(name).
+
+    A rare fragment that the sample happens to hold looks 1 in 1,000 to the planner, which
+    then walks the sort order instead (the known tail, bench/RESULTS.md): that is chance, and
+    this test is about the index being usable and chosen on the planner's own estimate.
+    """
     with psycopg.connect(url) as connection:
-        row = connection.execute("SELECT name FROM products WHERE sku = 'S-424242'").fetchone()
-    assert row is not None
-    return str(row[0]).removeprefix("Product ")
+        sampled = connection.execute(
+            "SELECT coalesce(histogram_bounds::text::text[], '{}') || "
+            "coalesce(most_common_vals::text::text[], '{}') "
+            "FROM pg_stats WHERE tablename = %s",
+            (TRIGRAM_INDEX,),
+        ).fetchone()
+        assert sampled is not None, "ANALYZE kept no statistics for the indexed expression"
+        held = " ".join(sampled[0])
+        for number in range(424242, 424342):
+            row = connection.execute(
+                "SELECT name FROM products WHERE sku = %s", (f"S-{number}",)
+            ).fetchone()
+            assert row is not None
+            code = str(row[0]).removeprefix("Product ")
+            if code[:4] not in held and code[2:6] not in held:
+                return code
+    raise AssertionError("every one of 100 codes shares a fragment with the sample")
 
 
 # Four hex digits or more are in a few dozen names; three are in about 1,500 (1 in 680), where

@@ -29,6 +29,10 @@ def upgrade() -> None:
         return  # SQLite has no trigram index: it scans, which an embedded catalogue can afford.
     # pg_trgm is a trusted extension: the database owner may create it without superuser.
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    # The service's statement_timeout (5 s) applies to `cme migrate`'s connection too, and the
+    # build reads every name: at a million products it took 4-5 s on a quiet machine and more
+    # on a busy one. For this transaction only, the build may take what it needs.
+    op.execute("SET LOCAL statement_timeout = 0")
     op.execute(
         "CREATE INDEX IF NOT EXISTS ix_products_name_trgm "
         "ON products USING gin (lower(name) gin_trgm_ops)"
