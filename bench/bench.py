@@ -7,6 +7,7 @@ Run by `make bench` through bench/run.sh (see bench/README.md):
     python bench/bench.py telemetry [--scenarios health,get,post]
     python bench/bench.py ratelimit [--scenarios get]
     python bench/bench.py tracing [--scenarios get,post]
+    python bench/bench.py search [--rows 1000000] [--rounds 3]
 
 `run` creates a PostgreSQL database cme_bench_<random> with 100,000 products, starts `cme serve
 --workers 2` (INFO access log to bench/out/service.log), the FastAPI reference bench/fastapi_ref
@@ -37,12 +38,15 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import checks
 import psycopg
 from procs import CpuMeter, Server, free_port, http_get, rss_kib
 from profile_summary import summarise
 from report import TARGETS, render, verdicts
+from search_queries import NAME_SQL, check_answers, encoded, sample_queries
+from search_report import search_report
 from soak_summary import summarise as summarise_soak
 from sqlalchemy.engine import make_url
 
@@ -63,6 +67,9 @@ SCENARIOS = ("health", "get", "list", "deep", "post", "put", "put_if_match", "mi
 IF_MATCH_ROWS = 2000  # rows 1..2000 (created_at order): put_if_match's products
 PUT_ROWS = range(IF_MATCH_ROWS, IF_MATCH_ROWS + 20000)  # the products put and mix replace
 DEEP_ROW = 90_000
+SEARCH_SCENARIOS = ("list", "search")  # the search mode's: q, beside the first page without
+SEARCH_QUERIES = 1000  # q values drawn from the seeded names, sent in random order
+SEARCH_CHECKED = 50  # of them, answered by the service and by a scan, compared before the load
 
 
 def log(message: str) -> None:
@@ -95,16 +102,17 @@ def bench_database(name: str, rows: int) -> Iterator[str]:
 def seed(url: str, rows: int) -> None:
     with psycopg.connect(url, autocommit=True) as db:
         db.execute(
-            """
+            f"""
             INSERT INTO products (id, sku, name, description, price_cents, quantity,
                                   created_at, updated_at, version)
-            SELECT gen_random_uuid(), 'SEED-' || lpad(i::text, 6, '0'), 'Seeded product ' || i,
+            SELECT gen_random_uuid(), 'SEED-' || lpad(i::text, 7, '0'), {NAME_SQL},
                    CASE WHEN i %% 3 = 0 THEN NULL
                         ELSE 'A seeded product for the benchmark, number ' || i END,
-                   (i * 7919) %% 1000000, i %% 1000,
+                   (i::bigint * 7919) %% 1000000, i %% 1000,
                    timestamptz '2025-01-01 00:00:00+00' + i * interval '1 second',
                    timestamptz '2025-01-01 00:00:00+00' + i * interval '1 second', 1
-            FROM generate_series(1, %s) AS i
+            FROM (SELECT i, decode(md5(i::text), 'hex') AS h
+                  FROM generate_series(1, %s) AS i) AS numbered
             """,
             (rows,),
         )
@@ -113,6 +121,7 @@ def seed(url: str, rows: int) -> None:
     (OUT / "ids.txt").write_text("".join(f"{i} {s}\n" for i, s in ordered))
     put = [ordered[i] for i in PUT_ROWS if i < len(ordered)]
     (OUT / "put-ids.txt").write_text("".join(f"{i} {s} 1\n" for i, s in put))
+    (OUT / "search-queries.txt").write_text(encoded(sample_queries(url, rows, SEARCH_QUERIES)))
 
 
 def write_if_match_ids(url: str) -> Path:
@@ -246,6 +255,7 @@ def wrk(server: Server, scenario: str, args: argparse.Namespace, seconds: float,
         "BENCH_SCENARIO": scenario,
         "BENCH_IDS": str(OUT / "ids.txt"),
         "BENCH_PUT_IDS": str(OUT / "put-ids.txt"),
+        "BENCH_QUERIES": str(OUT / "search-queries.txt"),
         "BENCH_PREFIX": f"W{tag}{secrets.token_hex(3)}",
         "BENCH_API_KEY": API_KEY,
         "BENCH_THREADS": str(args.threads),
@@ -401,7 +411,7 @@ def run(args: argparse.Namespace) -> int:
             log("the FastAPI reference and the floor answer the service's bytes; writes checked")
             _, body = http_get(ours.base + deep)
             first = json.loads(body)["items"][0]["sku"]
-            if first != f"SEED-{DEEP_ROW + 1:06d}":
+            if first != f"SEED-{DEEP_ROW + 1:07d}":
                 raise RuntimeError(f"the deep page starts at {first}, not row {DEEP_ROW + 1}")
             log(f"deep page cursor checked: it starts at {first}")
             report["scenarios"] = run_scenarios(servers, args)
@@ -593,6 +603,29 @@ def soak(args: argparse.Namespace) -> int:
     return 1 if (args.strict and not (met and errors == 0 and not replaced)) else 0
 
 
+def search(args: argparse.Namespace) -> int:
+    """`q` against the first page on one service, alternating, rounds of both in one run."""
+    args.scenarios = list(SEARCH_SCENARIOS)
+    with bench_database(args.database, args.rows) as url:
+        args.url = url
+        ours = service(url, args.workers)
+        with running(ours):
+            ours.wait_ready("/db-check", timeout=30)
+            lines = (OUT / "search-queries.txt").read_text().splitlines()
+            check_answers(ours.base, url, [unquote(line) for line in lines[:SEARCH_CHECKED]])
+            log(f"the first {SEARCH_CHECKED} q values answered as a scan of the names answers")
+            rounds = []
+            for n in range(args.rounds):
+                log(f"round {n + 1} of {args.rounds}")
+                rounds.append(run_scenarios({"service": ours}, args))
+    table = [{name: results[name]["service"] for name in SEARCH_SCENARIOS} for results in rounds]
+    text, met = search_report(table, args, SEARCH_QUERIES)
+    (OUT / "search.md").write_text(text)
+    (OUT / "results-search.json").write_text(json.dumps({"rounds": table}, indent=2))
+    print(text)
+    return 1 if (args.strict and not met) else 0
+
+
 def _interrupt(_signal: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -601,7 +634,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "mode",
-        choices=("run", "soak", "telemetry", "ratelimit", "tracing"),
+        choices=("run", "soak", "telemetry", "ratelimit", "tracing", "search"),
         nargs="?",
         default="run",
     )
@@ -620,6 +653,7 @@ def main() -> int:
     parser.add_argument("--max-minutes", type=float, default=240, help="soak: time limit")
     parser.add_argument("--chunk-seconds", type=float, default=30, help="soak: wrk run length")
     parser.add_argument("--soak-scenario", default="mix", choices=SCENARIOS)
+    parser.add_argument("--rounds", type=int, default=3, help="search: rounds of list and search")
     parser.add_argument(
         "--milestone", type=int, default=1_000_000, help="soak: RSS reported every N requests"
     )
@@ -643,6 +677,7 @@ def main() -> int:
         "telemetry": telemetry,
         "ratelimit": ratelimit,
         "tracing": tracing,
+        "search": search,
     }
     return modes[args.mode](args)
 

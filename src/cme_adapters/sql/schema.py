@@ -18,11 +18,12 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
+    func,
 )
 
 # The newest Alembic revision this code needs (tests/integration/test_migrations.py holds it to
 # the migrations folder): a database behind it must be migrated before the code can serve it.
-SCHEMA_HEAD: Final = "0002"
+SCHEMA_HEAD: Final = "0003"
 
 # Named constraints, so migrations and error translation can refer to them on every dialect.
 metadata = MetaData(
@@ -92,6 +93,13 @@ products = Table(
 Index("ix_products_created_at_id", products.c.created_at, products.c.id)
 Index("ix_products_name_id", products.c.name, products.c.id)
 Index("ix_products_price_cents_id", products.c.price_cents, products.c.id)
+# `q` on PostgreSQL: trigrams of lower(name), the expression its filter matches (migration 0003).
+Index(
+    "ix_products_name_trgm",
+    func.lower(products.c.name).label("name_lower"),
+    postgresql_using="gin",
+    postgresql_ops={"name_lower": "gin_trgm_ops"},
+).ddl_if(dialect="postgresql")
 
 idempotency_keys = Table(
     "idempotency_keys",
