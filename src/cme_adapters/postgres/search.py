@@ -106,16 +106,21 @@ def search_page_of(
     mine = tuple_(column, products.c.id)
     theirs = select(edge.c[column.name], edge.c.id).scalar_subquery()
     hidden = _UNINDEXED[sort]
-    rest = (
+    past = (
         select(products)
         .where(
-            select(func.count()).select_from(hits).scalar_subquery() < limit,
-            exists(select(edge.c.id)),
             mine < theirs if descending else mine > theirs,
             *page_filters(products, sku=False, name=True, **prices),
         )
         .order_by(*(hidden.desc(), products.c.id.desc()) if descending else (hidden, products.c.id))
         .limit(limit)
+        .subquery("past")
+    )
+    # Outside `past`, whose LIMIT keeps them from being pushed in: here they gate the whole
+    # subquery, a parallel plan's workers included, which would evaluate them all up front.
+    rest = select(past).where(
+        select(func.count()).select_from(hits).scalar_subquery() < limit,
+        exists(select(edge.c.id)),
     )
     both = select(hits).union_all(rest).subquery("found")
     return select(both).order_by(*ordering(both, sort, order)).limit(limit)
