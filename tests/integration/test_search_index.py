@@ -1,4 +1,4 @@
-"""At a million products, PostgreSQL answers `q` from the trigram index, and answers it right.
+"""At a million products, PostgreSQL answers `q` by a bounded walk and the trigram index, rightly.
 
 The catalogue is made server-side (generate_series) in a database of its own, dropped after:
 about 35-50 s on 2 shared cores, most of it the insert, the index build and the scans the

@@ -3,8 +3,9 @@
 Left to itself, the planner picks per pattern between walking the page's sort order until the
 page is full and the trigram index (every name holding the pattern's trigrams, then a sort),
 and it picks on an estimate from a sample of names. A rare fragment that the sample happens
-to hold looks common, and the walk then reads the whole catalogue (0.25 s at a million
-products). This statement takes both paths, each bounded:
+to hold looks common, and the walk then reads the whole catalogue (0.1-0.3 s at a million
+products in created_at order, over a second in name order). This statement takes both paths,
+each bounded:
 
 1. `hits`: the first WALK rows of the sort order past the keyset, filtered; a common
    fragment fills the page here, as the walk would.
@@ -15,8 +16,8 @@ products). This statement takes both paths, each bounded:
 
 The page is the first `limit` rows of both in the page's order: exactly the plain statement's
 page (`statements.page_of`), since every row of the walk comes before every row past it. The
-conditions of step 2 are one-time filters, evaluated left to right and only when reached, so a
-page found by the walk costs no index scan and no `edge`.
+conditions of step 2 are one-time filters above its LIMIT, evaluated left to right and only
+when reached, so a page found by the walk costs no index scan and no `edge`.
 """
 
 import functools
@@ -43,8 +44,10 @@ from cme_adapters.sql.statements import SORT_COLUMNS, ordering, page_filters, pa
 from cme_domain.listing import SortField, SortOrder
 
 # Rows of the sort order walked before the index is asked. At a million products, 10,000
-# took the worst query from 516-646 ms to 57-71 ms on one connection (bench/RESULTS.md);
-# 5,000 and 2,000 sent too many patterns of about 1 name in 300 to the index.
+# took the slowest of 1,000 queries from 106-109 ms to 16-17 ms in created_at order and from
+# 1.2-1.4 s to 0.18-0.19 s in name order on one connection (bench/RESULTS.md); 5,000 and
+# 2,000 sent too many patterns of about 1 name in 300 to the index, whose trigrams they share
+# with many more names.
 WALK: Final = 10_000
 
 # The sort column as an expression no index holds, ordering exactly as the column does
