@@ -6,6 +6,9 @@ from google.auth.credentials import AnonymousCredentials
 from starlette.testclient import TestClient
 
 from cme_adapters import tracing
+from cme_adapters.postgres.repository import page_sql
+from cme_adapters.postgres.uow import span_name
+from cme_domain.listing import ProductQuery
 
 
 def test_no_tracer_provider_and_no_span_work_without_otel_configuration(
@@ -36,3 +39,8 @@ def test_only_googles_endpoint_is_sent_the_application_default_credentials(
     assert provider is not None
     provider.shutdown()
     assert scopes == ([["https://www.googleapis.com/auth/cloud-platform"]] if asked else [])
+
+
+def test_the_page_for_q_is_traced_as_a_select_on_products() -> None:
+    assert span_name(page_sql(ProductQuery(name_contains="lamp"))) == ("SELECT", "products")
+    assert span_name(page_sql(ProductQuery())) == ("SELECT", "products")

@@ -33,6 +33,8 @@ ResultOf = Callable[[Cursor], Awaitable[Any]]
 def span_name(sql: str) -> tuple[str, str]:
     """The operation and the table a statement's span is named by: ("SELECT", "products")."""
     operation = sql.split(None, 1)[0].upper()
+    if operation == "WITH":  # the page for `q` (search.py): a SELECT behind its CTEs
+        operation = "SELECT"
     table = _TABLE.search(sql)
     return operation, table.group(1) if table else ""
 
