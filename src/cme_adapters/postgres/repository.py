@@ -66,7 +66,8 @@ def _search_sql(walk: int, **shape: Any) -> str:
 def page_sql(query: ProductQuery) -> str:
     """The statement for this query's page; with `q`, the bounded two-step one (search.py).
 
-    A sku names one product at most, which its unique index finds: `q` then needs no walk.
+    A sku names one product at most, which its unique index finds: `q` then needs no walk; nor
+    does a `q` without a trigram, which the index cannot serve.
     """
     shape = {
         "sort": query.sort,
@@ -75,7 +76,8 @@ def page_sql(query: ProductQuery) -> str:
         "min_price": query.min_price is not None,
         "max_price": query.max_price is not None,
     }
-    if query.name_contains is not None and query.sku is None:
+    q = query.name_contains
+    if q is not None and query.sku is None and search.has_trigram(q):
         return _search_sql(search.WALK, **shape)
     return _page_sql(sku=query.sku is not None, name=query.name_contains is not None, **shape)
 

@@ -21,6 +21,7 @@ when reached, so a page found by the walk costs no index scan and no `edge`.
 """
 
 import functools
+import re
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -57,6 +58,21 @@ _UNINDEXED: Final[dict[SortField, ColumnElement[Any]]] = {
     SortField.NAME: collate(products.c.name.concat(literal_column("''", String)).self_group(), "C"),
     SortField.PRICE: products.c.price_cents + literal_column("0", BigInteger),
 }
+
+
+# pg_trgm takes a LIKE pattern's trigrams from its runs of letters and digits.
+_TRIGRAM: Final = re.compile(r"[^\W_]{3}")
+
+
+def has_trigram(text: str) -> bool:
+    """Whether the trigram index can narrow a search for text.
+
+    Without one, the index part of this statement has nothing to look up, and once the server
+    has switched the prepared statement to its generic plan (psycopg prepares after five runs)
+    it reads the whole index: 0.65-1.2 s at a million products for `zz`, against 0.27-0.29 s
+    for the plain filter. Such a `q` keeps the plain filter (README, "Search", limits).
+    """
+    return _TRIGRAM.search(text) is not None
 
 
 @functools.cache
