@@ -9,7 +9,9 @@ from uuid import UUID
 
 import attrs
 
+from cme_adapters.notices import Notices
 from cme_adapters.sql.schema import SCHEMA_HEAD
+from cme_domain.changes import Change, ChangeBatch, ChangeType
 from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
 from cme_domain.listing import Page, ProductQuery, SortOrder, SortValue, keyset_of, sort_value
 from cme_domain.ports import IdempotencyRecord
@@ -22,6 +24,30 @@ Undo = Callable[[], None]
 class InMemoryStore:
     products: dict[UUID, Product] = attrs.Factory(dict)
     idempotency: dict[tuple[str, str], IdempotencyRecord] = attrs.Factory(dict)
+    # A list in commit order: a write and its event happen with no await between them.
+    changes: list[Change] = attrs.Factory(list)
+    last_position: int = 0
+    pruned_through: int = 0
+    # Every write tells at once; a rolled-back one only wakes readers to find nothing new.
+    notices: Notices = attrs.Factory(lambda: Notices(listening=True))
+
+    def record(
+        self,
+        kind: ChangeType,
+        product_id: UUID,
+        version: int,
+        at: datetime,
+        product: Product | None,
+    ) -> Undo:
+        self.last_position += 1
+        self.changes.append(Change(self.last_position, kind, product_id, version, at, product))
+        self.notices.notify()
+
+        def undo() -> None:
+            self.changes.pop()
+            self.last_position -= 1
+
+        return undo
 
 
 @attrs.define
@@ -34,6 +60,11 @@ class InMemoryProductRepository:
             raise DuplicateSku(product.sku)
         self.store.products[product.id] = product
         self.undo.append(lambda: self.store.products.__delitem__(product.id))
+        self.undo.append(
+            self.store.record(
+                ChangeType.CREATED, product.id, product.version, product.updated_at, product
+            )
+        )
 
     async def get(self, product_id: UUID) -> Product | None:
         return self.store.products.get(product_id)
@@ -64,14 +95,20 @@ class InMemoryProductRepository:
             raise DuplicateSku(spec.sku)
         self.store.products[product_id] = revised = current.revised(spec, now)
         self.undo.append(lambda: self.store.products.__setitem__(product_id, current))
+        self.undo.append(
+            self.store.record(ChangeType.UPDATED, product_id, revised.version, now, revised)
+        )
         return revised
 
-    async def delete(self, product_id: UUID, expected_version: int | None) -> bool:
+    async def delete(self, product_id: UUID, now: datetime, expected_version: int | None) -> bool:
         current = self.store.products.get(product_id)
         if current is None or expected_version not in (None, current.version):
             return False
         del self.store.products[product_id]
         self.undo.append(lambda: self.store.products.__setitem__(product_id, current))
+        self.undo.append(
+            self.store.record(ChangeType.DELETED, product_id, current.version + 1, now, None)
+        )
         return True
 
 
@@ -100,6 +137,28 @@ class InMemoryIdempotencyStore:
         for slot in expired:
             del self.store.idempotency[slot]
         return len(expired)
+
+
+@attrs.define
+class InMemoryChangeFeed:
+    store: InMemoryStore
+
+    async def read(self, after: int | None, limit: int) -> ChangeBatch:
+        start = after or 0
+        items = [c for c in self.store.changes if c.sequence > start][:limit]
+        end = max(self.store.last_position, self.store.pruned_through)
+        return ChangeBatch(tuple(items), self.store.pruned_through, end)
+
+    async def prune(self, before: datetime) -> int:
+        old = [c.sequence for c in self.store.changes if c.occurred_at < before]
+        if not old:
+            return 0
+        through = max(old)
+        kept = [c for c in self.store.changes if c.sequence > through]
+        removed = len(self.store.changes) - len(kept)
+        self.store.changes[:] = kept
+        self.store.pruned_through = max(self.store.pruned_through, through)
+        return removed
 
 
 class InMemoryUnitOfWork:
@@ -143,6 +202,15 @@ class InMemoryDatabase:
     def unit_of_work(self, *, atomic: bool = True) -> InMemoryUnitOfWork:
         return InMemoryUnitOfWork(self.store, atomic=atomic)
 
+    def listen(self) -> None:
+        """Writes in this process notify directly (InMemoryStore.record)."""
+
+    def change_feed(self) -> InMemoryChangeFeed:
+        return InMemoryChangeFeed(self.store)
+
+    def change_notices(self) -> Notices:
+        return self.store.notices
+
     async def open(self) -> None:
         return None
 
@@ -160,4 +228,4 @@ class InMemoryDatabase:
         return {}
 
     async def close(self) -> None:
-        return None
+        self.store.notices.stop()

@@ -43,7 +43,7 @@ NOBODY = Principal("dave", frozenset())
 DAY = timedelta(hours=24)
 NAME_ALPHABET = "abAB "
 
-Snapshot = tuple[dict[Any, Any], dict[Any, Any]]
+Snapshot = tuple[dict[Any, Any], dict[Any, Any], list[Any]]
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +80,12 @@ class Catalogue:
             ListProducts(uow),
             ReplaceProduct(uow, clock),
             PatchProduct(uow, clock),
-            DeleteProduct(uow),
+            DeleteProduct(uow, clock),
         )
 
     def snapshot(self) -> Snapshot:
-        return dict(self.db.store.products), dict(self.db.store.idempotency)
+        store = self.db.store
+        return dict(store.products), dict(store.idempotency), list(store.changes)
 
     async def add(self, sku: str = "LAMP-1", **fields: Any) -> Product:
         product, created = await self.create(WRITER, spec(sku, **fields))
@@ -282,7 +283,7 @@ async def test_patch_of_an_unknown_id_raises_product_not_found(
 ) -> None:
     with pytest.raises(ProductNotFound):
         await catalogue.patch(WRITER, UUID(int=99), {"quantity": 1}, expected_version)
-    assert catalogue.snapshot() == ({}, {})
+    assert catalogue.snapshot() == ({}, {}, [])
 
 
 async def test_patch_to_another_products_sku_raises_duplicate_sku_and_changes_nothing(
@@ -566,7 +567,7 @@ async def apply(catalogue: Catalogue, seeds: list[Product], ops: list[Op], commi
                 elif kind == "replace":
                     await uow.products.replace(victim, spec(text), now, None)
                 elif kind == "delete":
-                    await uow.products.delete(victim, None)
+                    await uow.products.delete(victim, now, None)
                 else:
                     record = IdempotencyRecord("alice", text, "f", victim, now, now + DAY)
                     await uow.idempotency.add(record)
@@ -598,7 +599,7 @@ async def test_a_unit_of_work_left_without_commit_writes_nothing() -> None:
     catalogue, seeds = await seeded()
     before = catalogue.snapshot()
     async with catalogue.db.unit_of_work() as uow:
-        await uow.products.delete(seeds[0].id, None)
+        await uow.products.delete(seeds[0].id, catalogue.clock.now(), None)
     assert catalogue.snapshot() == before
 
 

@@ -19,11 +19,12 @@ from cme_domain.product import Product, ProductSpec
 Row = tuple[Any, ...]
 
 _GET: Final = compiled(statements.GET)
-_INSERT: Final = compiled(statements.INSERT)
-_REPLACE: Final = compiled(statements.REPLACE)
-_REPLACE_AT_VERSION: Final = compiled(statements.REPLACE_AT_VERSION)
-_DELETE: Final = compiled(statements.DELETE)
-_DELETE_AT_VERSION: Final = compiled(statements.DELETE_AT_VERSION)
+# Every product write records its change event in the same statement (sql/outbox.py).
+_INSERT: Final = compiled(statements.INSERT_RECORDED)
+_REPLACE: Final = compiled(statements.REPLACE_RECORDED)
+_REPLACE_AT_VERSION: Final = compiled(statements.REPLACE_AT_VERSION_RECORDED)
+_DELETE: Final = compiled(statements.DELETE_RECORDED)
+_DELETE_AT_VERSION: Final = compiled(statements.DELETE_AT_VERSION_RECORDED)
 _FIND_KEY: Final = compiled(statements.FIND_KEY)
 _DROP_EXPIRED_KEY: Final = compiled(statements.DROP_EXPIRED_KEY)
 _INSERT_KEY: Final = compiled(statements.INSERT_KEY)
@@ -117,8 +118,8 @@ class PostgresProductRepository:
             raise
         return None if row is None else _product(row)
 
-    async def delete(self, product_id: UUID, expected_version: int | None) -> bool:
-        params: dict[str, Any] = {"product_id": product_id}
+    async def delete(self, product_id: UUID, now: datetime, expected_version: int | None) -> bool:
+        params: dict[str, Any] = {"product_id": product_id, "occurred_at": now}
         sql = _DELETE
         if expected_version is not None:
             sql = _DELETE_AT_VERSION

@@ -33,11 +33,15 @@ ResultOf = Callable[[Cursor], Awaitable[Any]]
 def span_name(sql: str) -> tuple[str, str]:
     """The operation and the table a statement's span is named by: ("SELECT", "products")."""
     operation = sql.split(None, 1)[0].upper()
+    if operation == "WITH":  # a write that records its change: named by the write it wraps
+        write = _WRAPPED_WRITE.search(sql)
+        operation = write.group(1).upper() if write else operation
     table = _TABLE.search(sql)
     return operation, table.group(1) if table else ""
 
 
 _TABLE: Final = re.compile(r"\b(?:FROM|INTO|UPDATE)\s+(\w+)", re.IGNORECASE)
+_WRAPPED_WRITE: Final = re.compile(r"\bAS\s+\(\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 
 
 async def _fetch_one(cursor: Cursor) -> Row | None:

@@ -1,8 +1,9 @@
 """The product repository and idempotency store on SQLAlchemy's engine (the SQLite adapter)."""
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 from uuid import UUID
 
 import attrs
@@ -10,12 +11,19 @@ from sqlalchemy import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from cme_adapters.sql import statements
+from cme_adapters.sql.outbox import INSERT_CHANGE, change_values
+from cme_adapters.sql.schema import products
+from cme_domain.changes import ChangeType
 from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
 from cme_domain.listing import Page, ProductQuery, keyset_of
 from cme_domain.ports import IdempotencyRecord
 from cme_domain.product import Product, ProductSpec
 
 T = TypeVar("T")
+
+# The deleted version, for the delete's change event.
+_DELETE: Final = statements.DELETE.returning(products.c.version)
+_DELETE_AT_VERSION: Final = statements.DELETE_AT_VERSION.returning(products.c.version)
 
 
 class Runner(Protocol):
@@ -34,9 +42,29 @@ def _is_violation_of(error: IntegrityError, column: str) -> bool:
     return f"products_{column}" in str(error.orig) or f"products.{column}" in str(error.orig)
 
 
+@contextlib.contextmanager
+def _transaction(db: Connection, *, already_in_one: bool) -> Iterator[None]:
+    """A write and its change event together: BEGIN IMMEDIATE on an autocommit connection.
+
+    IMMEDIATE takes SQLite's one write lock at once, so writers commit in the order they
+    wrote, which is what lets an event's id serve as its feed position (sql/outbox.py).
+    """
+    if already_in_one:
+        yield
+        return
+    db.exec_driver_sql("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.exec_driver_sql("ROLLBACK")
+        raise
+    db.exec_driver_sql("COMMIT")
+
+
 class SqlProductRepository:
-    def __init__(self, run: Runner) -> None:
+    def __init__(self, run: Runner, *, atomic: bool = False) -> None:
         self._run = run
+        self._atomic = atomic
 
     async def add(self, product: Product) -> None:
         values = {
@@ -50,8 +78,17 @@ class SqlProductRepository:
             "updated_at": product.updated_at,
             "version": product.version,
         }
+        change = change_values(
+            ChangeType.CREATED, product.id, product.version, product.updated_at, product
+        )
+
+        def insert(db: Connection) -> None:
+            with _transaction(db, already_in_one=self._atomic):
+                db.execute(statements.INSERT, values)
+                db.execute(INSERT_CHANGE, change)
+
         try:
-            await self._run(lambda db: db.execute(statements.INSERT, values))
+            await self._run(insert)
         except IntegrityError as error:
             if _is_violation_of(error, "sku"):
                 raise DuplicateSku(product.sku) from None
@@ -84,22 +121,43 @@ class SqlProductRepository:
         if expected_version is not None:
             statement = statements.REPLACE_AT_VERSION
             values["expected_version"] = expected_version
+
+        def replace(db: Connection) -> Row[Any] | None:
+            with _transaction(db, already_in_one=self._atomic):
+                row = db.execute(statement, values).first()
+                if row is not None:
+                    revised = _product(row)
+                    change = change_values(
+                        ChangeType.UPDATED, product_id, revised.version, now, revised
+                    )
+                    db.execute(INSERT_CHANGE, change)
+            return row
+
         try:
-            row = await self._run(lambda db: db.execute(statement, values).first())
+            row = await self._run(replace)
         except IntegrityError as error:
             if _is_violation_of(error, "sku"):
                 raise DuplicateSku(spec.sku) from None
             raise
         return None if row is None else _product(row)
 
-    async def delete(self, product_id: UUID, expected_version: int | None) -> bool:
+    async def delete(self, product_id: UUID, now: datetime, expected_version: int | None) -> bool:
         params: dict[str, object] = {"product_id": product_id}
-        statement = statements.DELETE
+        statement = _DELETE
         if expected_version is not None:
-            statement = statements.DELETE_AT_VERSION
+            statement = _DELETE_AT_VERSION
             params["expected_version"] = expected_version
-        deleted = await self._run(lambda db: db.execute(statement, params).rowcount)
-        return deleted == 1
+
+        def delete(db: Connection) -> bool:
+            with _transaction(db, already_in_one=self._atomic):
+                version = db.execute(statement, params).scalar()
+                if version is not None:
+                    change = change_values(ChangeType.DELETED, product_id, version + 1, now, None)
+                    db.execute(INSERT_CHANGE, change)
+            return version is not None
+
+        deleted: bool = await self._run(delete)
+        return deleted
 
 
 class SqlIdempotencyStore:

@@ -41,7 +41,7 @@ class SqlUnitOfWork:
         # SQLAlchemy's event dispatch, which cost 25-95 us per statement (bench/RESULTS.md).
         self._on_query = on_query
         self._connection: Connection | None = None
-        self.products = SqlProductRepository(self.run)
+        self.products = SqlProductRepository(self.run, atomic=atomic)
         self.idempotency = SqlIdempotencyStore(self.run)
 
     async def __aenter__(self) -> Self:

@@ -1,0 +1,64 @@
+"""One LISTEN connection per worker: each commit's NOTIFY wakes that worker's waiting readers."""
+
+import asyncio
+import contextlib
+import logging
+from typing import Final
+
+import psycopg
+
+from cme_adapters.notices import Notices
+from cme_adapters.postgres.uow import OUTAGE_ERRORS, first_line
+from cme_adapters.sql.outbox import CHANNEL
+
+log = logging.getLogger("cme.changes")
+RECONNECT_SECONDS: Final = 1.0
+
+
+class ChangeListener:
+    """Keeps a connection of its own (not the pool's) listening, and reconnects when it drops.
+
+    While it is down, Notices falls back to polling, so no waiting reader misses an event.
+    """
+
+    def __init__(self, conninfo: str, notices: Notices, connect_timeout: int) -> None:
+        self._conninfo = conninfo
+        self._notices = notices
+        self._connect_timeout = connect_timeout
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._listen())
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                await self._follow()
+            except OUTAGE_ERRORS as error:
+                log.warning("change notices interrupted, polling meanwhile: %s", first_line(error))
+            finally:
+                self._notices.listening = False
+            await asyncio.sleep(RECONNECT_SECONDS)
+
+    async def _follow(self) -> None:
+        connection = await psycopg.AsyncConnection.connect(
+            self._conninfo,
+            autocommit=True,
+            connect_timeout=self._connect_timeout,
+            application_name="cme-listener",
+        )
+        async with connection:
+            await connection.execute(f"LISTEN {CHANNEL}")
+            self._notices.listening = True
+            # Whatever committed while nobody listened: readers look once more.
+            self._notices.notify()
+            async for _notice in connection.notifies():
+                self._notices.notify()
