@@ -299,7 +299,7 @@ def test_database_is_reached_through_a_native_cloud_sql_proxy_sidecar(prod: list
         assert (app_env["DB_HOST"], app_env["DB_PORT"]) == ("127.0.0.1", "5432")
     app_env = env_of(container(pod(prod, "Deployment"), "app"))
     settings = {k: app_env[k] for k in ("DB_POOL_SIZE", "LOG_FORMAT", "WEB_CONCURRENCY")}
-    assert settings == {"DB_POOL_SIZE": "3", "LOG_FORMAT": "json", "WEB_CONCURRENCY": "1"}
+    assert settings == {"DB_POOL_SIZE": "2", "LOG_FORMAT": "json", "WEB_CONCURRENCY": "1"}
 
 
 def test_migration_job_runs_cme_migrate_with_the_apps_image(prod: list[Doc]):
@@ -379,11 +379,13 @@ def test_pool_replicas_surge_and_names_match_the_terraform_variables(prod: list[
     deployment = find(prod, "Deployment")["spec"]
     app_pool = int(env_of(container(pod(prod, "Deployment"), "app"))["DB_POOL_SIZE"])
     job_pool = int(env_of(container(pod(prod, "Job"), "migrate"))["DB_POOL_SIZE"])
+    prune_pool = int(env_of(container(cronjob_pod(prod), "prune-changes"))["DB_POOL_SIZE"])
     assert app_pool == default["app_db_pool_size"]
     hpa = find(prod, "HorizontalPodAutoscaler")["spec"]
     assert hpa["maxReplicas"] == default["app_max_replicas"]
     assert deployment["strategy"]["rollingUpdate"]["maxSurge"] == default["app_max_surge"]
     assert job_pool <= default["migration_job_connections"]
+    assert prune_pool <= default["prune_job_connections"]
     assert default["k8s_namespace"].strip('"') == "cme"
     assert default["k8s_service_account"].strip('"') == "backend-sa"
     assert default["k8s_app_container"].strip('"') == "app"
