@@ -478,6 +478,21 @@ def tracing(args: argparse.Namespace) -> int:
         )
 
 
+def outbox(args: argparse.Namespace) -> int:
+    """Write throughput with the change feed's outbox, against the code before it."""
+    if not args.before_src or not (Path(args.before_src) / "cme_entrypoints").is_dir():
+        raise SystemExit("outbox: --before-src must name the src/ of a checkout before the feed")
+    return compare_variants(
+        args,
+        "outbox",
+        "Change-feed outbox cost",
+        "`cme serve` as it is (every write also inserts its change event and NOTIFYs, in the "
+        f"same statement) and the code of {args.before_src} (no outbox), on one database. "
+        "Target: none set; the ratio is the outbox's cost.",
+        {"PYTHONPATH": args.before_src},
+    )
+
+
 @contextmanager
 def span_sink() -> Iterator[str]:
     """An OTLP/HTTP endpoint that takes every export and answers an empty success."""
@@ -601,7 +616,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "mode",
-        choices=("run", "soak", "telemetry", "ratelimit", "tracing"),
+        choices=("run", "soak", "telemetry", "ratelimit", "tracing", "outbox"),
         nargs="?",
         default="run",
     )
@@ -623,6 +638,7 @@ def main() -> int:
     parser.add_argument(
         "--milestone", type=int, default=1_000_000, help="soak: RSS reported every N requests"
     )
+    parser.add_argument("--before-src", default="", help="outbox: src/ of the code to compare")
     args = parser.parse_args()
     args.cursor, args.url = "", ""
     args.scenarios = [s for s in args.scenarios.split(",") if s]
@@ -643,6 +659,7 @@ def main() -> int:
         "telemetry": telemetry,
         "ratelimit": ratelimit,
         "tracing": tracing,
+        "outbox": outbox,
     }
     return modes[args.mode](args)
 

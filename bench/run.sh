@@ -8,6 +8,7 @@
 #   bash bench/run.sh telemetry --scenarios health,get,post     metrics and access log on vs off
 #   bash bench/run.sh ratelimit --scenarios get                 rate limits checked vs off
 #   bash bench/run.sh tracing --scenarios get,post              traces at 10 % vs tracing off
+#   bash bench/run.sh outbox --before-src /tmp/before/src       writes with the change feed vs before
 #
 # BENCH_ADMIN_URL  the PostgreSQL server to use (default postgresql://postgres@127.0.0.1:5432/postgres);
 #                  the run creates cme_bench_<random> there and drops it at the end, even on failure.
@@ -58,7 +59,7 @@ fi
 mkdir -p bench/out
 
 mode=run
-if [[ $# -gt 0 && ( "$1" == run || "$1" == soak || "$1" == telemetry || "$1" == ratelimit || "$1" == tracing ) ]]; then
+if [[ $# -gt 0 && ( "$1" == run || "$1" == soak || "$1" == telemetry || "$1" == ratelimit || "$1" == tracing || "$1" == outbox ) ]]; then
   mode="$1"
   shift
 fi

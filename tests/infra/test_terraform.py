@@ -270,7 +270,12 @@ def test_the_connection_budget_fits_db_f1_micro_with_the_defaults(tf: Config) ->
 def test_the_kubernetes_manifests_match_the_budget_and_the_alerts(tf: Config) -> None:
     hpa, deployment, job, cronjob = (
         yaml.safe_load((K8S_BASE / name).read_text(encoding="utf-8"))["spec"]
-        for name in ("hpa.yaml", "deployment.yaml", "migrate-job.yaml", "prune-changes-cronjob.yaml")
+        for name in (
+            "hpa.yaml",
+            "deployment.yaml",
+            "migrate-job.yaml",
+            "prune-changes-cronjob.yaml",
+        )
     )
     app = default(tf, "k8s_app_container")
     assert app in {c["name"] for c in deployment["template"]["spec"]["containers"]}

@@ -269,3 +269,30 @@ def test_after_pruning_an_old_cursor_is_gone_and_a_new_one_is_not(
     assert "snapshot" in gone.json()["detail"]
     assert [e["product_id"] for e in kept["items"]] == [fresh["id"]]
     assert from_start["items"] == kept["items"]
+
+
+def test_a_listener_cut_off_by_the_server_comes_back_and_waits_still_end_early(
+    base_url: str, empty_postgres_url: str
+) -> None:
+    deadline = time.monotonic() + 5
+    while listeners(empty_postgres_url) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with psycopg.connect(empty_postgres_url, autocommit=True) as db:
+        db.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = 'cme-listener' AND datname = current_database()"
+        )
+    latest = httpx.get(f"{base_url}{FEED}", params={"cursor": "latest"}).json()["next_cursor"]
+    thread, outcome = in_background(
+        lambda: httpx.get(f"{base_url}{FEED}", params={"cursor": latest, "wait": 20}, timeout=30)
+    )
+    time.sleep(0.3)
+    created = httpx.post(f"{base_url}/products", json=lamp("CUT-1"), headers=AUTH).json()
+    thread.join(10)
+
+    assert [e["product_id"] for e in outcome["response"].json()["items"]] == [created["id"]]
+    assert outcome["seconds"] < 3
+    deadline = time.monotonic() + 5  # the listeners reconnect after a second
+    while listeners(empty_postgres_url) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert listeners(empty_postgres_url) == 2

@@ -6,6 +6,7 @@ import logging
 from typing import Final
 
 import psycopg
+from psycopg.pq.abc import PGconn
 
 from cme_adapters.notices import Notices
 from cme_adapters.postgres.uow import OUTAGE_ERRORS, first_line
@@ -60,5 +61,35 @@ class ChangeListener:
             self._notices.listening = True
             # Whatever committed while nobody listened: readers look once more.
             self._notices.notify()
-            async for _notice in connection.notifies():
+            await self._drain(connection.pgconn)
+
+    async def _drain(self, pgconn: PGconn) -> None:
+        """Take notifications straight off the socket until the connection fails.
+
+        Every write notifies every worker, so this runs once per commit in each of them:
+        libpq's own calls cost a few microseconds, where psycopg's notifies() generator cost
+        about 100 us of the worker's CPU per notification (bench/RESULTS.md). A burst read in
+        one go wakes the readers once.
+        """
+        loop = asyncio.get_running_loop()
+        failed: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            try:
+                pgconn.consume_input()
+            except psycopg.OperationalError as error:
+                if not failed.done():
+                    failed.set_exception(error)
+                return
+            heard = False
+            while pgconn.notifies() is not None:
+                heard = True
+            if heard:
                 self._notices.notify()
+
+        socket = pgconn.socket  # asking again after a failure would raise
+        loop.add_reader(socket, readable)
+        try:
+            await failed
+        finally:
+            loop.remove_reader(socket)
