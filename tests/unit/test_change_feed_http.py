@@ -135,3 +135,10 @@ def test_the_metrics_count_events_written_and_feed_answers_with_their_lag(
     assert 'change_feed_lag_events_bucket{le="1"} 1.0' in text
     assert 'change_feed_lag_events_bucket{le="10"} 2.0' in text
     assert "change_feed_lag_events_sum 2.0" in text
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE", "POST"])
+def test_writing_to_the_feed_is_405_not_a_product_lookup(writer: TestClient, method: str) -> None:
+    response = writer.request(method, "/products/changes", json=LAMP)
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "GET, HEAD"

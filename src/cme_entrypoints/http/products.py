@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 import attrs
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -43,6 +44,7 @@ _CANONICAL_UUID = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
 _ASCII_INTEGER = re.compile(r"[0-9]{1,6}")
+FEED_SEGMENT = "changes"
 
 
 def _uncounted(kind: str) -> None:
@@ -178,6 +180,8 @@ def by_method(path: str, **endpoints: Endpoint) -> Route:
 def _product_id(request: Request) -> UUID:
     # Only the form the API writes; UUID() alone also takes {...}, urn:uuid:, bare hex and "+".
     raw = request.path_params["id"]
+    if raw == FEED_SEGMENT:  # /products/changes is the feed's, which only GET reaches
+        raise HTTPException(405, headers={"Allow": "GET, HEAD"})
     if not _CANONICAL_UUID.fullmatch(raw):
         raise ProductNotFound(raw)
     return UUID(raw)
