@@ -43,7 +43,7 @@ NOBODY = Principal("dave", frozenset())
 DAY = timedelta(hours=24)
 NAME_ALPHABET = "abAB "
 
-Snapshot = tuple[dict[Any, Any], dict[Any, Any]]
+Snapshot = tuple[dict[Any, Any], dict[Any, Any], dict[Any, Any]]
 
 
 @pytest.fixture(scope="module")
@@ -70,21 +70,22 @@ class Catalogue:
 
     @classmethod
     def build(cls, ids: FakeIds | None = None) -> "Catalogue":
-        db, clock = InMemoryDatabase(), FakeClock()
+        db, clock, ids = InMemoryDatabase(), FakeClock(), ids or FakeIds()
         uow = db.unit_of_work
         return cls(
             db,
             clock,
-            CreateProduct(uow, clock, ids or FakeIds()),
+            CreateProduct(uow, clock, ids),
             GetProduct(uow),
             ListProducts(uow),
-            ReplaceProduct(uow, clock),
-            PatchProduct(uow, clock),
+            ReplaceProduct(uow, clock, ids),
+            PatchProduct(uow, clock, ids),
             DeleteProduct(uow),
         )
 
     def snapshot(self) -> Snapshot:
-        return dict(self.db.store.products), dict(self.db.store.idempotency)
+        store = self.db.store
+        return dict(store.products), dict(store.idempotency), dict(store.ledger)
 
     async def add(self, sku: str = "LAMP-1", **fields: Any) -> Product:
         product, created = await self.create(WRITER, spec(sku, **fields))
@@ -282,7 +283,7 @@ async def test_patch_of_an_unknown_id_raises_product_not_found(
 ) -> None:
     with pytest.raises(ProductNotFound):
         await catalogue.patch(WRITER, UUID(int=99), {"quantity": 1}, expected_version)
-    assert catalogue.snapshot() == ({}, {})
+    assert catalogue.snapshot() == ({}, {}, {})
 
 
 async def test_patch_to_another_products_sku_raises_duplicate_sku_and_changes_nothing(
@@ -434,7 +435,9 @@ def catalogue_rows(draw: st.DrawFn) -> list[tuple[str, str, Decimal, int, UUID]]
 
 
 async def stocked(rows: list[tuple[str, str, Decimal, int, UUID]]) -> Catalogue:
-    catalogue = Catalogue.build(FakeIds(row[4] for row in rows))
+    # Each create takes two ids: the product's, then its "initial" ledger entry's.
+    ids = (id_ for n, row in enumerate(rows) for id_ in (row[4], UUID(int=n)))
+    catalogue = Catalogue.build(FakeIds(ids))
     for sku, name, price, wait, _ in rows:
         catalogue.clock.advance(timedelta(seconds=wait))
         await catalogue.add(sku, name=name, price=price)
@@ -564,7 +567,8 @@ async def apply(catalogue: Catalogue, seeds: list[Product], ops: list[Op], commi
                 if kind == "add":
                     await uow.products.add(Product.new(UUID(int=1000 + n), spec(text), now))
                 elif kind == "replace":
-                    await uow.products.replace(victim, spec(text), now, None)
+                    entry_id = UUID(int=2000 + n)
+                    await uow.products.replace(victim, spec(text), now, None, entry_id=entry_id)
                 elif kind == "delete":
                     await uow.products.delete(victim, None)
                 else:
