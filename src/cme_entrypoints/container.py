@@ -138,6 +138,8 @@ class Container(containers.DeclarativeContainer):
         write_batch=providers.Singleton(
             stock_use_cases.WriteBatch, unit_of_work, clock, ids, _idempotency_ttl
         ),
+        stock_adjusted=metrics.provided.stock_adjusted,
+        batch_written=metrics.provided.batch_written,
     )
     prune_idempotency_keys = providers.Singleton(
         use_cases.PruneIdempotencyKeys, unit_of_work, clock

@@ -131,3 +131,11 @@ def test_a_retried_batch_with_an_idempotency_key_gets_the_original_answer(
     assert [p.version for p in memory.store.products.values()] == [1, 1]
     other = batch(writer, "upsert", [item(3)], **{"Idempotency-Key": "import-1"})
     assert other.status_code == 422
+
+
+def test_other_methods_on_the_batch_path_are_405_not_a_product_lookup(writer: TestClient) -> None:
+    for method in ("GET", "PUT", "PATCH", "DELETE"):
+        response = writer.request(method, "/products/batch")
+        assert response.status_code == 405, method
+        assert response.headers["allow"] == "POST"
+        assert response.headers["content-type"] == "application/problem+json"

@@ -215,3 +215,20 @@ def test_deleting_a_product_deletes_its_ledger(writer: TestClient, memory: Any) 
     writer.post(f"/products/{product['id']}/stock-adjustments", json=SALE)
     assert writer.delete(f"/products/{product['id']}").status_code == 204
     assert memory.store.ledger == {}
+
+
+def test_metrics_count_adjustments_by_outcome_and_batch_products(writer: TestClient) -> None:
+    product = create(writer, quantity=1)
+    url = f"/products/{product['id']}/stock-adjustments"
+    writer.post(url, json={"delta": -1, "reason": "sale"})
+    writer.post(url, json={"delta": -1, "reason": "sale"})
+    writer.post(url, json={"delta": 2**31 - 1, "reason": "restock"})
+    writer.post(url, json={"delta": 2**31 - 1, "reason": "restock"})
+    batch = {"mode": "upsert", "products": [{**LAMP, "sku": "B-1"}, {**LAMP, "quantity": 9}]}
+    assert writer.post("/products/batch", json=batch).status_code == 200
+    text = writer.get("/metrics").text
+    assert 'stock_adjustments_total{outcome="applied"} 2.0' in text
+    assert 'stock_adjustments_total{outcome="insufficient_stock"} 1.0' in text
+    assert 'stock_adjustments_total{outcome="overflow"} 1.0' in text
+    assert 'batch_products_total{outcome="created"} 1.0' in text
+    assert 'batch_products_total{outcome="replaced"} 1.0' in text

@@ -1,13 +1,16 @@
 """The stock routes: adjustments and the ledger of a product, and batch writes."""
 
+from collections.abc import Callable
 from typing import Any, Final
 
 import attrs
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from cme_domain.batch import Batch, BatchItem
+from cme_domain.errors import InsufficientStock, StockOverflow
 from cme_domain.listing import PAGE_DEFAULT, SortField, SortOrder
 from cme_domain.ports import LedgerQuery
 from cme_domain.stock import StockChange, StockEntry
@@ -31,6 +34,15 @@ from cme_entrypoints.http.representation import json_response, product_json
 BATCH_BODY_BYTES: Final = 4 * 1024 * 1024
 # Ledger cursors are product-page cursors over created_at, newest first: one signing scheme.
 _LEDGER_SORT: Final = (SortField.CREATED_AT, SortOrder.DESC)
+
+
+class PathOwningRoute(Route):
+    """A route that answers every method on its path: 405 for the ones it lacks, rather than
+    letting a later pattern (/products/{id} for GET /products/batch) claim the request."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        return (Match.FULL if match is Match.PARTIAL else match), child
 
 
 def entry_json(entry: StockEntry) -> dict[str, Any]:
@@ -57,10 +69,13 @@ class StockRoutes:
     adjust_stock: AdjustStock
     list_stock_entries: ListStockEntries
     write_batch: WriteBatch
+    # The metrics of stock: adjustments by outcome, and batch products created or replaced.
+    stock_adjusted: Callable[[str], None]
+    batch_written: Callable[[int, int], None]
 
     def routes(self) -> list[Route]:
         return [
-            by_method("/products/batch", POST=self.batch),
+            PathOwningRoute("/products/batch", self.batch, methods=["POST"]),
             by_method("/products/{id}/stock-adjustments", GET=self.ledger, POST=self.adjust),
         ]
 
@@ -69,7 +84,18 @@ class StockRoutes:
         product_id = product_id_of(request)
         change = StockChange.parse(await read_json_object(request, JSON))
         key = idempotency_key(request)
-        entry, new = await self.adjust_stock(principal, product_id, change, if_match(request), key)
+        try:
+            entry, new = await self.adjust_stock(
+                principal, product_id, change, if_match(request), key
+            )
+        except InsufficientStock:
+            self.stock_adjusted("insufficient_stock")
+            raise
+        except StockOverflow:
+            self.stock_adjusted("overflow")
+            raise
+        if new:
+            self.stock_adjusted("applied")
         headers = {
             "Location": f"/products/{product_id}/stock-adjustments/{entry.id}",
             "ETag": f'"v{entry.version_after}"',
@@ -79,7 +105,8 @@ class StockRoutes:
         return json_response(entry_json(entry), 201, headers)
 
     async def ledger(self, request: Request) -> Response:
-        product_id = product_id_of(request)
+        # The query is judged before the id, as on /products: a bad one is 422 or 400 whatever
+        # product it names.
         await self.cursors.ready()
         query = LedgerQuery(limit=self._limit(request))
         cursor = request.query_params.get("cursor")
@@ -89,6 +116,7 @@ class StockRoutes:
             except BadCursor as exc:
                 raise Problem(400, str(exc), slug="bad-cursor") from None
             query = attrs.evolve(query, after=after)
+        product_id = product_id_of(request)
         page = await self.list_stock_entries(product_id, query)
         next_cursor = None
         if page.next is not None:
@@ -101,6 +129,9 @@ class StockRoutes:
         principal = self.authenticate(request)
         batch = Batch.parse(await read_json_object(request, JSON, limit=BATCH_BODY_BYTES))
         items, new = await self.write_batch(principal, batch, idempotency_key(request))
+        if new:
+            created = sum(item.created for item in items)
+            self.batch_written(created, len(items) - created)
         headers = {} if new else {"Idempotent-Replayed": "true"}
         return json_response({"items": [_item_json(i) for i in items]}, 200, headers)
 
