@@ -110,7 +110,14 @@ def seed(url: str, rows: int) -> None:
             """,
             (rows,),
         )
+        # The seeded stock's ledger, as the migration writes it for existing products.
+        db.execute(
+            "INSERT INTO stock_ledger (id, product_id, delta, reason, reference, quantity_after,"
+            " version_after, created_at) SELECT gen_random_uuid(), id, quantity, 'initial',"
+            " NULL, quantity, 1, created_at FROM products WHERE quantity <> 0"
+        )
         db.execute("VACUUM ANALYZE products")
+        db.execute("VACUUM ANALYZE stock_ledger")
         ordered = db.execute("SELECT id, sku FROM products ORDER BY created_at, id").fetchall()
     (OUT / "ids.txt").write_text("".join(f"{i} {s}\n" for i, s in ordered))
     put = [ordered[i] for i in PUT_ROWS if i < len(ordered)]
