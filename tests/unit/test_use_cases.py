@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cme_adapters.memory import InMemoryDatabase
+from cme_domain.batch import Batch
 from cme_domain.errors import (
     DuplicateSku,
     IdempotencyKeyReused,
@@ -19,12 +20,15 @@ from cme_domain.errors import (
     IdempotentRequestInProgress,
     InvalidProduct,
     ProductNotFound,
+    SkusTaken,
     VersionMismatch,
 )
 from cme_domain.listing import Page, ProductQuery, SortField, SortOrder, keyset_of
 from cme_domain.ports import IdempotencyRecord
 from cme_domain.principal import READ_SCOPE, WRITE_SCOPE, MissingScope, Principal
 from cme_domain.product import Product, ProductSpec
+from cme_domain.stock import StockChange
+from cme_domain.stock_use_cases import AdjustStock, WriteBatch
 from cme_domain.use_cases import (
     CreateProduct,
     DeleteProduct,
@@ -614,4 +618,40 @@ async def test_a_failed_create_restores_the_expired_idempotency_record_it_replac
     before = catalogue.snapshot()
     with pytest.raises(DuplicateSku):
         await catalogue.create(WRITER, spec("LAMP-1"), idempotency_key="k")
+    assert catalogue.snapshot() == before
+
+
+async def test_an_adjustment_replayed_after_its_product_was_deleted_is_refused() -> None:
+
+    catalogue = Catalogue.build()
+    adjust = AdjustStock(
+        catalogue.db.unit_of_work, catalogue.clock, FakeIds(UUID(int=n) for n in range(500, 600))
+    )
+    product = await catalogue.add()
+    change = StockChange.parse({"delta": -1, "reason": "sale"})
+    entry, new = await adjust(WRITER, product.id, change, idempotency_key="k")
+    assert new
+    await catalogue.delete(WRITER, product.id)
+    with pytest.raises(IdempotentProductDeleted):
+        await adjust(WRITER, product.id, change, idempotency_key="k")
+    assert entry.id not in catalogue.db.store.ledger
+
+
+async def test_a_batch_that_fails_part_way_writes_nothing_and_keeps_no_key() -> None:
+
+    catalogue = Catalogue.build()
+    write = WriteBatch(
+        catalogue.db.unit_of_work, catalogue.clock, FakeIds(UUID(int=n) for n in range(700, 800))
+    )
+    await catalogue.add("TAKEN")
+    before = catalogue.snapshot()
+    raw = {
+        "mode": "create",
+        "products": [
+            {**attrs.asdict(spec("NEW")), "price": "1.00"},
+            {**attrs.asdict(spec("TAKEN")), "price": "1.00"},
+        ],
+    }
+    with pytest.raises(SkusTaken):
+        await write(WRITER, Batch.parse(raw), idempotency_key="import-1")
     assert catalogue.snapshot() == before
