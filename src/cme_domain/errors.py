@@ -25,6 +25,10 @@ class ProductNotFound(DomainError):
     pass
 
 
+class StockEntryNotFound(DomainError):
+    """No ledger entry has this id for this product."""
+
+
 class DuplicateSku(DomainError):
     def __init__(self, sku: str) -> None:
         super().__init__(f"a product with sku {sku!r} already exists")

@@ -14,6 +14,7 @@ from cme_domain.errors import (
     IdempotentProductDeleted,
     InsufficientStock,
     ProductNotFound,
+    StockEntryNotFound,
     StockOverflow,
     VersionMismatch,
     WriteContention,
@@ -119,6 +120,18 @@ class ListStockEntries:
             if await uow.products.get(product_id) is None:
                 raise ProductNotFound(product_id)
             return await uow.products.stock_entries(product_id, query)
+
+
+@attrs.frozen
+class GetStockEntry:
+    uow: UnitOfWorkFactory
+
+    async def __call__(self, product_id: UUID, entry_id: UUID) -> StockEntry:
+        async with self.uow(atomic=False) as uow:
+            entry = await uow.products.stock_entry(entry_id)
+        if entry is None or entry.product_id != product_id:
+            raise StockEntryNotFound(entry_id)
+        return entry
 
 
 @attrs.frozen

@@ -135,6 +135,7 @@ class Container(containers.DeclarativeContainer):
             stock_use_cases.AdjustStock, unit_of_work, clock, ids, _idempotency_ttl
         ),
         list_stock_entries=providers.Singleton(stock_use_cases.ListStockEntries, unit_of_work),
+        get_stock_entry=providers.Singleton(stock_use_cases.GetStockEntry, unit_of_work),
         write_batch=providers.Singleton(
             stock_use_cases.WriteBatch, unit_of_work, clock, ids, _idempotency_ttl
         ),

@@ -232,3 +232,17 @@ def test_metrics_count_adjustments_by_outcome_and_batch_products(writer: TestCli
     assert 'stock_adjustments_total{outcome="overflow"} 1.0' in text
     assert 'batch_products_total{outcome="created"} 1.0' in text
     assert 'batch_products_total{outcome="replaced"} 1.0' in text
+
+
+def test_an_adjustments_location_serves_its_entry(writer: TestClient) -> None:
+    product = create(writer)
+    adjusted = writer.post(f"/products/{product['id']}/stock-adjustments", json=SALE)
+    fetched = writer.get(adjusted.headers["location"])
+    assert fetched.status_code == 200
+    assert fetched.json() == adjusted.json()
+    other = create(writer, sku="OTHER")
+    elsewhere = adjusted.headers["location"].replace(product["id"], other["id"])
+    assert writer.get(elsewhere).status_code == 404
+    unknown = f"/products/{product['id']}/stock-adjustments/{other['id']}"
+    assert writer.get(unknown).status_code == 404
+    assert writer.get(f"/products/{product['id']}/stock-adjustments/nope").status_code == 404

@@ -18,6 +18,7 @@ from cme_domain.errors import (
     InvalidProduct,
     ProductNotFound,
     SkusTaken,
+    StockEntryNotFound,
     StockOverflow,
     StorageUnavailable,
     VersionMismatch,
@@ -41,6 +42,9 @@ def _invalid(error: DomainError) -> Problem:
 _DOMAIN: Final[dict[type[DomainError], Callable[[DomainError], Problem]]] = {
     InvalidProduct: _invalid,
     ProductNotFound: lambda e: Problem(404, "no product has this id", slug="not-found"),
+    StockEntryNotFound: lambda e: Problem(
+        404, "this product has no stock entry with this id", slug="not-found"
+    ),
     DuplicateSku: lambda e: Problem(409, str(e), slug="duplicate-sku"),
     VersionMismatch: lambda e: Problem(412, str(e), slug="version-mismatch"),
     InsufficientStock: lambda e: Problem(409, str(e), slug="insufficient-stock"),

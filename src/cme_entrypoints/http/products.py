@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cme_domain.errors import ProductNotFound
+from cme_domain.errors import DomainError, ProductNotFound
 from cme_domain.listing import PAGE_DEFAULT, PAGE_MAX, PAGE_MIN, ProductQuery, SortField, SortOrder
 from cme_domain.product import PRICE_TEXT, ProductSpec
 from cme_domain.use_cases import (
@@ -164,10 +164,14 @@ def by_method(path: str, **endpoints: Endpoint) -> Route:
 
 
 def product_id_of(request: Request) -> UUID:
+    return uuid_of(request, "id", ProductNotFound)
+
+
+def uuid_of(request: Request, name: str, missing: type[DomainError]) -> UUID:
     # Only the form the API writes; UUID() alone also takes {...}, urn:uuid:, bare hex and "+".
-    raw = request.path_params["id"]
+    raw = request.path_params[name]
     if not _CANONICAL_UUID.fullmatch(raw):
-        raise ProductNotFound(raw)
+        raise missing(raw)
     return UUID(raw)
 
 

@@ -10,11 +10,16 @@ from starlette.routing import Match, Route
 from starlette.types import Scope
 
 from cme_domain.batch import Batch, BatchItem
-from cme_domain.errors import InsufficientStock, StockOverflow
+from cme_domain.errors import InsufficientStock, StockEntryNotFound, StockOverflow
 from cme_domain.listing import PAGE_DEFAULT, SortField, SortOrder
 from cme_domain.ports import LedgerQuery
 from cme_domain.stock import StockChange, StockEntry
-from cme_domain.stock_use_cases import AdjustStock, ListStockEntries, WriteBatch
+from cme_domain.stock_use_cases import (
+    AdjustStock,
+    GetStockEntry,
+    ListStockEntries,
+    WriteBatch,
+)
 from cme_entrypoints.http.auth import RequestAuthenticator
 from cme_entrypoints.http.body import read_json_object
 from cme_entrypoints.http.cursor import BadCursor, CursorCodec
@@ -26,11 +31,12 @@ from cme_entrypoints.http.products import (
     if_match,
     page_limit,
     product_id_of,
+    uuid_of,
 )
 from cme_entrypoints.http.representation import json_response, product_json
 
-# A batch of 1000 products with 4000-character descriptions fits; the rest of the API keeps
-# its 64 KiB limit.
+# 1000 products with 4000-character ASCII descriptions fit; the rest of the API keeps its
+# 64 KiB limit.
 BATCH_BODY_BYTES: Final = 4 * 1024 * 1024
 # Ledger cursors are product-page cursors over created_at, newest first: one signing scheme.
 _LEDGER_SORT: Final = (SortField.CREATED_AT, SortOrder.DESC)
@@ -68,6 +74,7 @@ class StockRoutes:
     cursors: CursorCodec
     adjust_stock: AdjustStock
     list_stock_entries: ListStockEntries
+    get_stock_entry: GetStockEntry
     write_batch: WriteBatch
     # The metrics of stock: adjustments by outcome, and batch products created or replaced.
     stock_adjusted: Callable[[str], None]
@@ -77,7 +84,13 @@ class StockRoutes:
         return [
             PathOwningRoute("/products/batch", self.batch, methods=["POST"]),
             by_method("/products/{id}/stock-adjustments", GET=self.ledger, POST=self.adjust),
+            by_method("/products/{id}/stock-adjustments/{entry_id}", GET=self.entry),
         ]
+
+    async def entry(self, request: Request) -> Response:
+        product_id = product_id_of(request)
+        entry_id = uuid_of(request, "entry_id", StockEntryNotFound)
+        return json_response(entry_json(await self.get_stock_entry(product_id, entry_id)))
 
     async def adjust(self, request: Request) -> Response:
         principal = self.authenticate(request)
