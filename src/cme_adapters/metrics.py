@@ -37,6 +37,11 @@ LATENCY: Final = "request_latency_seconds"
 QUERY_LATENCY: Final = "db_query_duration_seconds"
 QUERY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
+STOCK_ADJUSTMENTS: Final = "stock_adjustments"  # exported as stock_adjustments_total
+ADJUSTMENT_OUTCOMES: Final = ("applied", "insufficient_stock", "overflow")
+BATCH_PRODUCTS: Final = "batch_products"  # exported as batch_products_total
+BATCH_OUTCOMES: Final = ("created", "replaced")
+
 PoolStats = Callable[[], dict[str, int]]
 
 
@@ -85,6 +90,21 @@ class PrometheusMetrics:
             QUERY_LATENCY,
             description="Time one repository call (one or two SQL statements) took, in seconds",
         )
+        # Stock outcomes, counted like the requests and observed at scrape time.
+        self._stock: Counter[tuple[str, str]] = Counter(
+            {("adjustment", o): 0 for o in ADJUSTMENT_OUTCOMES}
+            | {("batch", o): 0 for o in BATCH_OUTCOMES}
+        )
+        meter.create_observable_counter(
+            STOCK_ADJUSTMENTS,
+            callbacks=[lambda _options: self._observe_stock("adjustment")],
+            description="Stock adjustments by outcome: applied, insufficient_stock, overflow",
+        )
+        meter.create_observable_counter(
+            BATCH_PRODUCTS,
+            callbacks=[lambda _options: self._observe_stock("batch")],
+            description="Products of batch writes by outcome: created, replaced",
+        )
 
     def declare_routes(self, routes: Iterable[tuple[str, str]]) -> None:
         """Start each (method, route template)'s 5xx series at 0."""
@@ -114,6 +134,20 @@ class PrometheusMetrics:
         self._in_flight -= 1
         self._requests[method, path, status] += 1
         self._latency.record(seconds, {"method": method, "path": path, "status": str(status)})
+
+    def stock_adjusted(self, outcome: str) -> None:
+        self._stock["adjustment", outcome] += 1
+
+    def batch_written(self, created: int, replaced: int) -> None:
+        self._stock["batch", "created"] += created
+        self._stock["batch", "replaced"] += replaced
+
+    def _observe_stock(self, kind: str) -> Iterable[Observation]:
+        return [
+            Observation(count, {"outcome": outcome})
+            for (of, outcome), count in list(self._stock.items())
+            if of == kind
+        ]
 
     def _observe_requests(self, _options: CallbackOptions) -> Iterable[Observation]:
         return [

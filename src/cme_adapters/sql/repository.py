@@ -9,11 +9,13 @@ import attrs
 from sqlalchemy import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
-from cme_adapters.sql import statements
+from cme_adapters.sql import statements, stock_statements
+from cme_adapters.sql.stock_repository import SqlStockMixin, entry_values, record
 from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
 from cme_domain.listing import Page, ProductQuery, keyset_of
 from cme_domain.ports import IdempotencyRecord
 from cme_domain.product import Product, ProductSpec
+from cme_domain.stock import StockEntry
 
 T = TypeVar("T")
 
@@ -24,7 +26,7 @@ class Runner(Protocol):
     async def __call__(self, work: Callable[[Connection], T], /) -> T: ...
 
 
-def _product(row: Row[Any]) -> Product:
+def _product(row: Row[Any] | tuple[Any, ...]) -> Product:
     id_, sku, name, description, price, quantity, created_at, updated_at, version = tuple(row)
     return Product(id_, sku, name, description, price, quantity, created_at, updated_at, version)
 
@@ -34,11 +36,12 @@ def _is_violation_of(error: IntegrityError, column: str) -> bool:
     return f"products_{column}" in str(error.orig) or f"products.{column}" in str(error.orig)
 
 
-class SqlProductRepository:
-    def __init__(self, run: Runner) -> None:
+class SqlProductRepository(SqlStockMixin):
+    def __init__(self, run: Runner, together: Runner) -> None:
         self._run = run
+        self._together = together
 
-    async def add(self, product: Product) -> None:
+    async def add(self, product: Product, entry: StockEntry | None = None) -> None:
         values = {
             "id": product.id,
             "sku": product.sku,
@@ -50,8 +53,14 @@ class SqlProductRepository:
             "updated_at": product.updated_at,
             "version": product.version,
         }
+
+        def insert(db: Connection) -> None:
+            db.execute(statements.INSERT, values)
+            if entry is not None:
+                db.execute(stock_statements.INSERT_ENTRY, entry_values(entry))
+
         try:
-            await self._run(lambda db: db.execute(statements.INSERT, values))
+            await (self._run if entry is None else self._together)(insert)
         except IntegrityError as error:
             if _is_violation_of(error, "sku"):
                 raise DuplicateSku(product.sku) from None
@@ -69,7 +78,13 @@ class SqlProductRepository:
         return Page(tuple(page), keyset_of(page[-1], query.sort) if more else None)
 
     async def replace(
-        self, product_id: UUID, spec: ProductSpec, now: datetime, expected_version: int | None
+        self,
+        product_id: UUID,
+        spec: ProductSpec,
+        now: datetime,
+        expected_version: int | None,
+        *,
+        entry_id: UUID,
     ) -> Product | None:
         values = {
             "product_id": product_id,
@@ -84,13 +99,23 @@ class SqlProductRepository:
         if expected_version is not None:
             statement = statements.REPLACE_AT_VERSION
             values["expected_version"] = expected_version
+
+        def replace(db: Connection) -> Product | None:
+            db.execute(stock_statements.TAKE_WRITE_LOCK)
+            old = db.execute(stock_statements.OLD_QUANTITY, {"product_id": product_id}).first()
+            row = db.execute(statement, values).first()
+            if row is None or old is None:
+                return None
+            product = _product(row)
+            record(db, StockEntry.setting(entry_id, product, old[0]))
+            return product
+
         try:
-            row = await self._run(lambda db: db.execute(statement, values).first())
+            return await self._together(replace)
         except IntegrityError as error:
             if _is_violation_of(error, "sku"):
                 raise DuplicateSku(spec.sku) from None
             raise
-        return None if row is None else _product(row)
 
     async def delete(self, product_id: UUID, expected_version: int | None) -> bool:
         params: dict[str, object] = {"product_id": product_id}

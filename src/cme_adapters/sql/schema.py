@@ -10,6 +10,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -23,7 +24,7 @@ from sqlalchemy import (
 
 # The newest Alembic revision this code needs (tests/integration/test_migrations.py holds it to
 # the migrations folder): a database behind it must be migrated before the code can serve it.
-SCHEMA_HEAD: Final = "0003"
+SCHEMA_HEAD: Final = "0004"
 
 # Named constraints, so migrations and error translation can refer to them on every dialect.
 metadata = MetaData(
@@ -32,6 +33,7 @@ metadata = MetaData(
         "uq": "uq_%(table_name)s_%(column_0_name)s",
         "ck": "ck_%(table_name)s_%(constraint_name)s",
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     }
 )
 
@@ -110,6 +112,31 @@ idempotency_keys = Table(
     Column("product_id", Uuid, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False, index=True),
+    # What else a replay needs (a ledger entry's id, a batch's items); empty for a create.
+    Column("outcome", Text, nullable=False, server_default=""),
+)
+
+# Every change of a product's quantity, so that its quantity is the sum of its deltas.
+stock_ledger = Table(
+    "stock_ledger",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("product_id", Uuid, ForeignKey(products.c.id, ondelete="CASCADE"), nullable=False),
+    Column("delta", Integer, nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("reference", String(200), nullable=True),
+    Column("quantity_after", Integer, nullable=False),
+    Column("version_after", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("delta <> 0", name="delta_nonzero"),
+)
+
+# A product's ledger, newest first, in keyset pages.
+Index(
+    "ix_stock_ledger_product_id_created_at_id",
+    stock_ledger.c.product_id,
+    stock_ledger.c.created_at,
+    stock_ledger.c.id,
 )
 
 # Secrets the service makes for itself, made once per database so that every replica agrees.

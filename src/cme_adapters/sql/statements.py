@@ -36,7 +36,7 @@ GET: Final = select(products).where(products.c.id == bindparam("id"))
 INSERT: Final = insert(products).values(
     {c.name: bindparam(c.name, type_=c.type) for c in products.c}
 )
-_NEW_VALUES: Final = {
+NEW_VALUES: Final = {
     "sku": bindparam("sku"),
     "name": bindparam("name"),
     "description": bindparam("description"),
@@ -49,7 +49,7 @@ _NEW_VALUES: Final = {
 REPLACE: Final = (
     update(products)
     .where(products.c.id == bindparam("product_id"))
-    .values(_NEW_VALUES)
+    .values(NEW_VALUES)
     .returning(*products.c)
 )
 REPLACE_AT_VERSION: Final = REPLACE.where(products.c.version == bindparam("expected_version"))

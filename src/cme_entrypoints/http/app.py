@@ -37,12 +37,14 @@ def create_app(container: Container) -> Starlette:
     database = container.database()
     operations = container.operations_routes()
     products = container.product_routes()
+    stock = container.stock_routes()
     metrics = container.metrics()
     metrics.watch_pool(database.pool_stats)
     authenticator = container.authenticator()
     limiter = container.rate_limiter()
     schema_check = container.schema_check()
-    routes = (*operations.routes(), *products.routes(), *docs_routes())
+    # Stock before products: /products/batch is not a product id.
+    routes = (*operations.routes(), *stock.routes(), *products.routes(), *docs_routes())
     metrics.declare_routes(
         (method, str(getattr(route, "path", "")))
         for route in routes
