@@ -80,6 +80,8 @@ class ProductRepository(Protocol):
         upsert, the product holding the sku is replaced as `replace` does (its id and
         created_at stay, version + 1, updated_at from the candidate), with its
         StockEntry.setting. Entry i takes the id entry_ids[i]. The skus are all different.
+        Raise WriteContention, writing nothing, when a sku this upsert found free was created
+        by a concurrent writer before it could insert it: its "set" delta would be unknown.
         """
 
     async def stock_entry(self, entry_id: UUID) -> StockEntry | None: ...

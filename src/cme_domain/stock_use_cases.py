@@ -150,6 +150,24 @@ class WriteBatch:
         principal.require(WRITE_SCOPE)
         fingerprint = _fingerprint("batch", batch)
         now = self.clock.now()
+        # An upsert that raced a concurrent create of one of its skus wrote nothing; it is
+        # safe to run again, now that the other product is there to be replaced.
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                return await self._write(principal, batch, idempotency_key, fingerprint, now)
+            except WriteContention:
+                if attempt == _ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _write(
+        self,
+        principal: Principal,
+        batch: Batch,
+        idempotency_key: str | None,
+        fingerprint: str,
+        now: datetime,
+    ) -> tuple[tuple[BatchItem, ...], bool]:
         async with self.uow() as uow:
             if idempotency_key is not None:
                 earlier = await _earlier(uow.idempotency, principal, idempotency_key, now)

@@ -5,17 +5,27 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from uuid import UUID
 
 import httpx2 as httpx
 import psycopg
 import pytest
 
+from cme_adapters.sql.config import PoolSettings
+from cme_adapters.system import SystemClock, Uuid7Generator
+from cme_domain.batch import Batch
+from cme_domain.principal import WRITE_SCOPE, Principal
+from cme_domain.product import Product, ProductSpec
+from cme_domain.stock import StockEntry
+from cme_domain.stock_use_cases import WriteBatch
+from tests.integration.databases import open_database
 from tests.integration.server import running_cme
 
 API_KEY = "stock-race-key-0123456789"
 AUTH = {"X-API-Key": API_KEY}
 MERGE_PATCH = {**AUTH, "Content-Type": "application/merge-patch+json"}
 LAMP = {"sku": "STOCK", "name": "Counted lamp", "price": "5.00"}
+WRITER = Principal("importer", frozenset({WRITE_SCOPE}))
 
 
 @pytest.fixture
@@ -120,3 +130,36 @@ def test_concurrent_adjustments_patches_and_puts_keep_quantity_equal_to_the_ledg
         running += delta
         assert running == quantity_after
     assert len({version for _, _, version in chain}) == len(chain)
+
+
+def test_an_upsert_racing_a_create_of_its_sku_keeps_quantity_equal_to_the_ledger(
+    empty_postgres_url: str,
+) -> None:
+    """The racing create commits while the upsert waits on the sku's index entry: the upsert
+    then replaces a product it never read, so it starts again rather than guess the delta."""
+
+    async def race() -> UUID:
+        database = await open_database(empty_postgres_url, PoolSettings(size=2))
+        try:
+            upsert = WriteBatch(database.unit_of_work, SystemClock(), Uuid7Generator())
+            batch = Batch.parse(
+                {"mode": "upsert", "products": [{**LAMP, "sku": "RACED", "quantity": 7}]}
+            )
+            spec = ProductSpec.parse({**LAMP, "sku": "RACED", "quantity": 5})
+            first = Product.new(Uuid7Generator().new_id(), spec, SystemClock().now())
+            async with database.unit_of_work() as creator:
+                await creator.products.add(
+                    first, StockEntry.initial(Uuid7Generator().new_id(), first)
+                )
+                writer = asyncio.create_task(upsert(WRITER, batch))
+                await asyncio.sleep(0.5)  # the upsert is now waiting on the sku
+                assert not writer.done()
+                await creator.commit()
+            [item] = (await writer)[0]
+        finally:
+            await database.close()
+        assert (item.created, item.product.id, item.product.quantity) == (False, first.id, 7)
+        return first.id
+
+    product_id = asyncio.run(race())
+    assert sorted(ledger(empty_postgres_url, str(product_id))) == [(2, "set"), (5, "initial")]

@@ -9,7 +9,7 @@ from uuid import UUID
 from cme_adapters.postgres.compiled import compiled
 from cme_adapters.sql import stock_statements
 from cme_domain.batch import BatchItem
-from cme_domain.errors import SkusTaken
+from cme_domain.errors import SkusTaken, WriteContention
 from cme_domain.listing import Keyset
 from cme_domain.ports import LedgerPage, LedgerQuery
 from cme_domain.product import Product
@@ -61,6 +61,9 @@ SELECT w.*, input.ord FROM written w JOIN input USING (sku) ORDER BY input.ord
 # reads the quantity each replace overwrites, for the "set" entry's delta: the count(*) is an
 # init plan, which reads all of old before the first row is written (read later, a row this
 # statement already updated would be skipped). xmax = 0 marks a row inserted, not updated.
+# A sku another transaction inserted after old was read (its insert committed while this one
+# waited on the unique index) is updated without its old quantity: raced marks it, and the
+# repository gives the whole batch up (WriteContention) rather than write a wrong delta.
 BATCH_UPSERT: Final = """
 WITH input AS (
   SELECT * FROM unnest(
@@ -93,7 +96,8 @@ entries AS (
   FROM written w JOIN input USING (sku) LEFT JOIN old USING (sku)
   WHERE w.quantity <> coalesce(old.quantity, 0)
 )
-SELECT w.*, input.ord FROM written w JOIN input USING (sku) ORDER BY input.ord
+SELECT w.*, input.ord, (NOT w.created AND old.sku IS NULL) AS raced
+FROM written w JOIN input USING (sku) LEFT JOIN old USING (sku) ORDER BY input.ord
 """
 
 
@@ -151,6 +155,9 @@ class PostgresStockMixin:
             "now": candidates[0].updated_at,
         }
         rows = await self._session.fetch_all(BATCH_UPSERT if upsert else BATCH_CREATE, params)
+        raced = [row[0] for row in rows if upsert and row[11]]
+        if raced:
+            raise WriteContention(raced[0])
         if len(rows) < len(candidates):
             written = {row[1] for row in rows}
             taken = [i for i, c in enumerate(candidates) if c.sku not in written]

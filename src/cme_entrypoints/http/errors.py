@@ -57,7 +57,7 @@ _DOMAIN: Final[dict[type[DomainError], Callable[[DomainError], Problem]]] = {
     SkusTaken: lambda e: Problem(409, str(e), slug="duplicate-sku"),
     WriteContention: lambda e: Problem(
         409,
-        "other writers kept changing this product while the PATCH was applied; "
+        "other writers kept changing the product while the write was applied; "
         "nothing was changed, retry after the Retry-After delay",
         slug="contention",
         headers=_RETRY_SOON,
