@@ -7,6 +7,9 @@ Run by `make bench` through bench/run.sh (see bench/README.md):
     python bench/bench.py telemetry [--scenarios health,get,post]
     python bench/bench.py ratelimit [--scenarios get]
     python bench/bench.py tracing [--scenarios get,post]
+    python bench/bench.py search [--rows 1000000] [--rounds 3]
+    python bench/bench.py baseline --baseline-src ../other/src [--scenarios post,put]
+    python bench/bench.py batch   (products/s: single POSTs against 1000-product batches)
 
 `run` creates a PostgreSQL database cme_bench_<random> with 100,000 products, starts `cme serve
 --workers 2` (INFO access log to bench/out/service.log), the FastAPI reference bench/fastapi_ref
@@ -37,12 +40,15 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import checks
 import psycopg
 from procs import CpuMeter, Server, free_port, http_get, rss_kib
 from profile_summary import summarise
 from report import TARGETS, render, verdicts
+from search_queries import NAME_SQL, check_answers, encoded, sample_queries
+from search_report import search_report
 from soak_summary import summarise as summarise_soak
 from sqlalchemy.engine import make_url
 
@@ -59,10 +65,13 @@ ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5
 API_KEY = "bench-key-" + secrets.token_hex(12)
 CURSOR_SECRET = "bench-cursor-" + secrets.token_hex(8)
 
-SCENARIOS = ("health", "get", "list", "deep", "post", "put", "put_if_match", "mix")
+SCENARIOS = ("health", "get", "list", "deep", "post", "put", "put_if_match", "mix", "batch")
 IF_MATCH_ROWS = 2000  # rows 1..2000 (created_at order): put_if_match's products
 PUT_ROWS = range(IF_MATCH_ROWS, IF_MATCH_ROWS + 20000)  # the products put and mix replace
 DEEP_ROW = 90_000
+SEARCH_SCENARIOS = ("list", "search")  # the search mode's: q, beside the first page without
+SEARCH_QUERIES = 1000  # q values drawn from the seeded names, sent in random order
+SEARCH_CHECKED = 50  # of them, answered by the service and by a scan, compared before the load
 
 
 def log(message: str) -> None:
@@ -95,24 +104,33 @@ def bench_database(name: str, rows: int) -> Iterator[str]:
 def seed(url: str, rows: int) -> None:
     with psycopg.connect(url, autocommit=True) as db:
         db.execute(
-            """
+            f"""
             INSERT INTO products (id, sku, name, description, price_cents, quantity,
                                   created_at, updated_at, version)
-            SELECT gen_random_uuid(), 'SEED-' || lpad(i::text, 6, '0'), 'Seeded product ' || i,
+            SELECT gen_random_uuid(), 'SEED-' || lpad(i::text, 7, '0'), {NAME_SQL},
                    CASE WHEN i %% 3 = 0 THEN NULL
                         ELSE 'A seeded product for the benchmark, number ' || i END,
-                   (i * 7919) %% 1000000, i %% 1000,
+                   (i::bigint * 7919) %% 1000000, i %% 1000,
                    timestamptz '2025-01-01 00:00:00+00' + i * interval '1 second',
                    timestamptz '2025-01-01 00:00:00+00' + i * interval '1 second', 1
-            FROM generate_series(1, %s) AS i
+            FROM (SELECT i, decode(md5(i::text), 'hex') AS h
+                  FROM generate_series(1, %s) AS i) AS numbered
             """,
             (rows,),
         )
+        # The seeded stock's ledger, as the migration writes it for existing products.
+        db.execute(
+            "INSERT INTO stock_ledger (id, product_id, delta, reason, reference, quantity_after,"
+            " version_after, created_at) SELECT gen_random_uuid(), id, quantity, 'initial',"
+            " NULL, quantity, 1, created_at FROM products WHERE quantity <> 0"
+        )
         db.execute("VACUUM ANALYZE products")
+        db.execute("VACUUM ANALYZE stock_ledger")
         ordered = db.execute("SELECT id, sku FROM products ORDER BY created_at, id").fetchall()
     (OUT / "ids.txt").write_text("".join(f"{i} {s}\n" for i, s in ordered))
     put = [ordered[i] for i in PUT_ROWS if i < len(ordered)]
     (OUT / "put-ids.txt").write_text("".join(f"{i} {s} 1\n" for i, s in put))
+    (OUT / "search-queries.txt").write_text(encoded(sample_queries(url, rows, SEARCH_QUERIES)))
 
 
 def write_if_match_ids(url: str) -> Path:
@@ -142,7 +160,11 @@ def base_env() -> dict[str, str]:
 
 # Rate limits on, as deployed, but too high for wrk's single client address to reach: the
 # check runs on every request and never refuses one.
-UNREACHABLE_LIMITS = {"RATE_LIMIT_READS": "1000000/1", "RATE_LIMIT_WRITES": "1000000/1"}
+UNREACHABLE_LIMITS = {
+    "RATE_LIMIT_READS": "1000000/1",
+    "RATE_LIMIT_WRITES": "1000000/1",
+    "RATE_LIMIT_BATCH": "1000000/1",
+}
 
 
 def service(
@@ -246,6 +268,7 @@ def wrk(server: Server, scenario: str, args: argparse.Namespace, seconds: float,
         "BENCH_SCENARIO": scenario,
         "BENCH_IDS": str(OUT / "ids.txt"),
         "BENCH_PUT_IDS": str(OUT / "put-ids.txt"),
+        "BENCH_QUERIES": str(OUT / "search-queries.txt"),
         "BENCH_PREFIX": f"W{tag}{secrets.token_hex(3)}",
         "BENCH_API_KEY": API_KEY,
         "BENCH_THREADS": str(args.threads),
@@ -401,7 +424,7 @@ def run(args: argparse.Namespace) -> int:
             log("the FastAPI reference and the floor answer the service's bytes; writes checked")
             _, body = http_get(ours.base + deep)
             first = json.loads(body)["items"][0]["sku"]
-            if first != f"SEED-{DEEP_ROW + 1:06d}":
+            if first != f"SEED-{DEEP_ROW + 1:07d}":
                 raise RuntimeError(f"the deep page starts at {first}, not row {DEEP_ROW + 1}")
             log(f"deep page cursor checked: it starts at {first}")
             report["scenarios"] = run_scenarios(servers, args)
@@ -517,6 +540,68 @@ def span_sink() -> Iterator[str]:
         server.shutdown()
 
 
+def baseline(args: argparse.Namespace) -> int:
+    """This tree's service against another tree's (--baseline-src), on one database."""
+    if not args.baseline_src:
+        raise SystemExit("baseline: give --baseline-src, the src/ directory of the baseline")
+    return compare_variants(
+        args,
+        "baseline",
+        "This change against a baseline",
+        f"`cme serve` from this tree (on) and from {args.baseline_src} (off), on one database "
+        "migrated by this tree.",
+        {"PYTHONPATH": args.baseline_src},
+    )
+
+
+def batch(args: argparse.Namespace) -> int:
+    """Products written per second: single POSTs against 1000-product batches, in one run."""
+    size = int(os.environ.get("BENCH_BATCH", "1000"))
+    # An importer sends a few batches at a time, not 64: at 64 in flight each waits seconds
+    # for one of the pool's connections and some run out of time (503).
+    batching = argparse.Namespace(**{**vars(args), "connections": args.batch_connections})
+    with bench_database(args.database, args.rows) as url:
+        args.url = batching.url = url
+        server = service(url, args.workers)
+        with running(server):
+            single = run_scenarios({"service": server}, cast_scenarios(args, "post"))
+            batched = run_scenarios({"service": server}, cast_scenarios(batching, "batch"))
+    single, batched = single["post"]["service"], batched["batch"]["service"]
+    connections = {"post": args.connections, "batch": args.batch_connections}
+    per_product = {"post": 1, "batch": size}
+    rows = [
+        f"| {scenario} | {per_product[scenario]} | {connections[scenario]} | {r['rps']:.1f} | "
+        f"{r['rps'] * per_product[scenario]:.0f} | {r['p50_us'] / 1000:.1f} | "
+        f"{r['p99_us'] / 1000:.1f} | {r['server_cpu_us_per_request']:.0f} | {r['errors']} |"
+        for scenario, r in (("post", single), ("batch", batched))
+    ]
+    ratio = batched["rps"] * size / max(single["rps"], 1e-9)
+    text = "\n".join(
+        [
+            f"# Batch writes, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            "",
+            f"Same run: `POST /products` one product a request, against `POST /products/batch` "
+            f"of {size} new products (upsert); wrk -t{args.threads} -d{args.duration:g}s each, "
+            "with the connections shown. Target: batches >= 10x the products per second.",
+            "",
+            "| scenario | products/request | connections | requests/s | products/s | p50 ms "
+            "| p99 ms | server CPU us/request | errors |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+            *rows,
+            "",
+            f"Batches write {ratio:.1f}x the products per second of single POSTs.",
+            "",
+        ]
+    )
+    (OUT / "batch.md").write_text(text)
+    print(text)
+    return 0
+
+
+def cast_scenarios(args: argparse.Namespace, *scenarios: str) -> argparse.Namespace:
+    return argparse.Namespace(**{**vars(args), "scenarios": list(scenarios)})
+
+
 def compare_variants(
     args: argparse.Namespace,
     name: str,
@@ -608,6 +693,29 @@ def soak(args: argparse.Namespace) -> int:
     return 1 if (args.strict and not (met and errors == 0 and not replaced)) else 0
 
 
+def search(args: argparse.Namespace) -> int:
+    """`q` against the first page on one service, alternating, rounds of both in one run."""
+    args.scenarios = list(SEARCH_SCENARIOS)
+    with bench_database(args.database, args.rows) as url:
+        args.url = url
+        ours = service(url, args.workers)
+        with running(ours):
+            ours.wait_ready("/db-check", timeout=30)
+            lines = (OUT / "search-queries.txt").read_text().splitlines()
+            check_answers(ours.base, url, [unquote(line) for line in lines[:SEARCH_CHECKED]])
+            log(f"the first {SEARCH_CHECKED} q values answered as a scan of the names answers")
+            rounds = []
+            for n in range(args.rounds):
+                log(f"round {n + 1} of {args.rounds}")
+                rounds.append(run_scenarios({"service": ours}, args))
+    table = [{name: results[name]["service"] for name in SEARCH_SCENARIOS} for results in rounds]
+    text, met = search_report(table, args, SEARCH_QUERIES)
+    (OUT / "search.md").write_text(text)
+    (OUT / "results-search.json").write_text(json.dumps({"rounds": table}, indent=2))
+    print(text)
+    return 1 if (args.strict and not met) else 0
+
+
 def _interrupt(_signal: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -616,7 +724,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "mode",
-        choices=("run", "soak", "telemetry", "ratelimit", "tracing", "outbox"),
+        choices=(
+            "run",
+            "soak",
+            "telemetry",
+            "ratelimit",
+            "tracing",
+            "outbox",
+            "search",
+            "baseline",
+            "batch",
+        ),
         nargs="?",
         default="run",
     )
@@ -627,7 +745,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=3)
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    # batch is for the batch mode: the reference and the floor have no batch route.
+    parser.add_argument("--scenarios", default=",".join(s for s in SCENARIOS if s != "batch"))
     parser.add_argument("--startup-runs", type=int, default=5)
     parser.add_argument("--profile-seconds", type=int, default=10, help="0: no profile")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
@@ -635,6 +754,11 @@ def main() -> int:
     parser.add_argument("--max-minutes", type=float, default=240, help="soak: time limit")
     parser.add_argument("--chunk-seconds", type=float, default=30, help="soak: wrk run length")
     parser.add_argument("--soak-scenario", default="mix", choices=SCENARIOS)
+    parser.add_argument("--rounds", type=int, default=3, help="search: rounds of list and search")
+    parser.add_argument("--baseline-src", help="baseline: the src/ of the tree to compare with")
+    parser.add_argument(
+        "--batch-connections", type=int, default=4, help="batch: wrk -c for the batches"
+    )
     parser.add_argument(
         "--milestone", type=int, default=1_000_000, help="soak: RSS reported every N requests"
     )
@@ -660,6 +784,9 @@ def main() -> int:
         "ratelimit": ratelimit,
         "tracing": tracing,
         "outbox": outbox,
+        "search": search,
+        "baseline": baseline,
+        "batch": batch,
     }
     return modes[args.mode](args)
 

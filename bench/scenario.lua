@@ -1,8 +1,10 @@
 -- One wrk script for every benchmark scenario, chosen by environment variables (read at load
 -- time, so the static scenarios define no request() and wrk builds their request once):
---   BENCH_SCENARIO   health | get | list | deep | post | put | put_if_match | mix
+--   BENCH_SCENARIO   health | get | list | deep | post | put | put_if_match | mix | search | batch
+--   BENCH_BATCH      products per POST /products/batch in the batch scenario (default 1000)
 --   BENCH_IDS        file of "id sku" lines: the products GET and mix read (all of them)
 --   BENCH_PUT_IDS    file of "id sku version" lines: the products the writes update
+--   BENCH_QUERIES    file of URL-encoded q values, one a line: what search looks for
 --   BENCH_PREFIX     unique per wrk run, so POSTed skus never collide across runs
 --   BENCH_API_KEY    the X-API-Key for writes
 --   BENCH_THREADS    wrk -t, so put_if_match can give each thread its own products
@@ -13,9 +15,11 @@
 local scenario = os.getenv("BENCH_SCENARIO") or "health"
 local ids_file = os.getenv("BENCH_IDS")
 local put_ids_file = os.getenv("BENCH_PUT_IDS")
+local queries_file = os.getenv("BENCH_QUERIES")
 local prefix = os.getenv("BENCH_PREFIX") or "wrk"
 local api_key = os.getenv("BENCH_API_KEY") or ""
 local total_threads = tonumber(os.getenv("BENCH_THREADS") or "2")
+local batch_size = tonumber(os.getenv("BENCH_BATCH") or "1000")
 
 local threads = {}
 local thread_count = 0
@@ -32,6 +36,7 @@ statuses = ""
 local seen = {}
 local ids, skus, n_ids = {}, {}, 0
 local put_ids, put_skus, n_put = {}, {}, 0
+local queries, n_queries = {}, 0
 local counter = 0
 local write_headers = { ["X-API-Key"] = api_key, ["Content-Type"] = "application/json" }
 
@@ -51,10 +56,19 @@ lost = 0
 
 function init(args)
   math.randomseed(os.time() * 1000 + tid)
-  read_lines(ids_file, function(line)
-    local id, sku = line:match("^(%S+)%s+(%S+)")
-    if id then n_ids = n_ids + 1; ids[n_ids] = id; skus[n_ids] = sku end
-  end)
+  -- Each file only where it is used: a million ids cost each thread a second and 100 MB.
+  if scenario == "search" then
+    read_lines(queries_file, function(line)
+      if line ~= "" then n_queries = n_queries + 1; queries[n_queries] = line end
+    end)
+  end
+  if scenario == "get" or scenario == "mix" then
+    read_lines(ids_file, function(line)
+      local id, sku = line:match("^(%S+)%s+(%S+)")
+      if id then n_ids = n_ids + 1; ids[n_ids] = id; skus[n_ids] = sku end
+    end)
+  end
+  if scenario ~= "put" and scenario ~= "put_if_match" and scenario ~= "mix" then return end
   local lineno = 0
   read_lines(put_ids_file, function(line)
     local id, sku, version = line:match("^(%S+)%s+(%S+)%s+(%d+)")
@@ -85,6 +99,17 @@ local function post_one()
   return wrk.format("POST", "/products", write_headers, body(sku, counter))
 end
 
+-- One upsert of batch_size new products, each body as post_one writes it.
+local function batch_one()
+  local items = {}
+  for i = 1, batch_size do
+    counter = counter + 1
+    items[i] = body(string.format("%s-%d-%d", prefix, tid, counter), counter)
+  end
+  local payload = '{"mode":"upsert","products":[' .. table.concat(items, ",") .. "]}"
+  return wrk.format("POST", "/products/batch", write_headers, payload)
+end
+
 local function put_one(headers)
   counter = counter + 1
   local i = math.random(n_put)
@@ -108,10 +133,18 @@ local function put_if_match_one()
   return wrk.format("PUT", "/products/" .. id, headers, body(sku_of[id], counter))
 end
 
+local function search_one()
+  return wrk.format("GET", "/products?limit=20&q=" .. queries[math.random(n_queries)])
+end
+
 if scenario == "get" then
   request = get_one
+elseif scenario == "search" then
+  request = search_one
 elseif scenario == "post" then
   request = post_one
+elseif scenario == "batch" then
+  request = batch_one
 elseif scenario == "put" then
   request = function() return put_one(write_headers) end
 elseif scenario == "put_if_match" then

@@ -1,5 +1,6 @@
 """The benchmark's own checks and verdicts fail when they should (no database, no load)."""
 
+import argparse
 import json
 import threading
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import checks
 import pytest
 from procs import Server
 from report import render, verdicts
+from search_report import search_report
 from soak_summary import milestones, summarise
 
 PRODUCT = {
@@ -210,3 +212,25 @@ def test_a_reference_whose_body_differs_by_one_byte_fails_the_read_check() -> No
         pytest.raises(RuntimeError, match="service and fastapi differ"),
     ):
         checks.same_bytes(ours, theirs, ["/products/x"])
+
+
+def search_round(list_p50_ms: float, search_p50_ms: float, errors: int = 0) -> dict[str, Any]:
+    def timed(p50_ms: float, errors: int) -> dict[str, Any]:
+        return {**cell(1000, errors=errors), "p50_us": p50_ms * 1000, "p90_us": 0}
+
+    return {"list": timed(list_p50_ms, 0), "search": timed(search_p50_ms, errors)}
+
+
+SEARCH_ARGS = argparse.Namespace(rows=1_000_000, workers=2, threads=2, connections=64)
+SEARCH_ARGS.duration, SEARCH_ARGS.warmup = 10, 3
+
+
+def test_search_is_held_to_3x_the_first_pages_p50_in_the_median_round_and_to_no_errors() -> None:
+    near = [search_round(20, 59), search_round(30, 100), search_round(25, 70)]  # 2.95 3.33 2.8
+    assert search_report(near, SEARCH_ARGS, 1000)[1] is True
+    over = [search_round(20, 61), search_round(30, 60), search_round(20, 62)]  # 3.05 2.0 3.1
+    text, met = search_report(over, SEARCH_ARGS, 1000)
+    assert met is False
+    assert "median of the rounds: 3.05 (worst round 3.10" in text
+    one_error = [search_round(20, 30, errors=1)]
+    assert search_report(one_error, SEARCH_ARGS, 1000)[1] is False

@@ -19,6 +19,7 @@ class ChangeType(enum.StrEnum):
     CREATED = "product.created"
     UPDATED = "product.updated"
     DELETED = "product.deleted"
+    STOCK_ADJUSTED = "product.stock_adjusted"
 
 
 @attrs.frozen

@@ -1,4 +1,5 @@
-"""The `cme` command: serve the API, migrate the database, print the OpenAPI document."""
+"""The `cme` command: serve the API, migrate the database, print the OpenAPI document,
+import a product feed."""
 
 import argparse
 import asyncio
@@ -13,7 +14,7 @@ from importlib.metadata import version
 import uvicorn
 
 from cme_domain.errors import StorageUnavailable
-from cme_entrypoints import logs, token_command
+from cme_entrypoints import import_command, logs, token_command
 from cme_entrypoints.http.head_limit import MAX_HEAD_BYTES
 from cme_entrypoints.settings import Settings, SettingsError
 
@@ -97,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     openapi.set_defaults(run=_openapi)
     token_command.register(commands)
+    import_command.register(commands)
     return parser
 
 

@@ -18,10 +18,18 @@ PRICE_LIMIT = 10**10  # the schema's exclusiveMaximum
 
 @schemathesis.hook
 def map_body(context: Any, body: Any) -> Any:
+    _cut_price(body)
+    items = body.get("products") if isinstance(body, dict) else None
+    if isinstance(items, list):  # a batch: each of its products
+        for item in items:
+            _cut_price(item)
+    return body
+
+
+def _cut_price(body: Any) -> None:
     price = body.get("price") if isinstance(body, dict) else None
     if isinstance(price, float) and 0 <= price < PRICE_LIMIT:
         body["price"] = math.floor(price * 100) / 100
-    return body
 
 
 WAIT_MAX = 30  # the change feed's `wait` maximum, in the schema

@@ -7,8 +7,9 @@ import pytest
 
 from cme_adapters.system import Uuid7Generator
 from cme_domain.changes import ChangeType
-from cme_domain.errors import DuplicateSku
-from cme_domain.product import Product, ProductSpec
+from cme_domain.errors import DuplicateSku, SkusTaken
+from cme_domain.product import QUANTITY_MAX, Product, ProductSpec
+from cme_domain.stock import StockChange, StockEntry
 
 pytestmark = pytest.mark.anyio
 
@@ -31,7 +32,7 @@ async def test_each_write_records_one_event_with_the_state_it_left(database: Any
     created = await create(database, "EV-1")
     async with database.unit_of_work(atomic=False) as uow:
         replaced = await uow.products.replace(
-            created.id, spec("EV-1", "2.50", 7), T0 + timedelta(seconds=1), 1
+            created.id, spec("EV-1", "2.50", 7), T0 + timedelta(seconds=1), 1, entry_id=IDS.new_id()
         )
         assert replaced is not None
         assert await uow.products.delete(created.id, T0 + timedelta(seconds=2), 2)
@@ -61,15 +62,133 @@ async def test_writes_that_change_nothing_or_roll_back_record_nothing(database: 
     with pytest.raises(DuplicateSku):
         await create(database, "NONE-1")
     async with database.unit_of_work(atomic=False) as uow:
-        assert await uow.products.replace(kept.id, spec("NONE-1"), T0, 5) is None
+        assert (
+            await uow.products.replace(kept.id, spec("NONE-1"), T0, 5, entry_id=IDS.new_id())
+            is None
+        )
         assert not await uow.products.delete(kept.id, T0, 5)
     async with database.unit_of_work() as uow:  # atomic, left without commit
         await uow.products.add(Product.new(IDS.new_id(), spec("NONE-2"), T0))
-        await uow.products.replace(kept.id, spec("NONE-1", "9.00"), T0, None)
+        await uow.products.replace(kept.id, spec("NONE-1", "9.00"), T0, None, entry_id=IDS.new_id())
 
     batch = await database.change_feed().read(None, 100)
 
     assert [(c.type, c.product) for c in batch.items] == [(ChangeType.CREATED, kept)]
+
+
+async def test_a_create_with_stock_records_one_event_beside_its_ledger_entry(
+    database: Any,
+) -> None:
+    stocked = Product.new(IDS.new_id(), spec("INIT-1", quantity=4), T0)
+    empty = Product.new(IDS.new_id(), spec("INIT-0", quantity=0), T0)
+    async with database.unit_of_work(atomic=False) as uow:
+        await uow.products.add(stocked, StockEntry.initial(IDS.new_id(), stocked))
+        await uow.products.add(empty, StockEntry.initial(IDS.new_id(), empty))
+
+    batch = await database.change_feed().read(None, 100)
+
+    assert [(c.type, c.product) for c in batch.items] == [
+        (ChangeType.CREATED, stocked),
+        (ChangeType.CREATED, empty),
+    ]
+
+
+async def test_a_stock_adjustment_records_the_state_it_left(database: Any) -> None:
+    product = await create(database, "ADJ-1")
+    at = T0 + timedelta(seconds=1)
+    async with database.unit_of_work(atomic=False) as uow:
+        entry = await uow.products.adjust(
+            product.id, StockChange(-1, "sale", "order-1"), IDS.new_id(), at, 1
+        )
+        after = await uow.products.get(product.id)
+    assert entry is not None
+    assert after is not None
+    assert after.quantity == 0
+
+    batch = await database.change_feed().read(None, 100)
+
+    assert [(c.type, c.version, c.occurred_at, c.product) for c in batch.items] == [
+        (ChangeType.CREATED, 1, T0, product),
+        (ChangeType.STOCK_ADJUSTED, 2, at, after),
+    ]
+
+
+async def test_a_refused_adjustment_records_nothing(database: Any) -> None:
+    product = await create(database, "ADJ-NO")  # quantity 1
+    async with database.unit_of_work(atomic=False) as uow:
+        for delta, expected in ((-2, None), (QUANTITY_MAX, None), (-1, 7)):
+            change = StockChange(delta, "sale", None)
+            assert await uow.products.adjust(product.id, change, IDS.new_id(), T0, expected) is None
+    async with database.unit_of_work() as uow:  # applied, then rolled back
+        change = StockChange(-1, "sale", None)
+        assert await uow.products.adjust(product.id, change, IDS.new_id(), T0, None) is not None
+
+    batch = await database.change_feed().read(None, 100)
+
+    assert [c.type for c in batch.items] == [ChangeType.CREATED]
+
+
+async def test_a_create_batch_records_one_created_event_per_item_in_input_order(
+    database: Any,
+) -> None:
+    candidates = [
+        Product.new(IDS.new_id(), spec(sku, quantity=q), T0)
+        for sku, q in (("B-3", 0), ("B-1", 2), ("B-2", 5))
+    ]
+    async with database.unit_of_work() as uow:
+        await uow.products.write_batch(candidates, [IDS.new_id() for _ in candidates], upsert=False)
+        await uow.commit()
+
+    batch = await database.change_feed().read(None, 100)
+
+    assert [(c.type, c.product) for c in batch.items] == [
+        (ChangeType.CREATED, p) for p in candidates
+    ]
+
+
+async def test_an_upsert_batch_records_created_or_updated_per_item_in_input_order(
+    database: Any,
+) -> None:
+    taken = await create(database, "U-2")
+    at = T0 + timedelta(seconds=1)
+    candidates = [
+        Product.new(IDS.new_id(), spec(sku, "3.00", quantity=q), at)
+        for sku, q in (("U-3", 1), ("U-2", 9), ("U-1", 0))
+    ]
+    async with database.unit_of_work() as uow:
+        items = await uow.products.write_batch(
+            candidates, [IDS.new_id() for _ in candidates], upsert=True
+        )
+        await uow.commit()
+
+    batch = await database.change_feed().read(None, 100)
+
+    assert [i.created for i in items] == [True, False, True]
+    assert [(c.type, c.product_id, c.version, c.product) for c in batch.items] == [
+        (ChangeType.CREATED, taken.id, 1, taken),
+        (ChangeType.CREATED, items[0].product.id, 1, items[0].product),
+        (ChangeType.UPDATED, taken.id, 2, items[1].product),
+        (ChangeType.CREATED, items[2].product.id, 1, items[2].product),
+    ]
+    sequences = [c.sequence for c in batch.items]
+    assert sequences == sorted(set(sequences))
+
+
+async def test_a_refused_batch_records_nothing(database: Any) -> None:
+    await create(database, "R-2")
+    candidates = [Product.new(IDS.new_id(), spec(s), T0) for s in ("R-1", "R-2")]
+    ids = [IDS.new_id() for _ in candidates]
+    async with database.unit_of_work() as uow:
+        with pytest.raises(SkusTaken):
+            await uow.products.write_batch(candidates, ids, upsert=False)
+    async with database.unit_of_work() as uow:  # written, then rolled back
+        await uow.products.write_batch(
+            [Product.new(IDS.new_id(), spec("R-3"), T0)], [IDS.new_id()], upsert=True
+        )
+
+    batch = await database.change_feed().read(None, 100)
+
+    assert [c.type for c in batch.items] == [ChangeType.CREATED]
 
 
 async def test_a_committed_transaction_records_its_events_in_write_order(database: Any) -> None:

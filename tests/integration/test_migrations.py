@@ -25,6 +25,7 @@ ALL_TABLES = {
     "products",
     "idempotency_keys",
     "service_secrets",
+    "stock_ledger",
     "product_changes",
     "change_feed_horizon",
 }
@@ -74,6 +75,8 @@ def schema_drift(url: str) -> list[object]:
     return drift
 
 
+# SQLite never gets the PostgreSQL-only trigram index (ddl_if), and Alembic says it skips it.
+@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based")
 def test_migrations_build_exactly_the_schema_the_code_declares(fresh_url: str) -> None:
     asyncio.run(migrate.upgrade(fresh_url))
     assert tables(fresh_url) == ALL_TABLES

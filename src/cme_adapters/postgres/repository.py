@@ -10,19 +10,22 @@ import attrs
 from psycopg import errors
 
 from cme_adapters.postgres.compiled import compiled
-from cme_adapters.sql import statements
+from cme_adapters.postgres.stock import PostgresStockMixin
+from cme_adapters.sql import statements, stock_statements
 from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
 from cme_domain.listing import Page, ProductQuery, SortField, keyset_of
 from cme_domain.ports import IdempotencyRecord
 from cme_domain.product import Product, ProductSpec
+from cme_domain.stock import StockEntry
 
 Row = tuple[Any, ...]
 
 _GET: Final = compiled(statements.GET)
 # Every product write records its change event in the same statement (sql/outbox.py).
 _INSERT: Final = compiled(statements.INSERT_RECORDED)
-_REPLACE: Final = compiled(statements.REPLACE_RECORDED)
-_REPLACE_AT_VERSION: Final = compiled(statements.REPLACE_AT_VERSION_RECORDED)
+_INSERT_WITH_ENTRY: Final = compiled(stock_statements.INSERT_WITH_ENTRY)
+_REPLACE: Final = compiled(stock_statements.REPLACE_WITH_ENTRY)
+_REPLACE_AT_VERSION: Final = compiled(stock_statements.REPLACE_AT_VERSION_WITH_ENTRY)
 _DELETE: Final = compiled(statements.DELETE_RECORDED)
 _DELETE_AT_VERSION: Final = compiled(statements.DELETE_AT_VERSION_RECORDED)
 _FIND_KEY: Final = compiled(statements.FIND_KEY)
@@ -58,15 +61,19 @@ def _page_sql(**shape: Any) -> str:
     return compiled(statements.page_of(**shape))
 
 
-class PostgresProductRepository:
+class PostgresProductRepository(PostgresStockMixin):
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    async def add(self, product: Product) -> None:
+    async def add(self, product: Product, entry: StockEntry | None = None) -> None:
         values = attrs.asdict(product, recurse=False)
         values["price_cents"] = cents(values.pop("price"))
+        sql = _INSERT
+        if entry is not None:
+            sql = _INSERT_WITH_ENTRY
+            values["entry_id"], values["entry_delta"] = entry.id, entry.delta
         try:
-            await self._session.execute(_INSERT, values)
+            await self._session.execute(sql, values)
         except errors.UniqueViolation as error:
             if error.diag.constraint_name == _SKU_CONSTRAINT:
                 raise DuplicateSku(product.sku) from None
@@ -95,9 +102,16 @@ class PostgresProductRepository:
         return Page(tuple(page), keyset_of(page[-1], query.sort) if more else None)
 
     async def replace(
-        self, product_id: UUID, spec: ProductSpec, now: datetime, expected_version: int | None
+        self,
+        product_id: UUID,
+        spec: ProductSpec,
+        now: datetime,
+        expected_version: int | None,
+        *,
+        entry_id: UUID,
     ) -> Product | None:
         values: dict[str, Any] = {
+            "entry_id": entry_id,
             "product_id": product_id,
             "sku": spec.sku,
             "name": spec.name,

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from sqlalchemy import (
+    CTE,
     ColumnElement,
     Delete,
     Insert,
@@ -49,14 +50,21 @@ PRODUCT_STATE: Final = (
 _changes = product_changes.c
 
 
-def with_change(write: Insert | Update | Delete, kind: ChangeType) -> Select[Any]:
+def with_change(write: Insert | Update | Delete | Select[Any], kind: ChangeType) -> Select[Any]:
     """The write (which returns the product's columns) plus the insert of its change event.
 
     The event goes in after the product row is written, so of two writes to one product the
     later one (which waited for the row lock) always gets the larger id. A delete's event
-    occurs at the bound `occurred_at` and carries the deleted version plus one.
+    occurs at the bound `occurred_at` and carries the deleted version plus one. A write that
+    is itself a SELECT over data-modifying CTEs (a write with its ledger entry) keeps them:
+    SQLAlchemy renders every CTE at the top of the one statement.
     """
     written = write.cte("written")
+    return select(*written.c).add_cte(change_from(written, kind).cte("change"))
+
+
+def change_from(written: CTE, kind: ChangeType) -> Insert:
+    """The INSERT of the change event for each product row a data-modifying CTE returned."""
     deleted = kind is ChangeType.DELETED
     values: dict[str, ColumnElement[Any]] = {
         "type": literal_column(f"'{kind.value}'"),
@@ -70,12 +78,7 @@ def with_change(write: Insert | Update | Delete, kind: ChangeType) -> Select[Any
     }
     if not deleted:
         values.update({name: written.c[name] for name in PRODUCT_STATE})
-    change = (
-        insert(product_changes)
-        .from_select(list(values), select(*values.values()))
-        .returning(func.pg_notify(literal_column(f"'{CHANNEL}'"), literal_column("''")))
-    )
-    return select(*written.c).add_cte(change.cte("change"))
+    return insert(product_changes).from_select(list(values), select(*values.values()))
 
 
 _SERVER_SET: Final = ("id", "position")

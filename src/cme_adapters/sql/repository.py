@@ -1,7 +1,6 @@
 """The product repository and idempotency store on SQLAlchemy's engine (the SQLite adapter)."""
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final, Protocol, TypeVar
 from uuid import UUID
@@ -10,14 +9,16 @@ import attrs
 from sqlalchemy import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
-from cme_adapters.sql import statements
+from cme_adapters.sql import statements, stock_statements
 from cme_adapters.sql.outbox import INSERT_CHANGE, change_values
 from cme_adapters.sql.schema import products
+from cme_adapters.sql.stock_repository import SqlStockMixin, record
 from cme_domain.changes import ChangeType
 from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
 from cme_domain.listing import Page, ProductQuery, keyset_of
 from cme_domain.ports import IdempotencyRecord
 from cme_domain.product import Product, ProductSpec
+from cme_domain.stock import StockEntry
 
 T = TypeVar("T")
 
@@ -32,7 +33,7 @@ class Runner(Protocol):
     async def __call__(self, work: Callable[[Connection], T], /) -> T: ...
 
 
-def _product(row: Row[Any]) -> Product:
+def _product(row: Row[Any] | tuple[Any, ...]) -> Product:
     id_, sku, name, description, price, quantity, created_at, updated_at, version = tuple(row)
     return Product(id_, sku, name, description, price, quantity, created_at, updated_at, version)
 
@@ -42,31 +43,19 @@ def _is_violation_of(error: IntegrityError, column: str) -> bool:
     return f"products_{column}" in str(error.orig) or f"products.{column}" in str(error.orig)
 
 
-@contextlib.contextmanager
-def _transaction(db: Connection, *, already_in_one: bool) -> Iterator[None]:
-    """A write and its change event together: BEGIN IMMEDIATE on an autocommit connection.
+class SqlProductRepository(SqlStockMixin):
+    """Every write runs with its change event (sql/outbox.py) in one transaction (`together`).
 
-    IMMEDIATE takes SQLite's one write lock at once, so writers commit in the order they
-    wrote, which is what lets an event's id serve as its feed position (sql/outbox.py).
+    A write takes SQLite's one write lock at its first statement and keeps it to its commit,
+    so writers commit in the order they inserted their events: an event's id can serve as its
+    feed position.
     """
-    if already_in_one:
-        yield
-        return
-    db.exec_driver_sql("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.exec_driver_sql("ROLLBACK")
-        raise
-    db.exec_driver_sql("COMMIT")
 
-
-class SqlProductRepository:
-    def __init__(self, run: Runner, *, atomic: bool = False) -> None:
+    def __init__(self, run: Runner, together: Runner) -> None:
         self._run = run
-        self._atomic = atomic
+        self._together = together
 
-    async def add(self, product: Product) -> None:
+    async def add(self, product: Product, entry: StockEntry | None = None) -> None:
         values = {
             "id": product.id,
             "sku": product.sku,
@@ -83,12 +72,12 @@ class SqlProductRepository:
         )
 
         def insert(db: Connection) -> None:
-            with _transaction(db, already_in_one=self._atomic):
-                db.execute(statements.INSERT, values)
-                db.execute(INSERT_CHANGE, change)
+            db.execute(statements.INSERT, values)
+            record(db, entry)
+            db.execute(INSERT_CHANGE, change)
 
         try:
-            await self._run(insert)
+            await self._together(insert)
         except IntegrityError as error:
             if _is_violation_of(error, "sku"):
                 raise DuplicateSku(product.sku) from None
@@ -106,7 +95,13 @@ class SqlProductRepository:
         return Page(tuple(page), keyset_of(page[-1], query.sort) if more else None)
 
     async def replace(
-        self, product_id: UUID, spec: ProductSpec, now: datetime, expected_version: int | None
+        self,
+        product_id: UUID,
+        spec: ProductSpec,
+        now: datetime,
+        expected_version: int | None,
+        *,
+        entry_id: UUID,
     ) -> Product | None:
         values = {
             "product_id": product_id,
@@ -122,24 +117,26 @@ class SqlProductRepository:
             statement = statements.REPLACE_AT_VERSION
             values["expected_version"] = expected_version
 
-        def replace(db: Connection) -> Row[Any] | None:
-            with _transaction(db, already_in_one=self._atomic):
-                row = db.execute(statement, values).first()
-                if row is not None:
-                    revised = _product(row)
-                    change = change_values(
-                        ChangeType.UPDATED, product_id, revised.version, now, revised
-                    )
-                    db.execute(INSERT_CHANGE, change)
-            return row
+        def replace(db: Connection) -> Product | None:
+            db.execute(stock_statements.TAKE_WRITE_LOCK)
+            old = db.execute(stock_statements.OLD_QUANTITY, {"product_id": product_id}).first()
+            row = db.execute(statement, values).first()
+            if row is None or old is None:
+                return None
+            product = _product(row)
+            record(db, StockEntry.setting(entry_id, product, old[0]))
+            db.execute(
+                INSERT_CHANGE,
+                change_values(ChangeType.UPDATED, product_id, product.version, now, product),
+            )
+            return product
 
         try:
-            row = await self._run(replace)
+            return await self._together(replace)
         except IntegrityError as error:
             if _is_violation_of(error, "sku"):
                 raise DuplicateSku(spec.sku) from None
             raise
-        return None if row is None else _product(row)
 
     async def delete(self, product_id: UUID, now: datetime, expected_version: int | None) -> bool:
         params: dict[str, object] = {"product_id": product_id}
@@ -149,14 +146,13 @@ class SqlProductRepository:
             params["expected_version"] = expected_version
 
         def delete(db: Connection) -> bool:
-            with _transaction(db, already_in_one=self._atomic):
-                version = db.execute(statement, params).scalar()
-                if version is not None:
-                    change = change_values(ChangeType.DELETED, product_id, version + 1, now, None)
-                    db.execute(INSERT_CHANGE, change)
+            version = db.execute(statement, params).scalar()
+            if version is not None:
+                change = change_values(ChangeType.DELETED, product_id, version + 1, now, None)
+                db.execute(INSERT_CHANGE, change)
             return version is not None
 
-        deleted: bool = await self._run(delete)
+        deleted: bool = await self._together(delete)
         return deleted
 
 

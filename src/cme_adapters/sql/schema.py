@@ -10,6 +10,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
+    func,
 )
 
 # The newest Alembic revision this code needs (tests/integration/test_migrations.py holds it to
@@ -32,6 +34,7 @@ metadata = MetaData(
         "uq": "uq_%(table_name)s_%(column_0_name)s",
         "ck": "ck_%(table_name)s_%(constraint_name)s",
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     }
 )
 
@@ -93,6 +96,13 @@ products = Table(
 Index("ix_products_created_at_id", products.c.created_at, products.c.id)
 Index("ix_products_name_id", products.c.name, products.c.id)
 Index("ix_products_price_cents_id", products.c.price_cents, products.c.id)
+# `q` on PostgreSQL: trigrams of lower(name), the expression its filter matches (migration 0003).
+Index(
+    "ix_products_name_trgm",
+    func.lower(products.c.name).label("name_lower"),
+    postgresql_using="gin",
+    postgresql_ops={"name_lower": "gin_trgm_ops"},
+).ddl_if(dialect="postgresql")
 
 idempotency_keys = Table(
     "idempotency_keys",
@@ -103,6 +113,31 @@ idempotency_keys = Table(
     Column("product_id", Uuid, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False, index=True),
+    # What else a replay needs (a ledger entry's id, a batch's items); empty for a create.
+    Column("outcome", Text, nullable=False, server_default=""),
+)
+
+# Every change of a product's quantity, so that its quantity is the sum of its deltas.
+stock_ledger = Table(
+    "stock_ledger",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("product_id", Uuid, ForeignKey(products.c.id, ondelete="CASCADE"), nullable=False),
+    Column("delta", Integer, nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("reference", String(200), nullable=True),
+    Column("quantity_after", Integer, nullable=False),
+    Column("version_after", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("delta <> 0", name="delta_nonzero"),
+)
+
+# A product's ledger, newest first, in keyset pages.
+Index(
+    "ix_stock_ledger_product_id_created_at_id",
+    stock_ledger.c.product_id,
+    stock_ledger.c.created_at,
+    stock_ledger.c.id,
 )
 
 # Secrets the service makes for itself, made once per database so that every replica agrees.

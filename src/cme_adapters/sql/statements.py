@@ -38,7 +38,7 @@ GET: Final = select(products).where(products.c.id == bindparam("id"))
 INSERT: Final = insert(products).values(
     {c.name: bindparam(c.name, type_=c.type) for c in products.c}
 )
-_NEW_VALUES: Final = {
+NEW_VALUES: Final = {
     "sku": bindparam("sku"),
     "name": bindparam("name"),
     "description": bindparam("description"),
@@ -51,7 +51,7 @@ _NEW_VALUES: Final = {
 REPLACE: Final = (
     update(products)
     .where(products.c.id == bindparam("product_id"))
-    .values(_NEW_VALUES)
+    .values(NEW_VALUES)
     .returning(*products.c)
 )
 REPLACE_AT_VERSION: Final = REPLACE.where(products.c.version == bindparam("expected_version"))
@@ -60,8 +60,6 @@ DELETE_AT_VERSION: Final = DELETE.where(products.c.version == bindparam("expecte
 
 # The same writes recording their change event in the same statement (PostgreSQL, outbox.py).
 INSERT_RECORDED: Final = with_change(INSERT.returning(*products.c), ChangeType.CREATED)
-REPLACE_RECORDED: Final = with_change(REPLACE, ChangeType.UPDATED)
-REPLACE_AT_VERSION_RECORDED: Final = with_change(REPLACE_AT_VERSION, ChangeType.UPDATED)
 DELETE_RECORDED: Final = with_change(DELETE.returning(*products.c), ChangeType.DELETED)
 DELETE_AT_VERSION_RECORDED: Final = with_change(
     DELETE_AT_VERSION.returning(*products.c), ChangeType.DELETED

@@ -39,13 +39,20 @@ def create_app(container: Container) -> Starlette:
     products = container.product_routes()
     changes = container.feed_routes()
     notices = container.change_notices()
+    stock = container.stock_routes()
     metrics = container.metrics()
     metrics.watch_pool(database.pool_stats)
     authenticator = container.authenticator()
     limiter = container.rate_limiter()
     schema_check = container.schema_check()
-    # The feed first: /products/changes must not be taken for a product id.
-    routes = (*operations.routes(), *changes.routes(), *products.routes(), *docs_routes())
+    # The feed and stock first: /products/changes and /products/batch are not product ids.
+    routes = (
+        *operations.routes(),
+        *changes.routes(),
+        *stock.routes(),
+        *products.routes(),
+        *docs_routes(),
+    )
     metrics.declare_routes(
         (method, str(getattr(route, "path", "")))
         for route in routes
