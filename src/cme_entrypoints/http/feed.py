@@ -21,6 +21,7 @@ from cme_domain.changes import (
 from cme_domain.feed import LatestCursor, ReadChanges
 from cme_entrypoints.http.problems import Problem
 from cme_entrypoints.http.representation import json_response, product_json
+from cme_entrypoints.http.routing import PathOwningRoute
 
 LATEST: Final = "latest"
 _PREFIX: Final = b"cme-feed:"
@@ -70,7 +71,7 @@ class FeedRoutes:
     answered: FeedAnswered = _nothing_answered
 
     def routes(self) -> list[Route]:
-        return [Route("/products/changes", self.changes, methods=["GET"])]
+        return [PathOwningRoute("/products/changes", self.changes, methods=["GET"])]
 
     async def changes(self, request: Request) -> Response:
         params = request.query_params

@@ -7,7 +7,6 @@ from typing import Any
 from uuid import UUID
 
 import attrs
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -44,7 +43,6 @@ _CANONICAL_UUID = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
 _ASCII_INTEGER = re.compile(r"[0-9]{1,6}")
-FEED_SEGMENT = "changes"
 
 
 def _uncounted(kind: str) -> None:
@@ -109,7 +107,7 @@ class ProductRoutes:
 
     async def replace(self, request: Request) -> Response:
         principal = self.authenticate(request)
-        product_id = _product_id(request)
+        product_id = product_id_of(request)
         spec = ProductSpec.parse(await read_json_object(request, JSON))
         product = await self.replace_product(principal, product_id, spec, if_match(request))
         self.changed(ChangeType.UPDATED)
@@ -117,7 +115,7 @@ class ProductRoutes:
 
     async def patch(self, request: Request) -> Response:
         principal = self.authenticate(request)
-        product_id = _product_id(request)
+        product_id = product_id_of(request)
         patch = await read_json_object(request, MERGE_PATCH, JSON)
         # A body that is wrong whatever the version is reported as such, before If-Match.
         ProductSpec.check_patch(patch)
@@ -127,7 +125,7 @@ class ProductRoutes:
 
     async def delete(self, request: Request) -> Response:
         principal = self.authenticate(request)
-        await self.delete_product(principal, _product_id(request), if_match(request))
+        await self.delete_product(principal, product_id_of(request), if_match(request))
         self.changed(ChangeType.DELETED)
         return Response(status_code=204)
 
@@ -179,12 +177,6 @@ def by_method(path: str, **endpoints: Endpoint) -> Route:
 
 def product_id_of(request: Request) -> UUID:
     return uuid_of(request, "id", ProductNotFound)
-
-
-def _product_id(request: Request) -> UUID:
-    if request.path_params["id"] == FEED_SEGMENT:  # the feed's path, which only GET reaches
-        raise HTTPException(405, headers={"Allow": "GET, HEAD"})
-    return product_id_of(request)
 
 
 def uuid_of(request: Request, name: str, missing: type[DomainError]) -> UUID:

@@ -6,8 +6,7 @@ from typing import Any, Final
 import attrs
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match, Route
-from starlette.types import Scope
+from starlette.routing import Route
 
 from cme_domain.batch import Batch, BatchItem
 from cme_domain.changes import ChangeType
@@ -35,21 +34,13 @@ from cme_entrypoints.http.products import (
     uuid_of,
 )
 from cme_entrypoints.http.representation import json_response, product_json
+from cme_entrypoints.http.routing import PathOwningRoute
 
 # 1000 products with 4000-character ASCII descriptions fit; the rest of the API keeps its
 # 64 KiB limit.
 BATCH_BODY_BYTES: Final = 4 * 1024 * 1024
 # Ledger cursors are product-page cursors over created_at, newest first: one signing scheme.
 _LEDGER_SORT: Final = (SortField.CREATED_AT, SortOrder.DESC)
-
-
-class PathOwningRoute(Route):
-    """A route that answers every method on its path: 405 for the ones it lacks, rather than
-    letting a later pattern (/products/{id} for GET /products/batch) claim the request."""
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child = super().matches(scope)
-        return (Match.FULL if match is Match.PARTIAL else match), child
 
 
 def entry_json(entry: StockEntry) -> dict[str, Any]:
