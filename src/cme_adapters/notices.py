@@ -6,18 +6,28 @@ from typing import Final
 # How often a waiting reader looks again when no notice can arrive (SQLite, or PostgreSQL
 # while its listening connection is down).
 POLL_SECONDS: Final = 0.2
+# How often it looks again while listening: the safety net for a notice that was never sent
+# (another worker's announcing connection was down when it committed).
+SAFETY_POLL_SECONDS: Final = 5.0
 
 
 class Notices:
     """A count of notices and the readers waiting for the next one, in one worker.
 
     `listening` says whether a notice will come for every commit; without one, a wait lasts
-    at most poll_seconds and then says "look again".
+    at most poll_seconds and then says "look again"; with one, at most safety_poll_seconds.
     """
 
-    def __init__(self, *, listening: bool = False, poll_seconds: float = POLL_SECONDS) -> None:
+    def __init__(
+        self,
+        *,
+        listening: bool = False,
+        poll_seconds: float = POLL_SECONDS,
+        safety_poll_seconds: float = SAFETY_POLL_SECONDS,
+    ) -> None:
         self.listening = listening
         self.poll_seconds = poll_seconds
+        self.safety_poll_seconds = safety_poll_seconds
         self._count = 0
         self._next: asyncio.Event | None = None
         self._stopping = False
@@ -40,7 +50,8 @@ class Notices:
             return False
         if self._count != since:
             return True
-        limit = seconds if self.listening else min(seconds, self.poll_seconds)
+        poll = self.safety_poll_seconds if self.listening else self.poll_seconds
+        limit = min(seconds, poll)
         if self._next is None:
             self._next = asyncio.Event()
         try:

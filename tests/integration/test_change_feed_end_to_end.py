@@ -96,7 +96,7 @@ def race_and_check(
     for n in range(4):
         body = httpx.post(f"{base_url}/products", json=lamp(f"HOT-{n}"), headers=AUTH).json()
         committed.append(("product.created", body["id"], 1, body))
-    hot = [product_id for _, product_id, _, _ in committed]
+    hot = {body["id"]: body["sku"] for _, _, _, body in committed}
     seen: list[list[dict[str, Any]]] = [[], [], []]
     writing = True
 
@@ -105,15 +105,15 @@ def race_and_check(
         mine: list[str] = []
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
             for step in range(steps):
-                roll, target = rng.random(), rng.choice(hot)
-                if roll < 0.35:  # PUT without If-Match: may wait on another writer's row lock
+                roll, target = rng.random(), rng.choice(list(hot))
+                if roll < 0.25:  # PUT without If-Match: may wait on another writer's row lock
                     answer = await http.put(
-                        f"/products/{target}", json=lamp(target[-12:], step), headers=AUTH
+                        f"/products/{target}", json=lamp(hot[target], step), headers=AUTH
                     )
                     if answer.status_code == 200:
                         body = answer.json()
                         committed.append(("product.updated", target, body["version"], body))
-                elif roll < 0.65:
+                elif roll < 0.45:
                     answer = await http.patch(
                         f"/products/{target}",
                         content=f'{{"quantity": {step}}}'.encode(),
@@ -122,7 +122,34 @@ def race_and_check(
                     if answer.status_code == 200:
                         body = answer.json()
                         committed.append(("product.updated", target, body["version"], body))
-                elif roll < 0.85 or not mine:
+                elif roll < 0.6:  # a sale or a restock; a sale of what is not there is a 409
+                    answer = await http.post(
+                        f"/products/{target}/stock-adjustments",
+                        json={"delta": rng.choice((-1, 2)), "reason": "sale"},
+                        headers=AUTH,
+                    )
+                    assert answer.status_code in (201, 409), answer.text
+                    if answer.status_code == 201:
+                        entry = answer.json()
+                        # The event carries the product; the entry says its quantity and version.
+                        committed.append(
+                            ("product.stock_adjusted", target, entry["version_after"], entry)
+                        )
+                elif roll < 0.7:  # a small upsert: a hot product replaced, a new one created
+                    answer = await http.post(
+                        "/products/batch",
+                        json={
+                            "mode": "upsert",
+                            "products": [lamp(hot[target], step), lamp(f"B{n}-{step}")],
+                        },
+                        headers=AUTH,
+                    )
+                    assert answer.status_code == 200, answer.text
+                    replaced, created = (item["product"] for item in answer.json()["items"])
+                    committed.append(("product.updated", target, replaced["version"], replaced))
+                    committed.append(("product.created", created["id"], 1, created))
+                    mine.append(created["id"])
+                elif roll < 0.88 or not mine:
                     # With a key the create is a transaction: BEGIN, the key, the product and
                     # its event, then COMMIT a round trip later, a wide window for a late commit.
                     answer = await http.post(
@@ -177,8 +204,20 @@ def race_and_check(
     )
     answered = {(i, v): body for _, i, v, body in committed if v is not None}
     for event in events:
-        if event["type"] != "product.deleted":
-            assert event["product"] == answered[event["product_id"], event["version"]]
+        body = answered.get((event["product_id"], event["version"]))
+        if event["type"] == "product.stock_adjusted":
+            assert body is not None
+            assert event["product"]["quantity"] == body["quantity_after"]
+            assert event["product"]["version"] == body["version_after"]
+        elif event["type"] != "product.deleted":
+            assert event["product"] == body
+    kinds = {e["type"] for e in events}
+    assert kinds == {
+        "product.created",
+        "product.updated",
+        "product.stock_adjusted",
+        "product.deleted",
+    }, "every kind of write raced"
     # Each product's events in version order: 1, 2, 3, ... (a delete is the last plus one).
     versions: dict[str, list[int]] = defaultdict(list)
     for event in events:
@@ -327,3 +366,33 @@ def test_a_listener_cut_off_by_the_server_comes_back_and_waits_still_end_early(
     while listeners(empty_postgres_url) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert listeners(empty_postgres_url) == 2
+
+
+def test_a_burst_of_writes_is_announced_to_other_workers_a_few_times_not_once_each(
+    base_url: str, empty_postgres_url: str
+) -> None:
+    """Writers send no NOTIFY; each worker sends one per 50 ms at most after its commits."""
+    writes = 120
+    with psycopg.connect(empty_postgres_url, autocommit=True) as listening:
+        listening.execute("LISTEN cme_product_changes")
+
+        async def burst() -> None:
+            async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+                for start in range(0, writes, 12):
+                    answers = await asyncio.gather(
+                        *(
+                            http.post("/products", json=lamp(f"BURST-{n}"), headers=AUTH)
+                            for n in range(start, start + 12)
+                        )
+                    )
+                    assert all(a.status_code == 201 for a in answers)
+
+        started = time.monotonic()
+        asyncio.run(burst())
+        seconds = time.monotonic() - started
+        heard = list(listening.notifies(timeout=0.5))
+
+    assert heard, "the other workers hear of the burst"
+    # Two workers, each at most once per 50 ms window (plus the one that ends its burst).
+    assert len(heard) <= 2 * (seconds / 0.05 + 2)
+    assert len(heard) < writes

@@ -93,6 +93,20 @@ async def test_without_a_listener_a_wait_polls_and_still_sees_the_event() -> Non
     assert polled.heard() == 0
 
 
+async def test_while_listening_a_wait_still_looks_again_when_a_notice_never_comes() -> None:
+    db = InMemoryDatabase()
+    listening = Notices(listening=True, safety_poll_seconds=0.05)
+    waiting = asyncio.create_task(reader(db, listening)(None, 10, wait_seconds=5))
+    await asyncio.sleep(0.1)
+    db.store.notices = Notices(listening=True)  # a commit announced to nobody this reader hears
+    await write(db, 1)
+
+    batch = await asyncio.wait_for(waiting, 1)
+
+    assert len(batch.items) == 1
+    assert listening.heard() == 0
+
+
 async def test_a_notice_between_the_read_and_the_wait_is_not_missed() -> None:
     notices = Notices(listening=True)
     before = notices.heard()

@@ -89,6 +89,7 @@ class PostgresDatabase:
             on_query=self._on_query,
             on_broken=self._check_idle,
             spans=self._spans,
+            on_change=self._listener.announce,
         )
 
     def _check_idle(self) -> None:

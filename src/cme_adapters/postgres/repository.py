@@ -44,6 +44,9 @@ class Session(Protocol):
 
     async def execute(self, sql: str, params: dict[str, Any]) -> int: ...
 
+    def changed(self) -> None:
+        """The statement just run wrote change events: readers may be told once they commit."""
+
 
 def cents(price: Decimal) -> int:
     return int(price.scaleb(2))
@@ -78,6 +81,7 @@ class PostgresProductRepository(PostgresStockMixin):
             if error.diag.constraint_name == _SKU_CONSTRAINT:
                 raise DuplicateSku(product.sku) from None
             raise
+        self._session.changed()
 
     async def get(self, product_id: UUID) -> Product | None:
         row = await self._session.fetch_one(_GET, {"id": product_id}, writes=False)
@@ -130,7 +134,10 @@ class PostgresProductRepository(PostgresStockMixin):
             if error.diag.constraint_name == _SKU_CONSTRAINT:
                 raise DuplicateSku(spec.sku) from None
             raise
-        return None if row is None else _product(row)
+        if row is None:
+            return None
+        self._session.changed()
+        return _product(row)
 
     async def delete(self, product_id: UUID, now: datetime, expected_version: int | None) -> bool:
         params: dict[str, Any] = {"product_id": product_id, "occurred_at": now}
@@ -138,7 +145,10 @@ class PostgresProductRepository(PostgresStockMixin):
         if expected_version is not None:
             sql = _DELETE_AT_VERSION
             params["expected_version"] = expected_version
-        return await self._session.execute(sql, params) == 1
+        deleted = await self._session.execute(sql, params) == 1
+        if deleted:
+            self._session.changed()
+        return deleted
 
 
 class PostgresIdempotencyStore:

@@ -126,6 +126,8 @@ class _Session(Protocol):
 
     async def execute(self, sql: str, params: dict[str, Any]) -> int: ...
 
+    def changed(self) -> None: ...
+
 
 def _entry(row: Row) -> StockEntry:
     return StockEntry(*row)
@@ -157,7 +159,10 @@ class PostgresStockMixin:
             sql = _ADJUST_AT_VERSION
             params["expected_version"] = expected_version
         row = await self._session.fetch_one(sql, params, writes=True)
-        return None if row is None else _entry(row)
+        if row is None:
+            return None
+        self._session.changed()
+        return _entry(row)
 
     async def write_batch(
         self, candidates: Sequence[Product], entry_ids: Sequence[UUID], *, upsert: bool
@@ -180,6 +185,7 @@ class PostgresStockMixin:
             written = {row[1] for row in rows}
             taken = [i for i, c in enumerate(candidates) if c.sku not in written]
             raise SkusTaken(taken, "these skus already exist")
+        self._session.changed()
         return tuple(BatchItem(row[9], _product(row)) for row in rows)
 
     async def stock_entry(self, entry_id: UUID) -> StockEntry | None:

@@ -31,7 +31,7 @@ from cme_adapters.sql.schema import change_feed_horizon, product_changes
 from cme_domain.changes import Change, ChangeType
 from cme_domain.product import Product
 
-# Writers notify this channel in the write statement; PostgreSQL delivers it at commit.
+# Each worker NOTIFYs this channel after its writes commit (postgres/listener.py).
 CHANNEL: Final = "cme_product_changes"
 # pg_advisory_xact_lock key serialising the sequencer and retention (any fixed bigint will do).
 SEQUENCER_LOCK: Final = 0x636D655F66656564  # "cme_feed"
