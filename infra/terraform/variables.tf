@@ -289,8 +289,8 @@ variable "db_password_secret_id" {
 
 variable "app_db_pool_size" {
   type        = number
-  description = "DB_POOL_SIZE of each app pod: its pool's connections (the pool must not overflow it); each pod opens one more to listen for the change feed's commits."
-  default     = 2
+  description = "DB_POOL_SIZE of each app pod: its pool's connections (the pool must not overflow it); each pod (one uvicorn worker) opens one more to listen for the change feed's commits."
+  default     = 3
 
   validation {
     condition     = var.app_db_pool_size >= 1 && floor(var.app_db_pool_size) == var.app_db_pool_size
@@ -300,8 +300,8 @@ variable "app_db_pool_size" {
 
 variable "app_max_replicas" {
   type        = number
-  description = "The HPA's maxReplicas for the app Deployment (infra/k8s)."
-  default     = 5
+  description = "The HPA's maxReplicas for the app Deployment (infra/k8s). 3 fits db-f1-micro with a pool of 3; 5 needs db-g1-small and sql_max_connections 50."
+  default     = 3
 
   validation {
     condition     = var.app_max_replicas >= 1 && floor(var.app_max_replicas) == var.app_max_replicas

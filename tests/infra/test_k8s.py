@@ -247,7 +247,7 @@ def test_hpa_scales_the_deployment_between_2_and_5_on_the_apps_cpu(docs: dict[st
     hpa = find(docs["prod"], "HorizontalPodAutoscaler")["spec"]
     target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "cme-task"}
     assert hpa["scaleTargetRef"] == target
-    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 5)
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 3)
     (metric,) = hpa["metrics"]
     resource = metric["containerResource"]
     assert (resource["name"], resource["container"]) == ("cpu", "app")
@@ -299,7 +299,7 @@ def test_database_is_reached_through_a_native_cloud_sql_proxy_sidecar(prod: list
         assert (app_env["DB_HOST"], app_env["DB_PORT"]) == ("127.0.0.1", "5432")
     app_env = env_of(container(pod(prod, "Deployment"), "app"))
     settings = {k: app_env[k] for k in ("DB_POOL_SIZE", "LOG_FORMAT", "WEB_CONCURRENCY")}
-    assert settings == {"DB_POOL_SIZE": "2", "LOG_FORMAT": "json", "WEB_CONCURRENCY": "1"}
+    assert settings == {"DB_POOL_SIZE": "3", "LOG_FORMAT": "json", "WEB_CONCURRENCY": "1"}
 
 
 def test_migration_job_runs_cme_migrate_with_the_apps_image(prod: list[Doc]):

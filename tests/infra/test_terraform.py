@@ -258,7 +258,7 @@ def test_the_connection_budget_fits_db_f1_micro_with_the_defaults(tf: Config) ->
     pool, replicas, surge, job, prune, admin = (default(tf, n) for n in names)
     reserved = tf["locals"]["cloudsql_reserved_connections"]
     listening = tf["locals"]["app_listen_connections"]
-    assert (pool, listening, replicas, default(tf, "sql_max_connections")) == (2, 1, 5, 25)
+    assert (pool, listening, replicas, default(tf, "sql_max_connections")) == (3, 1, 3, 25)
     assert (pool + listening) * (replicas + surge) + job + prune + admin + reserved <= 25
     # Terraform enforces the same sum at plan time, and the limit is the real flag.
     assert all(f"var.{n}" in tf["locals"]["db_connections_peak"] for n in names)
