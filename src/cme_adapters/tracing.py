@@ -2,16 +2,19 @@
 
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
-from opentelemetry.trace import SpanKind, Tracer, TracerProvider
+from opentelemetry.trace import SpanKind, Tracer, TracerProvider, get_current_span
 
 if TYPE_CHECKING:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 
 _NO_SPAN: Final = nullcontext()
+# Set only around the start of a sampled request's root span: see trace_ids.RequestTraceIds.
+ROOT_TRACE_ID: Final[ContextVar[int]] = ContextVar("cme_root_trace_id", default=0)
 GOOGLE_OTLP_HOST: Final = "telemetry.googleapis.com"
 _CLOUD_PLATFORM: Final = "https://www.googleapis.com/auth/cloud-platform"
 
@@ -31,7 +34,11 @@ def tracer_provider(enabled: bool, endpoint: str = "") -> "SdkTracerProvider | N
     from opentelemetry.sdk.trace import TracerProvider as SdkProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    provider = SdkProvider(resource=Resource.create({"service.name": "cme"}))
+    from cme_adapters.trace_ids import RequestTraceIds
+
+    provider = SdkProvider(
+        resource=Resource.create({"service.name": "cme"}), id_generator=RequestTraceIds()
+    )
     provider.add_span_processor(BatchSpanProcessor(_exporter(endpoint)))
     return provider
 
@@ -54,8 +61,9 @@ def _exporter(endpoint: str) -> "OTLPSpanExporter":
 class DatabaseSpans:
     """A client span per database call, a child of the request's server span:
 
-    `with spans("SELECT", "products"): await cursor.execute(...)`. Without tracing it returns
-    one shared do-nothing context manager: no span object, no context change.
+    `with spans("SELECT", "products"): await cursor.execute(...)`. Without tracing, and outside
+    a recording span (a request that was not sampled, a statement run outside any request), it
+    returns one shared do-nothing context manager: no span object, no context change.
     """
 
     def __init__(self, provider: TracerProvider | None, system: str) -> None:
@@ -63,7 +71,7 @@ class DatabaseSpans:
         self._system = system
 
     def __call__(self, operation: str, collection: str = "") -> AbstractContextManager[object]:
-        if self._tracer is None:
+        if self._tracer is None or not get_current_span().is_recording():
             return _NO_SPAN
         attributes: Mapping[str, str] = {
             "db.system": self._system,  # the name before semantic conventions 1.26
