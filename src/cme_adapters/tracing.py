@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 
 _NO_SPAN: Final = nullcontext()
-# Set only around the start of a sampled request's root span: see trace_ids.RequestTraceIds.
+# Set only around the start of a sampled request's root span: see trace_sampling.RequestTraceIds.
 ROOT_TRACE_ID: Final[ContextVar[int]] = ContextVar("cme_root_trace_id", default=0)
 GOOGLE_OTLP_HOST: Final = "telemetry.googleapis.com"
 _CLOUD_PLATFORM: Final = "https://www.googleapis.com/auth/cloud-platform"
@@ -34,7 +34,7 @@ def tracer_provider(enabled: bool, endpoint: str = "") -> "SdkTracerProvider | N
     from opentelemetry.sdk.trace import TracerProvider as SdkProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from cme_adapters.trace_ids import RequestTraceIds
+    from cme_adapters.trace_sampling import RequestTraceIds
 
     provider = SdkProvider(
         resource=Resource.create({"service.name": "cme"}), id_generator=RequestTraceIds()

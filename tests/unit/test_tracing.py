@@ -4,22 +4,32 @@ only a request the sampler keeps goes through the SDK."""
 from typing import Final
 
 import google.auth
+import hypothesis.strategies as st
 import pytest
 from google.auth.credentials import AnonymousCredentials
+from hypothesis import given
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
     ALWAYS_ON,
+    DEFAULT_OFF,
+    DEFAULT_ON,
+    Decision,
     ParentBased,
     ParentBasedTraceIdRatio,
     Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
 )
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from starlette.testclient import TestClient
 
 from cme_adapters import tracing
-from cme_adapters.trace_ids import RequestTraceIds
+from cme_adapters.trace_sampling import RequestTraceIds, ratio_rule
 from cme_adapters.tracing import ROOT_TRACE_ID, DatabaseSpans
 from cme_entrypoints.http.spans import ServerSpans
 from cme_entrypoints.trace_context import RequestContext
@@ -68,14 +78,18 @@ def serve(provider: TracerProvider, context: RequestContext) -> tuple[RequestCon
     spans = ServerSpans(provider)
     handle, logged = spans.start(SCOPE, context)
     current = trace.get_current_span().get_span_context()
-    assert (f"{current.trace_id:032x}", f"{current.span_id:016x}") == (
-        logged.trace_id,
-        logged.span_id,
-    )
+    if handle is None:  # dropped by a standard sampler: no span, not even a non-recording one
+        assert not current.is_valid
+    else:
+        assert (f"{current.trace_id:032x}", f"{current.span_id:016x}") == (
+            logged.trace_id,
+            logged.span_id,
+        )
     statement = DatabaseSpans(provider, "postgresql")("SELECT", "products")
     with statement:
         pass
-    spans.finish(handle, "GET", "/products/{id}", 200)
+    if handle is not None:  # as the middleware does
+        spans.finish(handle, "GET", "/products/{id}", 200)
     assert not trace.get_current_span().get_span_context().is_valid
     return logged, statement is not DatabaseSpans(None, "postgresql")("SELECT")
 
@@ -85,6 +99,7 @@ SCOPE: Final = {"type": "http", "method": "GET", "path": "/products/1", "headers
 LOW_TRACE_ID: Final = "4bf92f3577b34da60000000000000001"
 HIGH_TRACE_ID: Final = "4bf92f3577b34da6ffffffffffffff00"
 PARENT: Final = "00f067aa0ba902b7"
+_NO_PARENT: Final = Context()
 
 
 def test_a_request_the_sampler_drops_keeps_its_logged_ids_and_makes_no_sdk_span() -> None:
@@ -151,3 +166,65 @@ def test_the_trace_ids_are_random_but_for_a_root_span_started_under_a_preset_one
         assert ids.generate_trace_id() == int(LOW_TRACE_ID, 16)
     finally:
         ROOT_TRACE_ID.reset(token)
+
+
+class AskedEachTime(Sampler):
+    """A sampler of a kind the fast rule does not know: it is asked for every request."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def should_sample(self, *args: object, **kwargs: object) -> SamplingResult:
+        self.calls += 1
+        return SamplingResult(Decision.DROP)
+
+    def get_description(self) -> str:
+        return "AskedEachTime"
+
+
+def test_a_sampler_of_another_kind_is_asked_and_a_drop_keeps_the_logged_ids() -> None:
+    sampler = AskedEachTime()
+    provider, exporter = traced(sampler)
+    context = RequestContext("r-4", LOW_TRACE_ID, "1111111111111111", True, PARENT)
+    logged, real_statement_span = serve(provider, context)
+    assert sampler.calls == 1
+    assert logged == context._replace(sampled=False)
+    assert not real_statement_span
+    assert exporter.get_finished_spans() == ()
+
+
+STANDARD_SAMPLERS: Final = [
+    ALWAYS_ON,
+    ALWAYS_OFF,
+    DEFAULT_ON,
+    DEFAULT_OFF,
+    TraceIdRatioBased(0.1),
+    TraceIdRatioBased(0.0),
+    ParentBasedTraceIdRatio(0.1),
+    ParentBasedTraceIdRatio(0.37),
+    ParentBasedTraceIdRatio(1.0),
+]
+
+
+@pytest.mark.parametrize("sampler", STANDARD_SAMPLERS, ids=lambda s: s.get_description())
+@given(
+    trace_id=st.integers(1, 2**128 - 1),
+    parent=st.sampled_from([None, True, False]),
+)
+def test_the_fast_rule_decides_as_the_standard_sampler_itself(
+    sampler: Sampler, trace_id: int, parent: bool | None
+) -> None:
+    rule = ratio_rule(sampler)
+    assert rule is not None
+    context = _NO_PARENT
+    if parent is not None:
+        flags = TraceFlags(TraceFlags.SAMPLED if parent else TraceFlags.DEFAULT)
+        remote = SpanContext(trace_id, 0x1234, is_remote=True, trace_flags=flags)
+        context = trace.set_span_in_context(NonRecordingSpan(remote))
+    decision = sampler.should_sample(context, trace_id, "GET").decision
+    assert rule.sampled(f"{trace_id:032x}", parent) is decision.is_sampled()
+
+
+def test_the_fast_rule_knows_only_the_standard_samplers() -> None:
+    assert ratio_rule(AskedEachTime()) is None
+    assert ratio_rule(ParentBased(TraceIdRatioBased(0.1), remote_parent_sampled=ALWAYS_OFF)) is None

@@ -30,16 +30,26 @@ _NOT_SAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
 class ServerSpans:
     """Used by ObservabilityMiddleware only when tracing is configured.
 
-    The provider's sampler decides first, on the ids the request's log lines carry. Only a
-    request it samples goes through the SDK (span, attributes, export); one it drops gets a
-    non-recording span with those ids, which is all its database calls look at.
+    Sampling is decided first, on the ids the request's log lines carry. Only a request that is
+    sampled goes through the SDK (span, attributes, context, export). For the standard samplers
+    a dropped request costs one comparison and has no span at all, so its database calls make
+    none either; a sampler of any other kind is asked, and a request it drops gets a
+    non-recording span with those ids.
     """
 
     def __init__(self, provider: "TracerProvider") -> None:
+        from cme_adapters.trace_sampling import ratio_rule
+
         self._tracer = provider.get_tracer("cme.http")
         self._sampler = provider.sampler
+        self._rule = ratio_rule(provider.sampler)
 
     def start(self, scope: Scope, context: RequestContext) -> tuple[Any, RequestContext]:
+        rule = self._rule
+        if rule is not None:
+            parent_sampled = context.sampled if context.parent_span_id is not None else None
+            if not rule.sampled(context.trace_id, parent_sampled):
+                return None, context._replace(sampled=False) if context.sampled else context
         trace_id = int(context.trace_id, 16)
         parent = _NO_PARENT
         if context.parent_span_id is not None:
