@@ -60,23 +60,26 @@ class ServerSpans:
                 trace_flags=_SAMPLED if context.sampled else _NOT_SAMPLED,
             )
             parent = trace.set_span_in_context(NonRecordingSpan(remote), parent)
-        method = scope["method"]
-        decision = self._sampler.should_sample(parent, trace_id, method, SpanKind.SERVER).decision
-        if not decision.is_recording():  # type: ignore[no-untyped-call]  # the SDK's Decision
+        if rule is None and not self._sampled(parent, trace_id, scope["method"]):
             own = SpanContext(trace_id, int(context.span_id, 16), False, _NOT_SAMPLED)
             span: Span = NonRecordingSpan(own)
         else:
             span = self._recording_span(scope, parent, trace_id)
-            ids = span.get_span_context()
-            # The log lines name the span the SDK made (its own span id).
-            context = context._replace(span_id=f"{ids.span_id:016x}")
         token = otel_context.attach(trace.set_span_in_context(span, parent))
-        sampled = span.get_span_context().trace_flags.sampled
-        return (span, token), context._replace(sampled=sampled)
+        ids = span.get_span_context()
+        # The log lines name the span the SDK made (its own span id) and its decision.
+        logged = context._replace(span_id=f"{ids.span_id:016x}", sampled=ids.trace_flags.sampled)
+        return (span, token), logged
+
+    def _sampled(self, parent: otel_context.Context, trace_id: int, name: str) -> bool:
+        """A sampler of a kind the rule does not know is asked first, on the logged ids."""
+        decision = self._sampler.should_sample(parent, trace_id, name, SpanKind.SERVER).decision
+        return bool(decision.is_recording())  # type: ignore[no-untyped-call]  # the SDK's
 
     def _recording_span(self, scope: Scope, parent: otel_context.Context, trace_id: int) -> Span:
-        # The SDK asks the sampler again, with the attributes: a sampler that reads them may
-        # still drop the span, which then arrives here as a non-recording one.
+        # The SDK asks the sampler itself, with the attributes: on the same trace id the
+        # standard ones agree with the rule, and a sampler that reads attributes may still
+        # drop the span, which then comes back as a non-recording one.
         root = ROOT_TRACE_ID.set(trace_id)
         try:
             return self._tracer.start_span(
