@@ -3,10 +3,21 @@
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
+from types import TracebackType
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
-from opentelemetry.trace import SpanKind, Tracer, TracerProvider, get_current_span
+from opentelemetry.context import attach, detach
+from opentelemetry.trace import (
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+    Tracer,
+    TracerProvider,
+    get_current_span,
+    set_span_in_context,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -79,11 +90,41 @@ class DatabaseSpans:
             "db.operation.name": operation,
             **({"db.collection.name": collection} if collection else {}),
         }
-        return self._tracer.start_as_current_span(
+        span = self._tracer.start_span(
             f"{operation} {collection}" if collection else operation,
             kind=SpanKind.CLIENT,
             attributes=attributes,
         )
+        return _CurrentSpan(span)
+
+
+class _CurrentSpan:
+    """What start_as_current_span returns, without its two generator-based context managers,
+    which under load cost a sampled statement more than the span itself (py-spy, bench/):
+    the span is current inside the block, records an exception escaping it, and then ends.
+    """
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+
+    def __enter__(self) -> Span:
+        self._token = attach(set_span_in_context(self._span))
+        return self._span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        detach(self._token)
+        # As use_span: an Exception, not a cancellation or an exit, is the statement's error.
+        if isinstance(exc, Exception):
+            self._span.record_exception(exc)
+            self._span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        self._span.end()
 
 
 def database_spans(provider: TracerProvider | None, system: str) -> DatabaseSpans | None:

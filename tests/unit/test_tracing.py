@@ -1,6 +1,7 @@
 """Tracing is off by default, Google's OTLP endpoint gets the application's credentials, and
 only a request the sampler keeps goes through the SDK."""
 
+import asyncio
 from typing import Final
 
 import google.auth
@@ -25,7 +26,7 @@ from opentelemetry.sdk.trace.sampling import (
     SamplingResult,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace import NonRecordingSpan, SpanContext, StatusCode, TraceFlags
 from starlette.testclient import TestClient
 
 from cme_adapters import tracing
@@ -228,3 +229,37 @@ def test_the_fast_rule_decides_as_the_standard_sampler_itself(
 def test_the_fast_rule_knows_only_the_standard_samplers() -> None:
     assert ratio_rule(AskedEachTime()) is None
     assert ratio_rule(ParentBased(TraceIdRatioBased(0.1), remote_parent_sampled=ALWAYS_OFF)) is None
+
+
+def test_a_statement_that_fails_records_its_error_and_still_ends_and_leaves_the_context() -> None:
+    provider, exporter = traced(ALWAYS_ON)
+    seen: list[tuple[object, object]] = []
+
+    def statement_that_fails() -> None:
+        with DatabaseSpans(provider, "postgresql")("SELECT", "products") as statement:
+            seen.append((trace.get_current_span(), statement))
+            raise ConnectionError("server closed the connection")
+
+    with provider.get_tracer("test").start_as_current_span("GET /products/{id}") as server:
+        with pytest.raises(ConnectionError):
+            statement_that_fails()
+        assert trace.get_current_span() is server
+    ((current, statement),) = seen
+    assert current is statement
+    select, _server = exporter.get_finished_spans()
+    assert select.status.status_code is StatusCode.ERROR
+    assert select.status.description == "ConnectionError: server closed the connection"
+    assert [event.name for event in select.events] == ["exception"]
+
+
+def test_a_cancelled_statement_ends_its_span_without_calling_it_an_error() -> None:
+    provider, exporter = traced(ALWAYS_ON)
+    with (
+        provider.get_tracer("test").start_as_current_span("GET /products/{id}"),
+        pytest.raises(asyncio.CancelledError),
+        DatabaseSpans(provider, "postgresql")("SELECT", "products"),
+    ):
+        raise asyncio.CancelledError
+    select, _server = exporter.get_finished_spans()
+    assert select.status.status_code is StatusCode.UNSET
+    assert select.events == ()
