@@ -501,6 +501,22 @@ def tracing(args: argparse.Namespace) -> int:
         )
 
 
+def outbox(args: argparse.Namespace) -> int:
+    """Write throughput with the change feed's outbox, against the code before it."""
+    if not args.before_src or not (Path(args.before_src) / "cme_entrypoints").is_dir():
+        raise SystemExit("outbox: --before-src must name the src/ of a checkout before the feed")
+    return compare_variants(
+        args,
+        "outbox",
+        "Change-feed outbox cost",
+        "`cme serve` as it is (every write also inserts its change event in the same "
+        "statement; each worker sends at most one NOTIFY per 50 ms after its commits) and "
+        f"the code of {args.before_src}, on one database. "
+        "Target: none set; the ratio is the outbox's cost.",
+        {"PYTHONPATH": args.before_src},
+    )
+
+
 @contextmanager
 def span_sink() -> Iterator[str]:
     """An OTLP/HTTP endpoint that takes every export and answers an empty success."""
@@ -709,7 +725,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "mode",
-        choices=("run", "soak", "telemetry", "ratelimit", "tracing", "search", "baseline", "batch"),
+        choices=(
+            "run",
+            "soak",
+            "telemetry",
+            "ratelimit",
+            "tracing",
+            "outbox",
+            "search",
+            "baseline",
+            "batch",
+        ),
         nargs="?",
         default="run",
     )
@@ -737,6 +763,7 @@ def main() -> int:
     parser.add_argument(
         "--milestone", type=int, default=1_000_000, help="soak: RSS reported every N requests"
     )
+    parser.add_argument("--before-src", default="", help="outbox: src/ of the code to compare")
     args = parser.parse_args()
     args.cursor, args.url = "", ""
     args.scenarios = [s for s in args.scenarios.split(",") if s]
@@ -757,6 +784,7 @@ def main() -> int:
         "telemetry": telemetry,
         "ratelimit": ratelimit,
         "tracing": tracing,
+        "outbox": outbox,
         "search": search,
         "baseline": baseline,
         "batch": batch,

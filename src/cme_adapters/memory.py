@@ -9,8 +9,10 @@ from uuid import UUID
 
 import attrs
 
+from cme_adapters.notices import Notices
 from cme_adapters.sql.schema import SCHEMA_HEAD
 from cme_domain.batch import BatchItem
+from cme_domain.changes import Change, ChangeBatch, ChangeType
 from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress, SkusTaken
 from cme_domain.listing import (
     Keyset,
@@ -33,6 +35,30 @@ class InMemoryStore:
     products: dict[UUID, Product] = attrs.Factory(dict)
     idempotency: dict[tuple[str, str], IdempotencyRecord] = attrs.Factory(dict)
     ledger: dict[UUID, StockEntry] = attrs.Factory(dict)
+    # A list in commit order: a write and its event happen with no await between them.
+    changes: list[Change] = attrs.Factory(list)
+    last_position: int = 0
+    pruned_through: int = 0
+    # Every write tells at once; a rolled-back one only wakes readers to find nothing new.
+    notices: Notices = attrs.Factory(lambda: Notices(listening=True))
+
+    def record(
+        self,
+        kind: ChangeType,
+        product_id: UUID,
+        version: int,
+        at: datetime,
+        product: Product | None,
+    ) -> Undo:
+        self.last_position += 1
+        self.changes.append(Change(self.last_position, kind, product_id, version, at, product))
+        self.notices.notify()
+
+        def undo() -> None:
+            self.changes.pop()
+            self.last_position -= 1
+
+        return undo
 
 
 @attrs.define
@@ -46,11 +72,17 @@ class InMemoryProductRepository:
         self.store.products[product.id] = product
         self.undo.append(lambda: self.store.products.__delitem__(product.id))
         self._record(entry)
+        self._changed(ChangeType.CREATED, product)
 
     def _record(self, entry: StockEntry | None) -> None:
         if entry is not None:
             self.store.ledger[entry.id] = entry
             self.undo.append(lambda: self.store.ledger.__delitem__(entry.id))
+
+    def _changed(self, kind: ChangeType, product: Product) -> None:
+        self.undo.append(
+            self.store.record(kind, product.id, product.version, product.updated_at, product)
+        )
 
     async def get(self, product_id: UUID) -> Product | None:
         return self.store.products.get(product_id)
@@ -91,6 +123,7 @@ class InMemoryProductRepository:
         self.store.products[current.id] = revised
         self.undo.append(lambda: self.store.products.__setitem__(current.id, current))
         self._record(StockEntry.setting(entry_id, revised, current.quantity))
+        self._changed(ChangeType.UPDATED, revised)
         return revised
 
     async def adjust(
@@ -114,6 +147,7 @@ class InMemoryProductRepository:
         self.undo.append(lambda: self.store.products.__setitem__(product_id, current))
         entry = StockEntry.of(entry_id, revised, change.delta, change.reason, change.reference)
         self._record(entry)
+        self._changed(ChangeType.STOCK_ADJUSTED, revised)
         return entry
 
     async def write_batch(
@@ -154,7 +188,7 @@ class InMemoryProductRepository:
         more = len(rows) > query.limit
         return LedgerPage(tuple(page), Keyset(page[-1].created_at, page[-1].id) if more else None)
 
-    async def delete(self, product_id: UUID, expected_version: int | None) -> bool:
+    async def delete(self, product_id: UUID, now: datetime, expected_version: int | None) -> bool:
         current = self.store.products.get(product_id)
         if current is None or expected_version not in (None, current.version):
             return False
@@ -164,6 +198,9 @@ class InMemoryProductRepository:
         for entry_id in ledger:
             del self.store.ledger[entry_id]
         self.undo.append(lambda: self.store.ledger.update(ledger))
+        self.undo.append(
+            self.store.record(ChangeType.DELETED, product_id, current.version + 1, now, None)
+        )
         return True
 
 
@@ -192,6 +229,28 @@ class InMemoryIdempotencyStore:
         for slot in expired:
             del self.store.idempotency[slot]
         return len(expired)
+
+
+@attrs.define
+class InMemoryChangeFeed:
+    store: InMemoryStore
+
+    async def read(self, after: int | None, limit: int) -> ChangeBatch:
+        start = after or 0
+        items = [c for c in self.store.changes if c.sequence > start][:limit]
+        end = max(self.store.last_position, self.store.pruned_through)
+        return ChangeBatch(tuple(items), self.store.pruned_through, end)
+
+    async def prune(self, before: datetime) -> int:
+        old = [c.sequence for c in self.store.changes if c.occurred_at < before]
+        if not old:
+            return 0
+        through = max(old)
+        kept = [c for c in self.store.changes if c.sequence > through]
+        removed = len(self.store.changes) - len(kept)
+        self.store.changes[:] = kept
+        self.store.pruned_through = max(self.store.pruned_through, through)
+        return removed
 
 
 class InMemoryUnitOfWork:
@@ -235,6 +294,15 @@ class InMemoryDatabase:
     def unit_of_work(self, *, atomic: bool = True) -> InMemoryUnitOfWork:
         return InMemoryUnitOfWork(self.store, atomic=atomic)
 
+    def listen(self) -> None:
+        """Writes in this process notify directly (InMemoryStore.record)."""
+
+    def change_feed(self) -> InMemoryChangeFeed:
+        return InMemoryChangeFeed(self.store)
+
+    def change_notices(self) -> Notices:
+        return self.store.notices
+
     async def open(self) -> None:
         return None
 
@@ -252,4 +320,4 @@ class InMemoryDatabase:
         return {}
 
     async def close(self) -> None:
-        return None
+        self.store.notices.stop()

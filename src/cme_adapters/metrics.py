@@ -36,6 +36,18 @@ REQUESTS: Final = "http_requests"  # exported as http_requests_total
 LATENCY: Final = "request_latency_seconds"
 QUERY_LATENCY: Final = "db_query_duration_seconds"
 QUERY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+CHANGES_WRITTEN: Final = "product_changes_written"  # exported as ..._total
+FEED_REQUESTS: Final = "change_feed_requests"  # exported as ..._total
+FEED_LAG: Final = "change_feed_lag_events"
+# Events between an answer's next_cursor and the newest event: 0 for a consumer keeping up.
+FEED_LAG_BUCKETS: Final = (0, 1, 10, 100, 1_000, 10_000, 100_000, 1_000_000)
+CHANGE_TYPES: Final = (
+    "product.created",
+    "product.updated",
+    "product.deleted",
+    "product.stock_adjusted",
+)
+FEED_RESULTS: Final = ("events", "empty", "latest")
 
 STOCK_ADJUSTMENTS: Final = "stock_adjustments"  # exported as stock_adjustments_total
 ADJUSTMENT_OUTCOMES: Final = ("applied", "insufficient_stock", "overflow")
@@ -66,6 +78,10 @@ class PrometheusMetrics:
                 View(
                     instrument_name=QUERY_LATENCY,
                     aggregation=ExplicitBucketHistogramAggregation(QUERY_BUCKETS),
+                ),
+                View(
+                    instrument_name=FEED_LAG,
+                    aggregation=ExplicitBucketHistogramAggregation(FEED_LAG_BUCKETS),
                 ),
             ],
         )
@@ -105,6 +121,32 @@ class PrometheusMetrics:
             callbacks=[lambda _options: self._observe_stock("batch")],
             description="Products of batch writes by outcome: created, replaced",
         )
+
+        # Counted by the routes once the write (and so its event) has committed. Every series
+        # starts at 0, so rate() sees the first increase.
+        self._changes: Counter[str] = Counter(dict.fromkeys(CHANGE_TYPES, 0))
+        meter.create_observable_counter(
+            CHANGES_WRITTEN,
+            callbacks=[lambda _o: [Observation(n, {"type": t}) for t, n in self._changes.items()]],
+            description="Change events committed with the product writes this worker served",
+        )
+        self._feed: Counter[str] = Counter(dict.fromkeys(FEED_RESULTS, 0))
+        meter.create_observable_counter(
+            FEED_REQUESTS,
+            callbacks=[lambda _o: [Observation(n, {"result": r}) for r, n in self._feed.items()]],
+            description="Change feed answers by what they held: events, empty, latest",
+        )
+        self._feed_lag = meter.create_histogram(
+            FEED_LAG,
+            description="Events the feed already had past each answer's next_cursor",
+        )
+
+    def change_written(self, kind: str, count: int = 1) -> None:
+        self._changes[kind] += count
+
+    def feed_answered(self, result: str, lag: int) -> None:
+        self._feed[result] += 1
+        self._feed_lag.record(lag)
 
     def declare_routes(self, routes: Iterable[tuple[str, str]]) -> None:
         """Start each (method, route template)'s 5xx series at 0."""

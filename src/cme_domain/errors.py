@@ -68,6 +68,21 @@ class WriteOutcomeUnknown(StorageUnavailable):
     """The connection broke after a write was sent: it may or may not have been applied."""
 
 
+class ChangesPruned(DomainError):
+    """A feed cursor points before the oldest retained event: the events in between are gone."""
+
+    def __init__(self, cursor: int, pruned_through: int) -> None:
+        super().__init__(
+            f"the events after {cursor} up to {pruned_through} are past retention and deleted"
+        )
+        self.cursor = cursor
+        self.pruned_through = pruned_through
+
+
+class CursorAhead(DomainError):
+    """A feed cursor names a position the feed has not reached: no answer of ours holds it."""
+
+
 class InsufficientStock(DomainError):
     """An adjustment would take the quantity below zero; nothing was written."""
 

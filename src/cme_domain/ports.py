@@ -9,6 +9,7 @@ from uuid import UUID
 import attrs
 
 from cme_domain.batch import BatchItem
+from cme_domain.changes import ChangeBatch
 from cme_domain.listing import Keyset, Page, ProductQuery
 from cme_domain.product import Product, ProductSpec
 from cme_domain.stock import StockChange, StockEntry
@@ -89,8 +90,14 @@ class ProductRepository(Protocol):
     async def stock_entries(self, product_id: UUID, query: LedgerQuery) -> LedgerPage:
         """The product's ledger, newest first (created_at, then id, descending)."""
 
-    async def delete(self, product_id: UUID, expected_version: int | None) -> bool:
-        """Remove the product and its ledger; False when it is gone or has moved on."""
+    async def delete(self, product_id: UUID, now: datetime, expected_version: int | None) -> bool:
+        """Remove the product and its ledger; False when it is gone or has moved on.
+
+        Every write above also records its change event (occurring at `now` for a delete) in
+        the same transaction as the write itself: product.created per new product,
+        product.updated per replaced one, product.stock_adjusted for an adjustment (the
+        product's state after it), a batch's in input order.
+        """
 
 
 @attrs.frozen
@@ -155,6 +162,34 @@ class UnitOfWorkFactory(Protocol):
         atomic=False is for work that needs no transaction: reads, and writes that are a
         single statement or a compare-and-set on version. It spares the database the BEGIN
         and COMMIT round trips.
+        """
+
+
+class ChangeFeed(Protocol):
+    """The committed change events, each at a position no later commit can take."""
+
+    async def read(self, after: int | None, limit: int) -> ChangeBatch:
+        """Up to `limit` events positioned after `after` (None: the oldest retained), in order.
+
+        Every event committed before the call has its position by the time it reads.
+        """
+
+    async def prune(self, before: datetime) -> int:
+        """Delete the events that occurred before `before`, oldest positions first; return how
+        many went. What stays is always every event after some position."""
+
+
+class ChangeNotices(Protocol):
+    """Word that events may have been committed, so a waiting reader need not poll blindly."""
+
+    def heard(self) -> int:
+        """How many notices have come so far: pass it to `wait` to miss none in between."""
+
+    async def wait(self, since: int, seconds: float) -> bool:
+        """Wait up to `seconds` for a notice after `since`.
+
+        True: look again (a notice came, or this store can only be polled). False: the time
+        ran out or the service is stopping, so answer with what there is.
         """
 
 

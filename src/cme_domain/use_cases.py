@@ -170,13 +170,14 @@ class PatchProduct:
 @attrs.frozen
 class DeleteProduct:
     uow: UnitOfWorkFactory
+    clock: Clock
 
     async def __call__(
         self, principal: Principal, product_id: UUID, expected_version: int | None = None
     ) -> None:
         principal.require(WRITE_SCOPE)
         async with self.uow(atomic=False) as uow:
-            if not await uow.products.delete(product_id, expected_version):
+            if not await uow.products.delete(product_id, self.clock.now(), expected_version):
                 raise await _miss(uow.products, product_id, expected_version)
             await uow.commit()
 

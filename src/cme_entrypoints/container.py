@@ -17,9 +17,10 @@ from cme_adapters.sql.config import PoolSettings
 from cme_adapters.sql.revisions import code_revisions
 from cme_adapters.system import SystemClock, Uuid7Generator
 from cme_adapters.tracing import database_spans, tracer_provider
-from cme_domain import stock_use_cases, use_cases
+from cme_domain import feed, stock_use_cases, use_cases
 from cme_entrypoints.http.auth import RequestAuthenticator
 from cme_entrypoints.http.cursor import CursorCodec
+from cme_entrypoints.http.feed import FeedRoutes
 from cme_entrypoints.http.operations import OperationsRoutes
 from cme_entrypoints.http.products import ProductRoutes
 from cme_entrypoints.http.schema_check import SchemaCheck
@@ -125,7 +126,22 @@ class Container(containers.DeclarativeContainer):
         ),
         replace_product=providers.Singleton(use_cases.ReplaceProduct, unit_of_work, clock, ids),
         patch_product=providers.Singleton(use_cases.PatchProduct, unit_of_work, clock, ids),
-        delete_product=providers.Singleton(use_cases.DeleteProduct, unit_of_work),
+        delete_product=providers.Singleton(use_cases.DeleteProduct, unit_of_work, clock),
+        changed=metrics.provided.change_written,
+    )
+    change_feed = providers.Singleton(database.provided.change_feed.call())
+    change_notices = database.provided.change_notices.call()
+    feed_routes = providers.Singleton(
+        FeedRoutes,
+        read_changes=providers.Singleton(feed.ReadChanges, change_feed, change_notices),
+        latest_cursor=providers.Singleton(feed.LatestCursor, change_feed),
+        answered=metrics.provided.feed_answered,
+    )
+    prune_changes = providers.Singleton(
+        feed.PruneChanges,
+        change_feed,
+        clock,
+        providers.Callable(timedelta, days=settings.provided.changes_retention_days),
     )
     stock_routes = providers.Singleton(
         StockRoutes,
@@ -141,6 +157,7 @@ class Container(containers.DeclarativeContainer):
         ),
         stock_adjusted=metrics.provided.stock_adjusted,
         batch_written=metrics.provided.batch_written,
+        changed=metrics.provided.change_written,
     )
     prune_idempotency_keys = providers.Singleton(
         use_cases.PruneIdempotencyKeys, unit_of_work, clock

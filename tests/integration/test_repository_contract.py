@@ -110,9 +110,9 @@ async def test_delete_honours_the_expected_version(database: Any) -> None:
     product = make("DEL")
     await add_all(database, [product])
     async with database.unit_of_work() as uow:
-        assert not await uow.products.delete(product.id, expected_version=3)
-        assert await uow.products.delete(product.id, expected_version=1)
-        assert not await uow.products.delete(product.id, expected_version=None)
+        assert not await uow.products.delete(product.id, T0, expected_version=3)
+        assert await uow.products.delete(product.id, T0, expected_version=1)
+        assert not await uow.products.delete(product.id, T0, expected_version=None)
         await uow.commit()
 
 

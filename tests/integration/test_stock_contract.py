@@ -150,7 +150,7 @@ async def test_deleting_a_product_deletes_its_ledger(database: Any) -> None:
     entry_id = IDS.new_id()
     async with database.unit_of_work(atomic=False) as uow:
         await uow.products.adjust(product.id, change(1), entry_id, T0, None)
-        assert await uow.products.delete(product.id, None)
+        assert await uow.products.delete(product.id, T0, None)
         assert await uow.products.stock_entry(entry_id) is None
     assert await ledger(database, product.id) == []
 

@@ -47,7 +47,7 @@ NOBODY = Principal("dave", frozenset())
 DAY = timedelta(hours=24)
 NAME_ALPHABET = "abAB "
 
-Snapshot = tuple[dict[Any, Any], dict[Any, Any], dict[Any, Any]]
+Snapshot = tuple[dict[Any, Any], dict[Any, Any], dict[Any, Any], list[Any]]
 
 
 @pytest.fixture(scope="module")
@@ -84,12 +84,17 @@ class Catalogue:
             ListProducts(uow),
             ReplaceProduct(uow, clock, ids),
             PatchProduct(uow, clock, ids),
-            DeleteProduct(uow),
+            DeleteProduct(uow, clock),
         )
 
     def snapshot(self) -> Snapshot:
         store = self.db.store
-        return dict(store.products), dict(store.idempotency), dict(store.ledger)
+        return (
+            dict(store.products),
+            dict(store.idempotency),
+            dict(store.ledger),
+            list(store.changes),
+        )
 
     async def add(self, sku: str = "LAMP-1", **fields: Any) -> Product:
         product, created = await self.create(WRITER, spec(sku, **fields))
@@ -287,7 +292,7 @@ async def test_patch_of_an_unknown_id_raises_product_not_found(
 ) -> None:
     with pytest.raises(ProductNotFound):
         await catalogue.patch(WRITER, UUID(int=99), {"quantity": 1}, expected_version)
-    assert catalogue.snapshot() == ({}, {}, {})
+    assert catalogue.snapshot() == ({}, {}, {}, [])
 
 
 async def test_patch_to_another_products_sku_raises_duplicate_sku_and_changes_nothing(
@@ -574,7 +579,7 @@ async def apply(catalogue: Catalogue, seeds: list[Product], ops: list[Op], commi
                     entry_id = UUID(int=2000 + n)
                     await uow.products.replace(victim, spec(text), now, None, entry_id=entry_id)
                 elif kind == "delete":
-                    await uow.products.delete(victim, None)
+                    await uow.products.delete(victim, now, None)
                 else:
                     record = IdempotencyRecord("alice", text, "f", victim, now, now + DAY)
                     await uow.idempotency.add(record)
@@ -606,7 +611,7 @@ async def test_a_unit_of_work_left_without_commit_writes_nothing() -> None:
     catalogue, seeds = await seeded()
     before = catalogue.snapshot()
     async with catalogue.db.unit_of_work() as uow:
-        await uow.products.delete(seeds[0].id, None)
+        await uow.products.delete(seeds[0].id, catalogue.clock.now(), None)
     assert catalogue.snapshot() == before
 
 

@@ -21,12 +21,13 @@ from cme_domain.stock import StockEntry
 Row = tuple[Any, ...]
 
 _GET: Final = compiled(statements.GET)
-_INSERT: Final = compiled(statements.INSERT)
+# Every product write records its change event in the same statement (sql/outbox.py).
+_INSERT: Final = compiled(statements.INSERT_RECORDED)
 _INSERT_WITH_ENTRY: Final = compiled(stock_statements.INSERT_WITH_ENTRY)
 _REPLACE: Final = compiled(stock_statements.REPLACE_WITH_ENTRY)
 _REPLACE_AT_VERSION: Final = compiled(stock_statements.REPLACE_AT_VERSION_WITH_ENTRY)
-_DELETE: Final = compiled(statements.DELETE)
-_DELETE_AT_VERSION: Final = compiled(statements.DELETE_AT_VERSION)
+_DELETE: Final = compiled(statements.DELETE_RECORDED)
+_DELETE_AT_VERSION: Final = compiled(statements.DELETE_AT_VERSION_RECORDED)
 _FIND_KEY: Final = compiled(statements.FIND_KEY)
 _DROP_EXPIRED_KEY: Final = compiled(statements.DROP_EXPIRED_KEY)
 _INSERT_KEY: Final = compiled(statements.INSERT_KEY)
@@ -42,6 +43,9 @@ class Session(Protocol):
     async def fetch_all(self, sql: str, params: dict[str, Any]) -> list[Row]: ...
 
     async def execute(self, sql: str, params: dict[str, Any]) -> int: ...
+
+    def changed(self) -> None:
+        """The statement just run wrote change events: readers may be told once they commit."""
 
 
 def cents(price: Decimal) -> int:
@@ -77,6 +81,7 @@ class PostgresProductRepository(PostgresStockMixin):
             if error.diag.constraint_name == _SKU_CONSTRAINT:
                 raise DuplicateSku(product.sku) from None
             raise
+        self._session.changed()
 
     async def get(self, product_id: UUID) -> Product | None:
         row = await self._session.fetch_one(_GET, {"id": product_id}, writes=False)
@@ -129,15 +134,21 @@ class PostgresProductRepository(PostgresStockMixin):
             if error.diag.constraint_name == _SKU_CONSTRAINT:
                 raise DuplicateSku(spec.sku) from None
             raise
-        return None if row is None else _product(row)
+        if row is None:
+            return None
+        self._session.changed()
+        return _product(row)
 
-    async def delete(self, product_id: UUID, expected_version: int | None) -> bool:
-        params: dict[str, Any] = {"product_id": product_id}
+    async def delete(self, product_id: UUID, now: datetime, expected_version: int | None) -> bool:
+        params: dict[str, Any] = {"product_id": product_id, "occurred_at": now}
         sql = _DELETE
         if expected_version is not None:
             sql = _DELETE_AT_VERSION
             params["expected_version"] = expected_version
-        return await self._session.execute(sql, params) == 1
+        deleted = await self._session.execute(sql, params) == 1
+        if deleted:
+            self._session.changed()
+        return deleted
 
 
 class PostgresIdempotencyStore:

@@ -24,8 +24,9 @@ _LEDGER_PAGE: Final = compiled(stock_statements.LEDGER_PAGE)
 _LEDGER_PAGE_AFTER: Final = compiled(stock_statements.LEDGER_PAGE_AFTER)
 
 # Both batch statements take the batch as arrays, one element per product (input, ord
-# being the input order), and write the products (written) and their ledger entries
-# (entries) in one statement.
+# being the input order), and write the products (written), their ledger entries (entries)
+# and their change events (changes, inserted in input order so their ids follow it; each
+# after its product's row is written, as sql/outbox.py's with_change does) in one statement.
 #
 # Create mode: every sku must be free. A taken one is skipped (ON CONFLICT DO NOTHING) and
 # so missing from the answer, which the repository turns into SkusTaken; the unit of work
@@ -54,6 +55,14 @@ entries AS (
          w.updated_at
   FROM written w JOIN input USING (sku)
   WHERE w.quantity <> 0
+),
+changes AS (
+  INSERT INTO product_changes
+    (type, product_id, version, occurred_at,
+     sku, name, description, price_cents, quantity, created_at, updated_at)
+  SELECT 'product.created', w.id, w.version, w.updated_at,
+         w.sku, w.name, w.description, w.price_cents, w.quantity, w.created_at, w.updated_at
+  FROM written w JOIN input USING (sku) ORDER BY input.ord
 )
 SELECT w.*, input.ord FROM written w JOIN input USING (sku) ORDER BY input.ord
 """
@@ -95,6 +104,15 @@ entries AS (
          w.updated_at
   FROM written w JOIN input USING (sku) LEFT JOIN old USING (sku)
   WHERE w.quantity <> coalesce(old.quantity, 0)
+),
+changes AS (
+  INSERT INTO product_changes
+    (type, product_id, version, occurred_at,
+     sku, name, description, price_cents, quantity, created_at, updated_at)
+  SELECT CASE WHEN w.created THEN 'product.created' ELSE 'product.updated' END,
+         w.id, w.version, w.updated_at,
+         w.sku, w.name, w.description, w.price_cents, w.quantity, w.created_at, w.updated_at
+  FROM written w JOIN input USING (sku) ORDER BY input.ord
 )
 SELECT w.*, input.ord, (NOT w.created AND old.sku IS NULL) AS raced
 FROM written w JOIN input USING (sku) LEFT JOIN old USING (sku) ORDER BY input.ord
@@ -107,6 +125,8 @@ class _Session(Protocol):
     async def fetch_all(self, sql: str, params: dict[str, Any]) -> list[Row]: ...
 
     async def execute(self, sql: str, params: dict[str, Any]) -> int: ...
+
+    def changed(self) -> None: ...
 
 
 def _entry(row: Row) -> StockEntry:
@@ -139,7 +159,10 @@ class PostgresStockMixin:
             sql = _ADJUST_AT_VERSION
             params["expected_version"] = expected_version
         row = await self._session.fetch_one(sql, params, writes=True)
-        return None if row is None else _entry(row)
+        if row is None:
+            return None
+        self._session.changed()
+        return _entry(row)
 
     async def write_batch(
         self, candidates: Sequence[Product], entry_ids: Sequence[UUID], *, upsert: bool
@@ -162,6 +185,7 @@ class PostgresStockMixin:
             written = {row[1] for row in rows}
             taken = [i for i, c in enumerate(candidates) if c.sku not in written]
             raise SkusTaken(taken, "these skus already exist")
+        self._session.changed()
         return tuple(BatchItem(row[9], _product(row)) for row in rows)
 
     async def stock_entry(self, entry_id: UUID) -> StockEntry | None:

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 from uuid import UUID
 
 import attrs
@@ -10,7 +10,10 @@ from sqlalchemy import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from cme_adapters.sql import statements, stock_statements
-from cme_adapters.sql.stock_repository import SqlStockMixin, entry_values, record
+from cme_adapters.sql.outbox import INSERT_CHANGE, change_values
+from cme_adapters.sql.schema import products
+from cme_adapters.sql.stock_repository import SqlStockMixin, record
+from cme_domain.changes import ChangeType
 from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
 from cme_domain.listing import Page, ProductQuery, keyset_of
 from cme_domain.ports import IdempotencyRecord
@@ -18,6 +21,10 @@ from cme_domain.product import Product, ProductSpec
 from cme_domain.stock import StockEntry
 
 T = TypeVar("T")
+
+# The deleted version, for the delete's change event.
+_DELETE: Final = statements.DELETE.returning(products.c.version)
+_DELETE_AT_VERSION: Final = statements.DELETE_AT_VERSION.returning(products.c.version)
 
 
 class Runner(Protocol):
@@ -37,6 +44,13 @@ def _is_violation_of(error: IntegrityError, column: str) -> bool:
 
 
 class SqlProductRepository(SqlStockMixin):
+    """Every write runs with its change event (sql/outbox.py) in one transaction (`together`).
+
+    A write takes SQLite's one write lock at its first statement and keeps it to its commit,
+    so writers commit in the order they inserted their events: an event's id can serve as its
+    feed position.
+    """
+
     def __init__(self, run: Runner, together: Runner) -> None:
         self._run = run
         self._together = together
@@ -53,14 +67,17 @@ class SqlProductRepository(SqlStockMixin):
             "updated_at": product.updated_at,
             "version": product.version,
         }
+        change = change_values(
+            ChangeType.CREATED, product.id, product.version, product.updated_at, product
+        )
 
         def insert(db: Connection) -> None:
             db.execute(statements.INSERT, values)
-            if entry is not None:
-                db.execute(stock_statements.INSERT_ENTRY, entry_values(entry))
+            record(db, entry)
+            db.execute(INSERT_CHANGE, change)
 
         try:
-            await (self._run if entry is None else self._together)(insert)
+            await self._together(insert)
         except IntegrityError as error:
             if _is_violation_of(error, "sku"):
                 raise DuplicateSku(product.sku) from None
@@ -108,6 +125,10 @@ class SqlProductRepository(SqlStockMixin):
                 return None
             product = _product(row)
             record(db, StockEntry.setting(entry_id, product, old[0]))
+            db.execute(
+                INSERT_CHANGE,
+                change_values(ChangeType.UPDATED, product_id, product.version, now, product),
+            )
             return product
 
         try:
@@ -117,14 +138,22 @@ class SqlProductRepository(SqlStockMixin):
                 raise DuplicateSku(spec.sku) from None
             raise
 
-    async def delete(self, product_id: UUID, expected_version: int | None) -> bool:
+    async def delete(self, product_id: UUID, now: datetime, expected_version: int | None) -> bool:
         params: dict[str, object] = {"product_id": product_id}
-        statement = statements.DELETE
+        statement = _DELETE
         if expected_version is not None:
-            statement = statements.DELETE_AT_VERSION
+            statement = _DELETE_AT_VERSION
             params["expected_version"] = expected_version
-        deleted = await self._run(lambda db: db.execute(statement, params).rowcount)
-        return deleted == 1
+
+        def delete(db: Connection) -> bool:
+            version = db.execute(statement, params).scalar()
+            if version is not None:
+                change = change_values(ChangeType.DELETED, product_id, version + 1, now, None)
+                db.execute(INSERT_CHANGE, change)
+            return version is not None
+
+        deleted: bool = await self._together(delete)
+        return deleted
 
 
 class SqlIdempotencyStore:

@@ -22,7 +22,9 @@ from sqlalchemy import (
     update,
 )
 
+from cme_adapters.sql.outbox import with_change
 from cme_adapters.sql.schema import idempotency_keys, products, service_secrets
+from cme_domain.changes import ChangeType
 from cme_domain.listing import ProductQuery, SortField, SortOrder, ascii_fold
 
 SORT_COLUMNS: Final = {
@@ -55,6 +57,13 @@ REPLACE: Final = (
 REPLACE_AT_VERSION: Final = REPLACE.where(products.c.version == bindparam("expected_version"))
 DELETE: Final = delete(products).where(products.c.id == bindparam("product_id"))
 DELETE_AT_VERSION: Final = DELETE.where(products.c.version == bindparam("expected_version"))
+
+# The same writes recording their change event in the same statement (PostgreSQL, outbox.py).
+INSERT_RECORDED: Final = with_change(INSERT.returning(*products.c), ChangeType.CREATED)
+DELETE_RECORDED: Final = with_change(DELETE.returning(*products.c), ChangeType.DELETED)
+DELETE_AT_VERSION_RECORDED: Final = with_change(
+    DELETE_AT_VERSION.returning(*products.c), ChangeType.DELETED
+)
 
 _KEY_TIME: Final = idempotency_keys.c.expires_at.type
 INSERT_KEY: Final = insert(idempotency_keys).values(

@@ -10,7 +10,9 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from cme_adapters.sql import statements, stock_statements
+from cme_adapters.sql.outbox import INSERT_CHANGE, change_values
 from cme_domain.batch import BatchItem
+from cme_domain.changes import ChangeType
 from cme_domain.errors import SkusTaken
 from cme_domain.listing import Keyset
 from cme_domain.ports import LedgerPage, LedgerQuery
@@ -56,6 +58,10 @@ def product_values(product: Product) -> dict[str, Any]:
     }
 
 
+def _change(kind: ChangeType, product: Product) -> dict[str, Any]:
+    return change_values(kind, product.id, product.version, product.updated_at, product)
+
+
 def _entry(row: Any) -> StockEntry:
     return StockEntry(*tuple(row))
 
@@ -92,10 +98,10 @@ class SqlStockMixin:
             row = db.execute(statement, params).first()
             if row is None:
                 return None
-            entry = StockEntry.of(
-                entry_id, _product(row), change.delta, change.reason, change.reference
-            )
+            product = _product(row)
+            entry = StockEntry.of(entry_id, product, change.delta, change.reason, change.reference)
             record(db, entry)
+            db.execute(INSERT_CHANGE, _change(ChangeType.STOCK_ADJUSTED, product))
             return entry
 
         return await self._together(adjust)
@@ -115,6 +121,7 @@ class SqlStockMixin:
             items: list[BatchItem] = []
             new: list[dict[str, Any]] = []
             entries: list[dict[str, Any]] = []
+            changes: list[dict[str, Any]] = []
             for candidate, entry_id in zip(candidates, entry_ids, strict=True):
                 current = existing.get(candidate.sku)
                 if current is None:
@@ -131,10 +138,15 @@ class SqlStockMixin:
                     items.append(BatchItem(False, revised))
                 if entry is not None:
                     entries.append(entry_values(entry))
+                item = items[-1]
+                kind = ChangeType.CREATED if item.created else ChangeType.UPDATED
+                changes.append(_change(kind, item.product))
             if new:
                 db.execute(statements.INSERT, new)
             if entries:
                 db.execute(stock_statements.INSERT_ENTRY, entries)
+            # Last, and in input order: the events' ids follow the batch's order.
+            db.execute(INSERT_CHANGE, changes)
             return tuple(items)
 
         try:

@@ -22,7 +22,9 @@ from sqlalchemy import (
 )
 
 from cme_adapters.sql import statements
+from cme_adapters.sql.outbox import change_from, with_change
 from cme_adapters.sql.schema import products, stock_ledger
+from cme_domain.changes import ChangeType
 from cme_domain.product import QUANTITY_MAX
 
 _TIME: Final = stock_ledger.c.created_at.type
@@ -73,6 +75,8 @@ def _entry_from(written: CTE, delta: Any, reason: Any, reference: Any) -> Any:
 
 
 def _adjust_with_entry(adjust: Any) -> Any:
+    """An adjustment in one statement: the write, its ledger entry (returned) and its change
+    event, the product's state after it."""
     adjusted = adjust.cte("adjusted")
     return (
         _entry_from(
@@ -81,7 +85,7 @@ def _adjust_with_entry(adjust: Any) -> Any:
             bindparam("reason", type_=String),
             cast(bindparam("reference"), String),
         )
-        .add_cte(adjusted)
+        .add_cte(adjusted, change_from(adjusted, ChangeType.STOCK_ADJUSTED).cte("change"))
         .returning(*stock_ledger.c)
     )
 
@@ -122,23 +126,28 @@ def _replace_with_entry(at_version: bool) -> Select[Any]:
     return select(*(replaced.c[c.name] for c in products.c)).add_cte(entry)
 
 
-REPLACE_WITH_ENTRY: Final = _replace_with_entry(at_version=False)
-REPLACE_AT_VERSION_WITH_ENTRY: Final = _replace_with_entry(at_version=True)
+# PUT/PATCH with its change event: still one statement (outbox.with_change).
+REPLACE_WITH_ENTRY: Final = with_change(_replace_with_entry(at_version=False), ChangeType.UPDATED)
+REPLACE_AT_VERSION_WITH_ENTRY: Final = with_change(
+    _replace_with_entry(at_version=True), ChangeType.UPDATED
+)
 
 
-def _insert_with_entry() -> Any:
+def _insert_with_entry() -> Select[Any]:
     """POST in one statement: the product, and its "initial" entry (the caller omits this
     form for a product that starts at 0)."""
     created = statements.INSERT.returning(*products.c).cte("created")
-    return _entry_from(
+    entry = _entry_from(
         created,
         bindparam("entry_delta", type_=BigInteger),
         literal_column("'initial'"),
         cast(literal_column("NULL"), String),
-    ).add_cte(created)
+    ).cte("entry")
+    return select(*created.c).add_cte(entry)
 
 
-INSERT_WITH_ENTRY: Final = _insert_with_entry()
+# POST with its entry and its change event, returning the product as INSERT_RECORDED does.
+INSERT_WITH_ENTRY: Final = with_change(_insert_with_entry(), ChangeType.CREATED)
 
 
 def ledger_page(*, after: bool) -> Select[Any]:

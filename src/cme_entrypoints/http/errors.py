@@ -9,6 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cme_domain.errors import (
+    ChangesPruned,
+    CursorAhead,
     DomainError,
     DuplicateSku,
     IdempotencyKeyReused,
@@ -97,6 +99,12 @@ _DOMAIN: Final[dict[type[DomainError], Callable[[DomainError], Problem]]] = {
         headers={"Retry-After": "2"},
     ),
     MissingScope: lambda e: Problem(403, str(e), slug="forbidden"),
+    ChangesPruned: lambda e: Problem(
+        410,
+        f"{e}: take a full snapshot again (GET /products), then follow the feed from cursor=latest",
+        slug="changes-pruned",
+    ),
+    CursorAhead: lambda e: Problem(400, str(e), slug="bad-cursor"),
 }
 
 

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from cme_domain.changes import ChangeType
 from cme_domain.errors import DomainError, ProductNotFound
 from cme_domain.listing import PAGE_DEFAULT, PAGE_MAX, PAGE_MIN, ProductQuery, SortField, SortOrder
 from cme_domain.product import PRICE_TEXT, ProductSpec
@@ -44,6 +45,10 @@ _CANONICAL_UUID = re.compile(
 _ASCII_INTEGER = re.compile(r"[0-9]{1,6}")
 
 
+def _uncounted(kind: str) -> None:
+    return None
+
+
 @attrs.frozen
 class ProductRoutes:
     authenticate: RequestAuthenticator
@@ -54,6 +59,8 @@ class ProductRoutes:
     replace_product: ReplaceProduct
     patch_product: PatchProduct
     delete_product: DeleteProduct
+    # Told of each change event committed with a write (the events-written metric).
+    changed: Callable[[str], None] = _uncounted
 
     def routes(self) -> list[Route]:
         return [
@@ -92,7 +99,9 @@ class ProductRoutes:
         key = idempotency_key(request)
         product, created = await self.create_product(principal, spec, key)
         headers = {"Location": f"/products/{product.id}"}
-        if not created:
+        if created:
+            self.changed(ChangeType.CREATED)
+        else:
             headers["Idempotent-Replayed"] = "true"
         return product_response(product, 201, **headers)
 
@@ -101,6 +110,7 @@ class ProductRoutes:
         product_id = product_id_of(request)
         spec = ProductSpec.parse(await read_json_object(request, JSON))
         product = await self.replace_product(principal, product_id, spec, if_match(request))
+        self.changed(ChangeType.UPDATED)
         return product_response(product)
 
     async def patch(self, request: Request) -> Response:
@@ -110,11 +120,13 @@ class ProductRoutes:
         # A body that is wrong whatever the version is reported as such, before If-Match.
         ProductSpec.check_patch(patch)
         product = await self.patch_product(principal, product_id, patch, if_match(request))
+        self.changed(ChangeType.UPDATED)
         return product_response(product)
 
     async def delete(self, request: Request) -> Response:
         principal = self.authenticate(request)
         await self.delete_product(principal, product_id_of(request), if_match(request))
+        self.changed(ChangeType.DELETED)
         return Response(status_code=204)
 
     def _query(self, request: Request) -> ProductQuery:

@@ -6,10 +6,10 @@ from typing import Any, Final
 import attrs
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match, Route
-from starlette.types import Scope
+from starlette.routing import Route
 
 from cme_domain.batch import Batch, BatchItem
+from cme_domain.changes import ChangeType
 from cme_domain.errors import InsufficientStock, StockEntryNotFound, StockOverflow
 from cme_domain.listing import PAGE_DEFAULT, SortField, SortOrder
 from cme_domain.ports import LedgerQuery
@@ -34,21 +34,13 @@ from cme_entrypoints.http.products import (
     uuid_of,
 )
 from cme_entrypoints.http.representation import json_response, product_json
+from cme_entrypoints.http.routing import PathOwningRoute
 
 # 1000 products with 4000-character ASCII descriptions fit; the rest of the API keeps its
 # 64 KiB limit.
 BATCH_BODY_BYTES: Final = 4 * 1024 * 1024
 # Ledger cursors are product-page cursors over created_at, newest first: one signing scheme.
 _LEDGER_SORT: Final = (SortField.CREATED_AT, SortOrder.DESC)
-
-
-class PathOwningRoute(Route):
-    """A route that answers every method on its path: 405 for the ones it lacks, rather than
-    letting a later pattern (/products/{id} for GET /products/batch) claim the request."""
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child = super().matches(scope)
-        return (Match.FULL if match is Match.PARTIAL else match), child
 
 
 def entry_json(entry: StockEntry) -> dict[str, Any]:
@@ -79,6 +71,8 @@ class StockRoutes:
     # The metrics of stock: adjustments by outcome, and batch products created or replaced.
     stock_adjusted: Callable[[str], None]
     batch_written: Callable[[int, int], None]
+    # Change events written, by type (as ProductRoutes.changed counts them).
+    changed: Callable[[str, int], None]
 
     def routes(self) -> list[Route]:
         return [
@@ -109,6 +103,7 @@ class StockRoutes:
             raise
         if new:
             self.stock_adjusted("applied")
+            self.changed(ChangeType.STOCK_ADJUSTED, 1)
         headers = {
             "Location": f"/products/{product_id}/stock-adjustments/{entry.id}",
             "ETag": f'"v{entry.version_after}"',
@@ -145,6 +140,8 @@ class StockRoutes:
         if new:
             created = sum(item.created for item in items)
             self.batch_written(created, len(items) - created)
+            self.changed(ChangeType.CREATED, created)
+            self.changed(ChangeType.UPDATED, len(items) - created)
         headers = {} if new else {"Idempotent-Replayed": "true"}
         return json_response({"items": [_item_json(i) for i in items]}, 200, headers)
 
