@@ -8,6 +8,8 @@ Run by `make bench` through bench/run.sh (see bench/README.md):
     python bench/bench.py ratelimit [--scenarios get]
     python bench/bench.py tracing [--scenarios get,post]
     python bench/bench.py search [--rows 1000000] [--rounds 3]
+    python bench/bench.py baseline --baseline-src ../other/src [--scenarios post,put]
+    python bench/bench.py batch   (products/s: single POSTs against 1000-product batches)
 
 `run` creates a PostgreSQL database cme_bench_<random> with 100,000 products, starts `cme serve
 --workers 2` (INFO access log to bench/out/service.log), the FastAPI reference bench/fastapi_ref
@@ -63,7 +65,7 @@ ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5
 API_KEY = "bench-key-" + secrets.token_hex(12)
 CURSOR_SECRET = "bench-cursor-" + secrets.token_hex(8)
 
-SCENARIOS = ("health", "get", "list", "deep", "post", "put", "put_if_match", "mix")
+SCENARIOS = ("health", "get", "list", "deep", "post", "put", "put_if_match", "mix", "batch")
 IF_MATCH_ROWS = 2000  # rows 1..2000 (created_at order): put_if_match's products
 PUT_ROWS = range(IF_MATCH_ROWS, IF_MATCH_ROWS + 20000)  # the products put and mix replace
 DEEP_ROW = 90_000
@@ -116,7 +118,14 @@ def seed(url: str, rows: int) -> None:
             """,
             (rows,),
         )
+        # The seeded stock's ledger, as the migration writes it for existing products.
+        db.execute(
+            "INSERT INTO stock_ledger (id, product_id, delta, reason, reference, quantity_after,"
+            " version_after, created_at) SELECT gen_random_uuid(), id, quantity, 'initial',"
+            " NULL, quantity, 1, created_at FROM products WHERE quantity <> 0"
+        )
         db.execute("VACUUM ANALYZE products")
+        db.execute("VACUUM ANALYZE stock_ledger")
         ordered = db.execute("SELECT id, sku FROM products ORDER BY created_at, id").fetchall()
     (OUT / "ids.txt").write_text("".join(f"{i} {s}\n" for i, s in ordered))
     put = [ordered[i] for i in PUT_ROWS if i < len(ordered)]
@@ -151,7 +160,11 @@ def base_env() -> dict[str, str]:
 
 # Rate limits on, as deployed, but too high for wrk's single client address to reach: the
 # check runs on every request and never refuses one.
-UNREACHABLE_LIMITS = {"RATE_LIMIT_READS": "1000000/1", "RATE_LIMIT_WRITES": "1000000/1"}
+UNREACHABLE_LIMITS = {
+    "RATE_LIMIT_READS": "1000000/1",
+    "RATE_LIMIT_WRITES": "1000000/1",
+    "RATE_LIMIT_BATCH": "1000000/1",
+}
 
 
 def service(
@@ -488,6 +501,22 @@ def tracing(args: argparse.Namespace) -> int:
         )
 
 
+def outbox(args: argparse.Namespace) -> int:
+    """Write throughput with the change feed's outbox, against the code before it."""
+    if not args.before_src or not (Path(args.before_src) / "cme_entrypoints").is_dir():
+        raise SystemExit("outbox: --before-src must name the src/ of a checkout before the feed")
+    return compare_variants(
+        args,
+        "outbox",
+        "Change-feed outbox cost",
+        "`cme serve` as it is (every write also inserts its change event in the same "
+        "statement; each worker sends at most one NOTIFY per 50 ms after its commits) and "
+        f"the code of {args.before_src}, on one database. "
+        "Target: none set; the ratio is the outbox's cost.",
+        {"PYTHONPATH": args.before_src},
+    )
+
+
 @contextmanager
 def span_sink() -> Iterator[str]:
     """An OTLP/HTTP endpoint that takes every export and answers an empty success."""
@@ -510,6 +539,68 @@ def span_sink() -> Iterator[str]:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
+
+
+def baseline(args: argparse.Namespace) -> int:
+    """This tree's service against another tree's (--baseline-src), on one database."""
+    if not args.baseline_src:
+        raise SystemExit("baseline: give --baseline-src, the src/ directory of the baseline")
+    return compare_variants(
+        args,
+        "baseline",
+        "This change against a baseline",
+        f"`cme serve` from this tree (on) and from {args.baseline_src} (off), on one database "
+        "migrated by this tree.",
+        {"PYTHONPATH": args.baseline_src},
+    )
+
+
+def batch(args: argparse.Namespace) -> int:
+    """Products written per second: single POSTs against 1000-product batches, in one run."""
+    size = int(os.environ.get("BENCH_BATCH", "1000"))
+    # An importer sends a few batches at a time, not 64: at 64 in flight each waits seconds
+    # for one of the pool's connections and some run out of time (503).
+    batching = argparse.Namespace(**{**vars(args), "connections": args.batch_connections})
+    with bench_database(args.database, args.rows) as url:
+        args.url = batching.url = url
+        server = service(url, args.workers)
+        with running(server):
+            single = run_scenarios({"service": server}, cast_scenarios(args, "post"))
+            batched = run_scenarios({"service": server}, cast_scenarios(batching, "batch"))
+    single, batched = single["post"]["service"], batched["batch"]["service"]
+    connections = {"post": args.connections, "batch": args.batch_connections}
+    per_product = {"post": 1, "batch": size}
+    rows = [
+        f"| {scenario} | {per_product[scenario]} | {connections[scenario]} | {r['rps']:.1f} | "
+        f"{r['rps'] * per_product[scenario]:.0f} | {r['p50_us'] / 1000:.1f} | "
+        f"{r['p99_us'] / 1000:.1f} | {r['server_cpu_us_per_request']:.0f} | {r['errors']} |"
+        for scenario, r in (("post", single), ("batch", batched))
+    ]
+    ratio = batched["rps"] * size / max(single["rps"], 1e-9)
+    text = "\n".join(
+        [
+            f"# Batch writes, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            "",
+            f"Same run: `POST /products` one product a request, against `POST /products/batch` "
+            f"of {size} new products (upsert); wrk -t{args.threads} -d{args.duration:g}s each, "
+            "with the connections shown. Target: batches >= 10x the products per second.",
+            "",
+            "| scenario | products/request | connections | requests/s | products/s | p50 ms "
+            "| p99 ms | server CPU us/request | errors |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+            *rows,
+            "",
+            f"Batches write {ratio:.1f}x the products per second of single POSTs.",
+            "",
+        ]
+    )
+    (OUT / "batch.md").write_text(text)
+    print(text)
+    return 0
+
+
+def cast_scenarios(args: argparse.Namespace, *scenarios: str) -> argparse.Namespace:
+    return argparse.Namespace(**{**vars(args), "scenarios": list(scenarios)})
 
 
 def compare_variants(
@@ -634,7 +725,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "mode",
-        choices=("run", "soak", "telemetry", "ratelimit", "tracing", "search"),
+        choices=(
+            "run",
+            "soak",
+            "telemetry",
+            "ratelimit",
+            "tracing",
+            "outbox",
+            "search",
+            "baseline",
+            "batch",
+        ),
         nargs="?",
         default="run",
     )
@@ -645,7 +746,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=3)
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    # batch is for the batch mode: the reference and the floor have no batch route.
+    parser.add_argument("--scenarios", default=",".join(s for s in SCENARIOS if s != "batch"))
     parser.add_argument("--startup-runs", type=int, default=5)
     parser.add_argument("--profile-seconds", type=int, default=10, help="0: no profile")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
@@ -654,9 +756,14 @@ def main() -> int:
     parser.add_argument("--chunk-seconds", type=float, default=30, help="soak: wrk run length")
     parser.add_argument("--soak-scenario", default="mix", choices=SCENARIOS)
     parser.add_argument("--rounds", type=int, default=3, help="search: rounds of list and search")
+    parser.add_argument("--baseline-src", help="baseline: the src/ of the tree to compare with")
+    parser.add_argument(
+        "--batch-connections", type=int, default=4, help="batch: wrk -c for the batches"
+    )
     parser.add_argument(
         "--milestone", type=int, default=1_000_000, help="soak: RSS reported every N requests"
     )
+    parser.add_argument("--before-src", default="", help="outbox: src/ of the code to compare")
     args = parser.parse_args()
     args.cursor, args.url = "", ""
     args.scenarios = [s for s in args.scenarios.split(",") if s]
@@ -677,7 +784,10 @@ def main() -> int:
         "telemetry": telemetry,
         "ratelimit": ratelimit,
         "tracing": tracing,
+        "outbox": outbox,
         "search": search,
+        "baseline": baseline,
+        "batch": batch,
     }
     return modes[args.mode](args)
 

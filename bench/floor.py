@@ -155,26 +155,27 @@ async def _create(receive: Any, send: Any) -> None:
         now,
         now,
     )
-    await pool.fetch(INSERT, row)
+    await pool.fetch(INSERT, (*row, uuid7()))
     await _product_response(send, (*row, 1), 201)
 
 
 async def _replace(scope: dict[str, Any], receive: Any, send: Any, product_id: str) -> None:
     raw = orjson.loads(await _body(receive))
     values = (
+        product_id,
         raw["sku"],
         raw["name"],
         raw.get("description"),
         int(Decimal(str(raw["price"])) * 100),
         raw["quantity"],
         datetime.now(UTC),
-        product_id,
     )
     match = _header(scope, b"if-match")
     if match is None or match.strip() == b"*":
-        rows = await pool.fetch(UPDATE_ANY, values)
+        rows = await pool.fetch(UPDATE_ANY, (*values, uuid7()))
     else:
-        rows = await pool.fetch(UPDATE_AT_VERSION, (*values, int(match.strip()[2:-1])))
+        version = int(match.strip()[2:-1])
+        rows = await pool.fetch(UPDATE_AT_VERSION, (*values, version, uuid7()))
     if not rows:
         await _problem(send, 412 if match else 404, scope["path"])
         return

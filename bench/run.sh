@@ -8,7 +8,11 @@
 #   bash bench/run.sh telemetry --scenarios health,get,post     metrics and access log on vs off
 #   bash bench/run.sh ratelimit --scenarios get                 rate limits checked vs off
 #   bash bench/run.sh tracing --scenarios get,post              traces at 10 % vs tracing off
+#   bash bench/run.sh outbox --before-src /tmp/before/src       writes with the change feed vs before
 #   bash bench/run.sh search --rows 1000000                     q against the first page
+#   bash bench/run.sh baseline --baseline-src /path/to/main/src --scenarios post,put
+#                                                               this tree against another's
+#   bash bench/run.sh batch                                     products/s: POSTs vs batches
 #
 # BENCH_ADMIN_URL  the PostgreSQL server to use (default postgresql://postgres@127.0.0.1:5432/postgres);
 #                  the run creates cme_bench_<random> there and drops it at the end, even on failure.
@@ -59,7 +63,7 @@ fi
 mkdir -p bench/out
 
 mode=run
-if [[ $# -gt 0 && ( "$1" == run || "$1" == soak || "$1" == telemetry || "$1" == ratelimit || "$1" == tracing || "$1" == search ) ]]; then
+if [[ $# -gt 0 && ( "$1" == run || "$1" == soak || "$1" == telemetry || "$1" == ratelimit || "$1" == tracing || "$1" == outbox || "$1" == search || "$1" == baseline || "$1" == batch ) ]]; then
   mode="$1"
   shift
 fi

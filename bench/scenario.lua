@@ -1,6 +1,7 @@
 -- One wrk script for every benchmark scenario, chosen by environment variables (read at load
 -- time, so the static scenarios define no request() and wrk builds their request once):
---   BENCH_SCENARIO   health | get | list | deep | post | put | put_if_match | mix | search
+--   BENCH_SCENARIO   health | get | list | deep | post | put | put_if_match | mix | search | batch
+--   BENCH_BATCH      products per POST /products/batch in the batch scenario (default 1000)
 --   BENCH_IDS        file of "id sku" lines: the products GET and mix read (all of them)
 --   BENCH_PUT_IDS    file of "id sku version" lines: the products the writes update
 --   BENCH_QUERIES    file of URL-encoded q values, one a line: what search looks for
@@ -18,6 +19,7 @@ local queries_file = os.getenv("BENCH_QUERIES")
 local prefix = os.getenv("BENCH_PREFIX") or "wrk"
 local api_key = os.getenv("BENCH_API_KEY") or ""
 local total_threads = tonumber(os.getenv("BENCH_THREADS") or "2")
+local batch_size = tonumber(os.getenv("BENCH_BATCH") or "1000")
 
 local threads = {}
 local thread_count = 0
@@ -97,6 +99,17 @@ local function post_one()
   return wrk.format("POST", "/products", write_headers, body(sku, counter))
 end
 
+-- One upsert of batch_size new products, each body as post_one writes it.
+local function batch_one()
+  local items = {}
+  for i = 1, batch_size do
+    counter = counter + 1
+    items[i] = body(string.format("%s-%d-%d", prefix, tid, counter), counter)
+  end
+  local payload = '{"mode":"upsert","products":[' .. table.concat(items, ",") .. "]}"
+  return wrk.format("POST", "/products/batch", write_headers, payload)
+end
+
 local function put_one(headers)
   counter = counter + 1
   local i = math.random(n_put)
@@ -130,6 +143,8 @@ elseif scenario == "search" then
   request = search_one
 elseif scenario == "post" then
   request = post_one
+elseif scenario == "batch" then
+  request = batch_one
 elseif scenario == "put" then
   request = function() return put_one(write_headers) end
 elseif scenario == "put_if_match" then

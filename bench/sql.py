@@ -1,8 +1,9 @@
 """The SQL the floor and the FastAPI reference send: the service's statements, written out.
 
 One copy for both, so the three servers do the same database work: autocommit, one statement
-(one round trip) per request, rows as tuples in COLUMNS order, ids minted as UUIDv7 in Python
-like the service's (their time order keeps inserts at the right edge of the primary key).
+(one round trip) per request, a write's stock ledger entry in the same statement, rows as
+tuples in COLUMNS order, ids minted as UUIDv7 in Python like the service's (their time order
+keeps inserts at the right edge of the primary key).
 """
 
 import os
@@ -16,14 +17,40 @@ NEXT_PAGE = (
     f"SELECT {COLUMNS} FROM products WHERE (created_at, id) > (%s, %s) "
     "ORDER BY created_at, id LIMIT %s"
 )
-INSERT = f"INSERT INTO products ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1)"
-UPDATE = (
-    "UPDATE products SET sku = %s, name = %s, description = %s, price_cents = %s, "
-    "quantity = %s, updated_at = %s, version = version + 1 WHERE id = %s"
+_LEDGER = (
+    "INSERT INTO stock_ledger (id, product_id, delta, reason, reference, quantity_after,"
+    " version_after, created_at)"
 )
-RETURNING = f" RETURNING {COLUMNS}"
-UPDATE_ANY = UPDATE + RETURNING
-UPDATE_AT_VERSION = UPDATE + " AND version = %s" + RETURNING
+# A create with its "initial" ledger entry, in one statement. Parameters: the product's
+# COLUMNS but version, then the entry's id.
+INSERT = (
+    f"WITH created AS (INSERT INTO products ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1)"
+    " RETURNING id, quantity, updated_at) "
+    f"{_LEDGER} SELECT %s, id, quantity, 'initial', NULL, quantity, 1, updated_at"
+    " FROM created WHERE quantity <> 0"
+)
+# A replace with its "set" ledger entry when the quantity changed, the old quantity read
+# under the row's lock, in one statement. Parameters: the id, sku, name, description,
+# price_cents, quantity, updated_at, (the expected version,) then the entry's id.
+_RETURNED = ", ".join(f"products.{c}" for c in COLUMNS.split(", "))
+
+
+def _update(at_version: bool) -> str:
+    version = " AND products.version = %s" if at_version else ""
+    return (
+        "WITH old AS (SELECT id, quantity FROM products WHERE id = %s FOR UPDATE), "
+        "replaced AS (UPDATE products SET sku = %s, name = %s, description = %s,"
+        " price_cents = %s, quantity = %s, updated_at = %s, version = products.version + 1"
+        f" FROM old WHERE products.id = old.id{version}"
+        f" RETURNING {_RETURNED}, old.quantity AS old_quantity), "
+        f"entry AS ({_LEDGER} SELECT %s, id, quantity - old_quantity, 'set', NULL, quantity,"
+        " version, updated_at FROM replaced WHERE quantity <> old_quantity) "
+        f"SELECT {COLUMNS} FROM replaced"
+    )
+
+
+UPDATE_ANY = _update(at_version=False)
+UPDATE_AT_VERSION = _update(at_version=True)
 PING = "SELECT 1"
 
 

@@ -126,7 +126,7 @@ async def create_product(
         now,
     )
     try:
-        await connection.execute(INSERT, row)
+        await connection.execute(INSERT, (*row, uuid7()))
     except psycopg.errors.UniqueViolation:
         raise Problem(409, "duplicate-sku", f"sku {product.sku!r} is taken") from None
     response.headers["ETag"] = '"v1"'
@@ -143,19 +143,20 @@ async def replace_product(
     if_match: Annotated[str | None, Header()] = None,
 ) -> ProductOut:
     values = (
+        product_id,
         product.sku,
         product.name,
         product.description,
         product.price_cents,
         product.quantity,
         datetime.now(UTC),
-        product_id,
     )
     try:
         if if_match is None or if_match.strip() == "*":
-            result = await connection.execute(UPDATE_ANY, values)
+            result = await connection.execute(UPDATE_ANY, (*values, uuid7()))
         else:
-            result = await connection.execute(UPDATE_AT_VERSION, (*values, _version(if_match)))
+            version = _version(if_match)
+            result = await connection.execute(UPDATE_AT_VERSION, (*values, version, uuid7()))
     except psycopg.errors.UniqueViolation:
         raise Problem(409, "duplicate-sku", f"sku {product.sku!r} is taken") from None
     row = await result.fetchone()

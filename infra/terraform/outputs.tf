@@ -63,8 +63,9 @@ output "workload_identity_provider" {
 output "db_connection_budget" {
   description = "Peak PostgreSQL connections by source against max_connections (README: Capacity)."
   value = {
-    app_pods          = var.app_db_pool_size * (var.app_max_replicas + var.app_max_surge)
+    app_pods          = (var.app_db_pool_size + local.app_listen_connections) * (var.app_max_replicas + var.app_max_surge)
     migration_job     = var.migration_job_connections
+    prune_job         = var.prune_job_connections
     admin             = var.admin_connections
     cloudsql_reserved = local.cloudsql_reserved_connections
     total             = local.db_connections_peak

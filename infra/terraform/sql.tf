@@ -5,11 +5,15 @@ locals {
   # its own maintenance agent; everything else must fit in the rest.
   cloudsql_reserved_connections = 3
 
+  # Each app pod also keeps one connection of its own LISTENing for the change feed's commits.
+  app_listen_connections = 1
+
   # Worst case: the HPA at its maximum while a rolling update adds surge pods,
-  # the migration Job running, and an operator connected.
+  # the migration Job and the change-feed prune CronJob running, and an operator connected.
   db_connections_peak = (
-    var.app_db_pool_size * (var.app_max_replicas + var.app_max_surge)
+    (var.app_db_pool_size + local.app_listen_connections) * (var.app_max_replicas + var.app_max_surge)
     + var.migration_job_connections
+    + var.prune_job_connections
     + var.admin_connections
     + local.cloudsql_reserved_connections
   )

@@ -289,7 +289,7 @@ variable "db_password_secret_id" {
 
 variable "app_db_pool_size" {
   type        = number
-  description = "DB_POOL_SIZE of each app pod: the most connections one pod opens (the pool must not overflow it)."
+  description = "DB_POOL_SIZE of each app pod: its pool's connections (the pool must not overflow it); each pod (one uvicorn worker) opens one more to listen for the change feed's commits."
   default     = 3
 
   validation {
@@ -300,8 +300,8 @@ variable "app_db_pool_size" {
 
 variable "app_max_replicas" {
   type        = number
-  description = "The HPA's maxReplicas for the app Deployment (infra/k8s)."
-  default     = 5
+  description = "The HPA's maxReplicas for the app Deployment (infra/k8s). 3 fits db-f1-micro with a pool of 3; 5 needs db-g1-small and sql_max_connections 50."
+  default     = 3
 
   validation {
     condition     = var.app_max_replicas >= 1 && floor(var.app_max_replicas) == var.app_max_replicas
@@ -331,6 +331,17 @@ variable "migration_job_connections" {
   }
 }
 
+variable "prune_job_connections" {
+  type        = number
+  description = "Connections the change-feed prune CronJob (cme prune-changes) holds while it runs."
+  default     = 1
+
+  validation {
+    condition     = var.prune_job_connections >= 0 && floor(var.prune_job_connections) == var.prune_job_connections
+    error_message = "prune_job_connections must be a whole number, 0 or more."
+  }
+}
+
 variable "admin_connections" {
   type        = number
   description = "Connections kept free for people: a psql session, a manual export, an incident."
@@ -349,7 +360,7 @@ variable "sql_max_connections" {
 
   validation {
     condition     = local.db_connections_peak <= var.sql_max_connections
-    error_message = "Connection budget exceeded: app_db_pool_size x (app_max_replicas + app_max_surge) + migration_job_connections + admin_connections + 3 reserved for Cloud SQL must be <= sql_max_connections. Lower the pool or the HPA maximum, or move to a larger tier."
+    error_message = "Connection budget exceeded: (app_db_pool_size + 1 listening) x (app_max_replicas + app_max_surge) + migration_job_connections + prune_job_connections + admin_connections + 3 reserved for Cloud SQL must be <= sql_max_connections. Lower the pool or the HPA maximum, or move to a larger tier."
   }
 }
 

@@ -1,7 +1,7 @@
 """An in-memory unit of work: the unit tests' database, and the contract suite's reference."""
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Self
@@ -9,11 +9,23 @@ from uuid import UUID
 
 import attrs
 
+from cme_adapters.notices import Notices
 from cme_adapters.sql.schema import SCHEMA_HEAD
-from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
-from cme_domain.listing import Page, ProductQuery, SortOrder, SortValue, keyset_of, sort_value
-from cme_domain.ports import IdempotencyRecord
-from cme_domain.product import Product, ProductSpec
+from cme_domain.batch import BatchItem
+from cme_domain.changes import Change, ChangeBatch, ChangeType
+from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress, SkusTaken
+from cme_domain.listing import (
+    Keyset,
+    Page,
+    ProductQuery,
+    SortOrder,
+    SortValue,
+    keyset_of,
+    sort_value,
+)
+from cme_domain.ports import IdempotencyRecord, LedgerPage, LedgerQuery
+from cme_domain.product import QUANTITY_MAX, Product, ProductSpec
+from cme_domain.stock import StockChange, StockEntry
 
 Undo = Callable[[], None]
 
@@ -22,6 +34,31 @@ Undo = Callable[[], None]
 class InMemoryStore:
     products: dict[UUID, Product] = attrs.Factory(dict)
     idempotency: dict[tuple[str, str], IdempotencyRecord] = attrs.Factory(dict)
+    ledger: dict[UUID, StockEntry] = attrs.Factory(dict)
+    # A list in commit order: a write and its event happen with no await between them.
+    changes: list[Change] = attrs.Factory(list)
+    last_position: int = 0
+    pruned_through: int = 0
+    # Every write tells at once; a rolled-back one only wakes readers to find nothing new.
+    notices: Notices = attrs.Factory(lambda: Notices(listening=True))
+
+    def record(
+        self,
+        kind: ChangeType,
+        product_id: UUID,
+        version: int,
+        at: datetime,
+        product: Product | None,
+    ) -> Undo:
+        self.last_position += 1
+        self.changes.append(Change(self.last_position, kind, product_id, version, at, product))
+        self.notices.notify()
+
+        def undo() -> None:
+            self.changes.pop()
+            self.last_position -= 1
+
+        return undo
 
 
 @attrs.define
@@ -29,11 +66,23 @@ class InMemoryProductRepository:
     store: InMemoryStore
     undo: list[Undo]
 
-    async def add(self, product: Product) -> None:
+    async def add(self, product: Product, entry: StockEntry | None = None) -> None:
         if any(p.sku == product.sku for p in self.store.products.values()):
             raise DuplicateSku(product.sku)
         self.store.products[product.id] = product
         self.undo.append(lambda: self.store.products.__delitem__(product.id))
+        self._record(entry)
+        self._changed(ChangeType.CREATED, product)
+
+    def _record(self, entry: StockEntry | None) -> None:
+        if entry is not None:
+            self.store.ledger[entry.id] = entry
+            self.undo.append(lambda: self.store.ledger.__delitem__(entry.id))
+
+    def _changed(self, kind: ChangeType, product: Product) -> None:
+        self.undo.append(
+            self.store.record(kind, product.id, product.version, product.updated_at, product)
+        )
 
     async def get(self, product_id: UUID) -> Product | None:
         return self.store.products.get(product_id)
@@ -55,23 +104,103 @@ class InMemoryProductRepository:
         return Page(tuple(page), keyset_of(page[-1], query.sort) if more else None)
 
     async def replace(
-        self, product_id: UUID, spec: ProductSpec, now: datetime, expected_version: int | None
+        self,
+        product_id: UUID,
+        spec: ProductSpec,
+        now: datetime,
+        expected_version: int | None,
+        *,
+        entry_id: UUID,
     ) -> Product | None:
         current = self.store.products.get(product_id)
         if current is None or expected_version not in (None, current.version):
             return None
         if any(p.sku == spec.sku and p.id != product_id for p in self.store.products.values()):
             raise DuplicateSku(spec.sku)
-        self.store.products[product_id] = revised = current.revised(spec, now)
-        self.undo.append(lambda: self.store.products.__setitem__(product_id, current))
+        return self._put(current, current.revised(spec, now), entry_id)
+
+    def _put(self, current: Product, revised: Product, entry_id: UUID) -> Product:
+        self.store.products[current.id] = revised
+        self.undo.append(lambda: self.store.products.__setitem__(current.id, current))
+        self._record(StockEntry.setting(entry_id, revised, current.quantity))
+        self._changed(ChangeType.UPDATED, revised)
         return revised
 
-    async def delete(self, product_id: UUID, expected_version: int | None) -> bool:
+    async def adjust(
+        self,
+        product_id: UUID,
+        change: StockChange,
+        entry_id: UUID,
+        now: datetime,
+        expected_version: int | None,
+    ) -> StockEntry | None:
+        current = self.store.products.get(product_id)
+        if current is None or expected_version not in (None, current.version):
+            return None
+        quantity = current.quantity + change.delta
+        if not 0 <= quantity <= QUANTITY_MAX:
+            return None
+        revised = attrs.evolve(
+            current, quantity=quantity, updated_at=now, version=current.version + 1
+        )
+        self.store.products[product_id] = revised
+        self.undo.append(lambda: self.store.products.__setitem__(product_id, current))
+        entry = StockEntry.of(entry_id, revised, change.delta, change.reason, change.reference)
+        self._record(entry)
+        self._changed(ChangeType.STOCK_ADJUSTED, revised)
+        return entry
+
+    async def write_batch(
+        self, candidates: Sequence[Product], entry_ids: Sequence[UUID], *, upsert: bool
+    ) -> tuple[BatchItem, ...]:
+        by_sku = {p.sku: p for p in self.store.products.values()}
+        if not upsert:
+            taken = [i for i, c in enumerate(candidates) if c.sku in by_sku]
+            if taken:
+                raise SkusTaken(taken, "these skus already exist")
+        items: list[BatchItem] = []
+        for candidate, entry_id in zip(candidates, entry_ids, strict=True):
+            current = by_sku.get(candidate.sku)
+            if current is None:
+                await self.add(candidate, StockEntry.initial(entry_id, candidate))
+                items.append(BatchItem(True, candidate))
+            else:
+                revised = current.revised(candidate.spec, candidate.updated_at)
+                items.append(BatchItem(False, self._put(current, revised, entry_id)))
+        return tuple(items)
+
+    async def stock_entry(self, entry_id: UUID) -> StockEntry | None:
+        return self.store.ledger.get(entry_id)
+
+    async def stock_entries(self, product_id: UUID, query: LedgerQuery) -> LedgerPage:
+        def key(e: StockEntry) -> tuple[datetime, UUID]:
+            return e.created_at, e.id
+
+        rows = sorted(
+            (e for e in self.store.ledger.values() if e.product_id == product_id),
+            key=key,
+            reverse=True,
+        )
+        if query.after is not None:
+            after = (query.after.value, query.after.id)
+            rows = [e for e in rows if key(e) < after]
+        page = rows[: query.limit]
+        more = len(rows) > query.limit
+        return LedgerPage(tuple(page), Keyset(page[-1].created_at, page[-1].id) if more else None)
+
+    async def delete(self, product_id: UUID, now: datetime, expected_version: int | None) -> bool:
         current = self.store.products.get(product_id)
         if current is None or expected_version not in (None, current.version):
             return False
         del self.store.products[product_id]
         self.undo.append(lambda: self.store.products.__setitem__(product_id, current))
+        ledger = {i: e for i, e in self.store.ledger.items() if e.product_id == product_id}
+        for entry_id in ledger:
+            del self.store.ledger[entry_id]
+        self.undo.append(lambda: self.store.ledger.update(ledger))
+        self.undo.append(
+            self.store.record(ChangeType.DELETED, product_id, current.version + 1, now, None)
+        )
         return True
 
 
@@ -100,6 +229,28 @@ class InMemoryIdempotencyStore:
         for slot in expired:
             del self.store.idempotency[slot]
         return len(expired)
+
+
+@attrs.define
+class InMemoryChangeFeed:
+    store: InMemoryStore
+
+    async def read(self, after: int | None, limit: int) -> ChangeBatch:
+        start = after or 0
+        items = [c for c in self.store.changes if c.sequence > start][:limit]
+        end = max(self.store.last_position, self.store.pruned_through)
+        return ChangeBatch(tuple(items), self.store.pruned_through, end)
+
+    async def prune(self, before: datetime) -> int:
+        old = [c.sequence for c in self.store.changes if c.occurred_at < before]
+        if not old:
+            return 0
+        through = max(old)
+        kept = [c for c in self.store.changes if c.sequence > through]
+        removed = len(self.store.changes) - len(kept)
+        self.store.changes[:] = kept
+        self.store.pruned_through = max(self.store.pruned_through, through)
+        return removed
 
 
 class InMemoryUnitOfWork:
@@ -143,6 +294,15 @@ class InMemoryDatabase:
     def unit_of_work(self, *, atomic: bool = True) -> InMemoryUnitOfWork:
         return InMemoryUnitOfWork(self.store, atomic=atomic)
 
+    def listen(self) -> None:
+        """Writes in this process notify directly (InMemoryStore.record)."""
+
+    def change_feed(self) -> InMemoryChangeFeed:
+        return InMemoryChangeFeed(self.store)
+
+    def change_notices(self) -> Notices:
+        return self.store.notices
+
     async def open(self) -> None:
         return None
 
@@ -160,4 +320,4 @@ class InMemoryDatabase:
         return {}
 
     async def close(self) -> None:
-        return None
+        self.store.notices.stop()

@@ -36,6 +36,23 @@ REQUESTS: Final = "http_requests"  # exported as http_requests_total
 LATENCY: Final = "request_latency_seconds"
 QUERY_LATENCY: Final = "db_query_duration_seconds"
 QUERY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+CHANGES_WRITTEN: Final = "product_changes_written"  # exported as ..._total
+FEED_REQUESTS: Final = "change_feed_requests"  # exported as ..._total
+FEED_LAG: Final = "change_feed_lag_events"
+# Events between an answer's next_cursor and the newest event: 0 for a consumer keeping up.
+FEED_LAG_BUCKETS: Final = (0, 1, 10, 100, 1_000, 10_000, 100_000, 1_000_000)
+CHANGE_TYPES: Final = (
+    "product.created",
+    "product.updated",
+    "product.deleted",
+    "product.stock_adjusted",
+)
+FEED_RESULTS: Final = ("events", "empty", "latest")
+
+STOCK_ADJUSTMENTS: Final = "stock_adjustments"  # exported as stock_adjustments_total
+ADJUSTMENT_OUTCOMES: Final = ("applied", "insufficient_stock", "overflow")
+BATCH_PRODUCTS: Final = "batch_products"  # exported as batch_products_total
+BATCH_OUTCOMES: Final = ("created", "replaced")
 
 PoolStats = Callable[[], dict[str, int]]
 
@@ -62,6 +79,10 @@ class PrometheusMetrics:
                     instrument_name=QUERY_LATENCY,
                     aggregation=ExplicitBucketHistogramAggregation(QUERY_BUCKETS),
                 ),
+                View(
+                    instrument_name=FEED_LAG,
+                    aggregation=ExplicitBucketHistogramAggregation(FEED_LAG_BUCKETS),
+                ),
             ],
         )
         meter = self._meter = self._provider.get_meter("cme")
@@ -85,6 +106,47 @@ class PrometheusMetrics:
             QUERY_LATENCY,
             description="Time one repository call (one or two SQL statements) took, in seconds",
         )
+        # Stock outcomes, counted like the requests and observed at scrape time.
+        self._stock: Counter[tuple[str, str]] = Counter(
+            {("adjustment", o): 0 for o in ADJUSTMENT_OUTCOMES}
+            | {("batch", o): 0 for o in BATCH_OUTCOMES}
+        )
+        meter.create_observable_counter(
+            STOCK_ADJUSTMENTS,
+            callbacks=[lambda _options: self._observe_stock("adjustment")],
+            description="Stock adjustments by outcome: applied, insufficient_stock, overflow",
+        )
+        meter.create_observable_counter(
+            BATCH_PRODUCTS,
+            callbacks=[lambda _options: self._observe_stock("batch")],
+            description="Products of batch writes by outcome: created, replaced",
+        )
+
+        # Counted by the routes once the write (and so its event) has committed. Every series
+        # starts at 0, so rate() sees the first increase.
+        self._changes: Counter[str] = Counter(dict.fromkeys(CHANGE_TYPES, 0))
+        meter.create_observable_counter(
+            CHANGES_WRITTEN,
+            callbacks=[lambda _o: [Observation(n, {"type": t}) for t, n in self._changes.items()]],
+            description="Change events committed with the product writes this worker served",
+        )
+        self._feed: Counter[str] = Counter(dict.fromkeys(FEED_RESULTS, 0))
+        meter.create_observable_counter(
+            FEED_REQUESTS,
+            callbacks=[lambda _o: [Observation(n, {"result": r}) for r, n in self._feed.items()]],
+            description="Change feed answers by what they held: events, empty, latest",
+        )
+        self._feed_lag = meter.create_histogram(
+            FEED_LAG,
+            description="Events the feed already had past each answer's next_cursor",
+        )
+
+    def change_written(self, kind: str, count: int = 1) -> None:
+        self._changes[kind] += count
+
+    def feed_answered(self, result: str, lag: int) -> None:
+        self._feed[result] += 1
+        self._feed_lag.record(lag)
 
     def declare_routes(self, routes: Iterable[tuple[str, str]]) -> None:
         """Start each (method, route template)'s 5xx series at 0."""
@@ -114,6 +176,20 @@ class PrometheusMetrics:
         self._in_flight -= 1
         self._requests[method, path, status] += 1
         self._latency.record(seconds, {"method": method, "path": path, "status": str(status)})
+
+    def stock_adjusted(self, outcome: str) -> None:
+        self._stock["adjustment", outcome] += 1
+
+    def batch_written(self, created: int, replaced: int) -> None:
+        self._stock["batch", "created"] += created
+        self._stock["batch", "replaced"] += replaced
+
+    def _observe_stock(self, kind: str) -> Iterable[Observation]:
+        return [
+            Observation(count, {"outcome": outcome})
+            for (of, outcome), count in list(self._stock.items())
+            if of == kind
+        ]
 
     def _observe_requests(self, _options: CallbackOptions) -> Iterable[Observation]:
         return [

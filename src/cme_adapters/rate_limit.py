@@ -29,7 +29,7 @@ class RateLimits:
 
     reads: Rate | None = Rate(6000, 60)
     writes: Rate | None = Rate(600, 60)
-    batch: Rate | None = Rate(60, 60)  # for a batch route still to come
+    batch: Rate | None = Rate(60, 60)  # POST /products/batch: up to 1000 products each
 
 
 @attrs.frozen

@@ -2,16 +2,30 @@
 
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
+from contextvars import ContextVar
+from types import TracebackType
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
-from opentelemetry.trace import SpanKind, Tracer, TracerProvider
+from opentelemetry.context import attach, detach
+from opentelemetry.trace import (
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+    Tracer,
+    TracerProvider,
+    get_current_span,
+    set_span_in_context,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 
 _NO_SPAN: Final = nullcontext()
+# Set only around the start of a sampled request's root span: see trace_sampling.RequestTraceIds.
+ROOT_TRACE_ID: Final[ContextVar[int]] = ContextVar("cme_root_trace_id", default=0)
 GOOGLE_OTLP_HOST: Final = "telemetry.googleapis.com"
 _CLOUD_PLATFORM: Final = "https://www.googleapis.com/auth/cloud-platform"
 
@@ -31,7 +45,11 @@ def tracer_provider(enabled: bool, endpoint: str = "") -> "SdkTracerProvider | N
     from opentelemetry.sdk.trace import TracerProvider as SdkProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    provider = SdkProvider(resource=Resource.create({"service.name": "cme"}))
+    from cme_adapters.trace_sampling import RequestTraceIds
+
+    provider = SdkProvider(
+        resource=Resource.create({"service.name": "cme"}), id_generator=RequestTraceIds()
+    )
     provider.add_span_processor(BatchSpanProcessor(_exporter(endpoint)))
     return provider
 
@@ -54,8 +72,9 @@ def _exporter(endpoint: str) -> "OTLPSpanExporter":
 class DatabaseSpans:
     """A client span per database call, a child of the request's server span:
 
-    `with spans("SELECT", "products"): await cursor.execute(...)`. Without tracing it returns
-    one shared do-nothing context manager: no span object, no context change.
+    `with spans("SELECT", "products"): await cursor.execute(...)`. Without tracing, and outside
+    a recording span (a request that was not sampled, a statement run outside any request), it
+    returns one shared do-nothing context manager: no span object, no context change.
     """
 
     def __init__(self, provider: TracerProvider | None, system: str) -> None:
@@ -63,7 +82,7 @@ class DatabaseSpans:
         self._system = system
 
     def __call__(self, operation: str, collection: str = "") -> AbstractContextManager[object]:
-        if self._tracer is None:
+        if self._tracer is None or not get_current_span().is_recording():
             return _NO_SPAN
         attributes: Mapping[str, str] = {
             "db.system": self._system,  # the name before semantic conventions 1.26
@@ -71,11 +90,41 @@ class DatabaseSpans:
             "db.operation.name": operation,
             **({"db.collection.name": collection} if collection else {}),
         }
-        return self._tracer.start_as_current_span(
+        span = self._tracer.start_span(
             f"{operation} {collection}" if collection else operation,
             kind=SpanKind.CLIENT,
             attributes=attributes,
         )
+        return _CurrentSpan(span)
+
+
+class _CurrentSpan:
+    """What start_as_current_span returns, without its two generator-based context managers,
+    which under load cost a sampled statement more than the span itself (py-spy, bench/):
+    the span is current inside the block, records an exception escaping it, and then ends.
+    """
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+
+    def __enter__(self) -> Span:
+        self._token = attach(set_span_in_context(self._span))
+        return self._span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        detach(self._token)
+        # As use_span: an Exception, not a cancellation or an exit, is the statement's error.
+        if isinstance(exc, Exception):
+            self._span.record_exception(exc)
+            self._span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        self._span.end()
 
 
 def database_spans(provider: TracerProvider | None, system: str) -> DatabaseSpans | None:

@@ -25,6 +25,10 @@ class ProductNotFound(DomainError):
     pass
 
 
+class StockEntryNotFound(DomainError):
+    """No ledger entry has this id for this product."""
+
+
 class DuplicateSku(DomainError):
     def __init__(self, sku: str) -> None:
         super().__init__(f"a product with sku {sku!r} already exists")
@@ -62,3 +66,47 @@ class StorageUnavailable(DomainError):
 
 class WriteOutcomeUnknown(StorageUnavailable):
     """The connection broke after a write was sent: it may or may not have been applied."""
+
+
+class ChangesPruned(DomainError):
+    """A feed cursor points before the oldest retained event: the events in between are gone."""
+
+    def __init__(self, cursor: int, pruned_through: int) -> None:
+        super().__init__(
+            f"the events after {cursor} up to {pruned_through} are past retention and deleted"
+        )
+        self.cursor = cursor
+        self.pruned_through = pruned_through
+
+
+class CursorAhead(DomainError):
+    """A feed cursor names a position the feed has not reached: no answer of ours holds it."""
+
+
+class InsufficientStock(DomainError):
+    """An adjustment would take the quantity below zero; nothing was written."""
+
+    def __init__(self, available: int, delta: int) -> None:
+        super().__init__(f"only {available} in stock: an adjustment of {delta} would go below 0")
+        self.available = available
+        self.delta = delta
+
+
+class StockOverflow(DomainError):
+    """An adjustment would take the quantity past the largest one a product can hold."""
+
+    def __init__(self, available: int, delta: int, limit: int) -> None:
+        super().__init__(
+            f"{available} in stock: an adjustment of {delta} would pass the limit of {limit}"
+        )
+        self.available = available
+        self.delta = delta
+
+
+class SkusTaken(DomainError):
+    """Products of a batch name skus that are taken: by another item of it, or by the store."""
+
+    def __init__(self, indexes: Sequence[int], reason: str) -> None:
+        named = ", ".join(str(i) for i in indexes)
+        super().__init__(f"{reason}: products[{named}]" if indexes else reason)
+        self.indexes = tuple(indexes)

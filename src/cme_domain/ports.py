@@ -1,5 +1,6 @@
 """The ports the use cases need; adapters implement them."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
@@ -7,34 +8,106 @@ from uuid import UUID
 
 import attrs
 
-from cme_domain.listing import Page, ProductQuery
+from cme_domain.batch import BatchItem
+from cme_domain.changes import ChangeBatch
+from cme_domain.listing import Keyset, Page, ProductQuery
 from cme_domain.product import Product, ProductSpec
+from cme_domain.stock import StockChange, StockEntry
+
+
+@attrs.frozen
+class LedgerQuery:
+    limit: int
+    after: Keyset | None = None
+
+
+@attrs.frozen
+class LedgerPage:
+    items: tuple[StockEntry, ...]
+    next: Keyset | None
 
 
 class ProductRepository(Protocol):
-    async def add(self, product: Product) -> None:
-        """Store a new product; raise DuplicateSku if its sku is taken."""
+    async def add(self, product: Product, entry: StockEntry | None = None) -> None:
+        """Store a new product and, in the same atomic step, its "initial" ledger entry.
+
+        The use case makes the entry (StockEntry.initial: none for a product starting at 0).
+        Raise DuplicateSku if the sku is taken; then nothing is written.
+        """
 
     async def get(self, product_id: UUID) -> Product | None: ...
 
     async def list(self, query: ProductQuery) -> Page: ...
 
     async def replace(
-        self, product_id: UUID, spec: ProductSpec, now: datetime, expected_version: int | None
+        self,
+        product_id: UUID,
+        spec: ProductSpec,
+        now: datetime,
+        expected_version: int | None,
+        *,
+        entry_id: UUID,
     ) -> Product | None:
         """Overwrite the client fields and bump the version, in one compare-and-set step.
 
+        When the quantity changes, the same atomic step writes the ledger entry
+        StockEntry.setting(entry_id, new product, old quantity): reason "set", delta new - old,
+        where old is the quantity this write replaced (not one read earlier).
         Return None when the product is gone or (with expected_version) has moved on;
         raise DuplicateSku if the new sku is taken.
         """
 
-    async def delete(self, product_id: UUID, expected_version: int | None) -> bool:
-        """Remove the product; False when it is gone or has moved past expected_version."""
+    async def adjust(
+        self,
+        product_id: UUID,
+        change: StockChange,
+        entry_id: UUID,
+        now: datetime,
+        expected_version: int | None,
+    ) -> StockEntry | None:
+        """Add change.delta to the quantity, bump the version and write the entry, atomically.
+
+        Only when the new quantity stays within 0..QUANTITY_MAX (and the version is the
+        expected one); otherwise write nothing and return None: the caller reads why.
+        """
+
+    async def write_batch(
+        self, candidates: Sequence[Product], entry_ids: Sequence[UUID], *, upsert: bool
+    ) -> tuple[BatchItem, ...]:
+        """Write every candidate or none, and return them in input order.
+
+        A candidate whose sku is free is stored as it is, with its StockEntry.initial. Without
+        upsert, any sku already taken raises SkusTaken naming the candidates' indexes. With
+        upsert, the product holding the sku is replaced as `replace` does (its id and
+        created_at stay, version + 1, updated_at from the candidate), with its
+        StockEntry.setting. Entry i takes the id entry_ids[i]. The skus are all different.
+        Raise WriteContention, writing nothing, when a sku this upsert found free was created
+        by a concurrent writer before it could insert it: its "set" delta would be unknown.
+        """
+
+    async def stock_entry(self, entry_id: UUID) -> StockEntry | None: ...
+
+    async def stock_entries(self, product_id: UUID, query: LedgerQuery) -> LedgerPage:
+        """The product's ledger, newest first (created_at, then id, descending)."""
+
+    async def delete(self, product_id: UUID, now: datetime, expected_version: int | None) -> bool:
+        """Remove the product and its ledger; False when it is gone or has moved on.
+
+        Every write above also records its change event (occurring at `now` for a delete) in
+        the same transaction as the write itself: product.created per new product,
+        product.updated per replaced one, product.stock_adjusted for an adjustment (the
+        product's state after it), a batch's in input order.
+        """
 
 
 @attrs.frozen
 class IdempotencyRecord:
-    """What a create with an Idempotency-Key produced, kept so a retry gets the same answer."""
+    """What a write with an Idempotency-Key produced, kept so a retry gets the same answer.
+
+    product_id is the product it created or changed (for a batch, its first); outcome is
+    whatever else the use case needs to answer again (the ledger entry, the batch's items),
+    in the use case's own notation; empty for a create.
+    """
 
     owner: str
     key: str
@@ -42,6 +115,7 @@ class IdempotencyRecord:
     product_id: UUID
     created_at: datetime
     expires_at: datetime
+    outcome: str = ""
 
 
 class IdempotencyStore(Protocol):
@@ -88,6 +162,34 @@ class UnitOfWorkFactory(Protocol):
         atomic=False is for work that needs no transaction: reads, and writes that are a
         single statement or a compare-and-set on version. It spares the database the BEGIN
         and COMMIT round trips.
+        """
+
+
+class ChangeFeed(Protocol):
+    """The committed change events, each at a position no later commit can take."""
+
+    async def read(self, after: int | None, limit: int) -> ChangeBatch:
+        """Up to `limit` events positioned after `after` (None: the oldest retained), in order.
+
+        Every event committed before the call has its position by the time it reads.
+        """
+
+    async def prune(self, before: datetime) -> int:
+        """Delete the events that occurred before `before`, oldest positions first; return how
+        many went. What stays is always every event after some position."""
+
+
+class ChangeNotices(Protocol):
+    """Word that events may have been committed, so a waiting reader need not poll blindly."""
+
+    def heard(self) -> int:
+        """How many notices have come so far: pass it to `wait` to miss none in between."""
+
+    async def wait(self, since: int, seconds: float) -> bool:
+        """Wait up to `seconds` for a notice after `since`.
+
+        True: look again (a notice came, or this store can only be polled). False: the time
+        ran out or the service is stopping, so answer with what there is.
         """
 
 

@@ -26,6 +26,7 @@ from cme_domain.ports import (
 )
 from cme_domain.principal import WRITE_SCOPE, Principal
 from cme_domain.product import Product, ProductSpec
+from cme_domain.stock import StockEntry
 
 # A racing writer can make a compare-and-set fail; without If-Match we simply try again.
 _CAS_ATTEMPTS: Final = 5
@@ -79,6 +80,8 @@ class CreateProduct:
                         raise IdempotentProductDeleted(idempotency_key)
                     return product, False
             product = Product.new(self.ids.new_id(), spec, now)
+            # Ledger rule: a product starting with stock has an "initial" entry for it.
+            entry = StockEntry.initial(self.ids.new_id(), product)
             if idempotency_key is not None:
                 # The key goes in first, so a concurrent retry collides on the key, not the sku.
                 record = IdempotencyRecord(
@@ -90,15 +93,18 @@ class CreateProduct:
                     now + self.idempotency_ttl,
                 )
                 await uow.idempotency.add(record)
-            await uow.products.add(product)
+            await uow.products.add(product, entry)
             await uow.commit()
         return product, True
 
 
 @attrs.frozen
 class ReplaceProduct:
+    """A full write; a changed quantity gets its "set" ledger entry in the same step."""
+
     uow: UnitOfWorkFactory
     clock: Clock
+    ids: IdGenerator
 
     async def __call__(
         self,
@@ -111,7 +117,7 @@ class ReplaceProduct:
         # One UPDATE, a compare-and-set when expected_version is given.
         async with self.uow(atomic=False) as uow:
             product = await uow.products.replace(
-                product_id, spec, self.clock.now(), expected_version
+                product_id, spec, self.clock.now(), expected_version, entry_id=self.ids.new_id()
             )
             if product is None:
                 raise await _miss(uow.products, product_id, expected_version)
@@ -121,10 +127,14 @@ class ReplaceProduct:
 
 @attrs.frozen
 class PatchProduct:
-    """Partial update by JSON merge patch, validated by the same invariants as a full write."""
+    """Partial update by JSON merge patch, validated by the same invariants as a full write.
+
+    A changed quantity gets its "set" ledger entry, as on a full write.
+    """
 
     uow: UnitOfWorkFactory
     clock: Clock
+    ids: IdGenerator
 
     async def __call__(
         self,
@@ -145,7 +155,11 @@ class PatchProduct:
                     raise VersionMismatch(expected_version, current.version)
                 spec = current.spec.merged(patch)
                 product = await uow.products.replace(
-                    product_id, spec, self.clock.now(), current.version
+                    product_id,
+                    spec,
+                    self.clock.now(),
+                    current.version,
+                    entry_id=self.ids.new_id(),
                 )
                 if product is not None:
                     await uow.commit()
@@ -156,13 +170,14 @@ class PatchProduct:
 @attrs.frozen
 class DeleteProduct:
     uow: UnitOfWorkFactory
+    clock: Clock
 
     async def __call__(
         self, principal: Principal, product_id: UUID, expected_version: int | None = None
     ) -> None:
         principal.require(WRITE_SCOPE)
         async with self.uow(atomic=False) as uow:
-            if not await uow.products.delete(product_id, expected_version):
+            if not await uow.products.delete(product_id, self.clock.now(), expected_version):
                 raise await _miss(uow.products, product_id, expected_version)
             await uow.commit()
 

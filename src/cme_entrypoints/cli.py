@@ -1,4 +1,5 @@
-"""The `cme` command: serve the API, migrate the database, print the OpenAPI document."""
+"""The `cme` command: serve the API, migrate the database, print the OpenAPI document,
+import a product feed."""
 
 import argparse
 import asyncio
@@ -13,7 +14,7 @@ from importlib.metadata import version
 import uvicorn
 
 from cme_domain.errors import StorageUnavailable
-from cme_entrypoints import logs, token_command
+from cme_entrypoints import import_command, logs, token_command
 from cme_entrypoints.http.head_limit import MAX_HEAD_BYTES
 from cme_entrypoints.settings import Settings, SettingsError
 
@@ -25,10 +26,11 @@ DB_HOST/DB_PORT/DB_USER/DB_PASS/DB_NAME; with neither, an embedded SQLite file a
 Credentials: API_KEY/API_KEYS; JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWT_JWKS_FILE or
 JWT_JWKS_URL with JWT_ISSUER, JWT_AUDIENCE, JWT_ALGORITHMS, JWT_LEEWAY_SECONDS;
 REQUIRE_READ_SCOPE. Service: PORT, HOST, WEB_CONCURRENCY, LOG_LEVEL, LOG_FORMAT, DB_POOL_SIZE,
-SHUTDOWN_GRACE_SECONDS, SHUTDOWN_DRAIN_SECONDS, IDEMPOTENCY_TTL_HOURS, CURSOR_SECRET,
-CORS_ALLOW_ORIGINS, METRICS_TOKEN, REQUEST_TELEMETRY. Hardening: HEADER_TIMEOUT_SECONDS,
-BODY_TIMEOUT_SECONDS, MAX_CONNECTIONS; rate limits: RATE_LIMIT_READS, RATE_LIMIT_WRITES,
-RATE_LIMIT_BATCH (N/SECONDS, or 0 for none), REDIS_URL, RATE_LIMIT_PREFIX. Observability:
+SHUTDOWN_GRACE_SECONDS, SHUTDOWN_DRAIN_SECONDS, IDEMPOTENCY_TTL_HOURS, CHANGES_RETENTION_DAYS,
+CURSOR_SECRET, CORS_ALLOW_ORIGINS, METRICS_TOKEN, REQUEST_TELEMETRY. Hardening:
+HEADER_TIMEOUT_SECONDS, BODY_TIMEOUT_SECONDS, MAX_CONNECTIONS; rate limits: RATE_LIMIT_READS,
+RATE_LIMIT_WRITES, RATE_LIMIT_BATCH (N/SECONDS, or 0 for none), REDIS_URL, RATE_LIMIT_PREFIX.
+Observability:
 GOOGLE_CLOUD_PROJECT (log lines name their Cloud Trace), OTEL_TRACES_EXPORTER=otlp with the
 OpenTelemetry SDK's OTEL_*.
 """
@@ -80,6 +82,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     prune.set_defaults(run=_prune)
 
+    prune_changes = commands.add_parser(
+        "prune-changes",
+        help="delete change-feed events older than CHANGES_RETENTION_DAYS",
+        description="Delete the change-feed events older than CHANGES_RETENTION_DAYS (default 7). "
+        "A feed cursor older than what is kept then gets 410 Gone. Run it daily (the Kubernetes "
+        "CronJob cme-prune-changes does).",
+    )
+    prune_changes.set_defaults(run=_prune_changes)
+
     openapi = commands.add_parser(
         "openapi",
         help="print the OpenAPI 3.1 document",
@@ -87,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     openapi.set_defaults(run=_openapi)
     token_command.register(commands)
+    import_command.register(commands)
     return parser
 
 
@@ -199,6 +211,30 @@ def _prune(settings: Settings, args: argparse.Namespace) -> int:
         print(f"cme: cannot reach the database: {error}", file=sys.stderr)
         return 1
     print(f"cme: removed {removed} expired idempotency records")
+    return 0
+
+
+def _prune_changes(settings: Settings, args: argparse.Namespace) -> int:
+    from cme_entrypoints.container import Container
+
+    logs.configure(settings.log_level, settings.log_format)
+    container = Container(settings=settings)
+
+    async def prune() -> int:
+        database = container.database()
+        await database.open()
+        try:
+            removed: int = await container.prune_changes()()
+        finally:
+            await database.close()
+        return removed
+
+    try:
+        removed = asyncio.run(prune())
+    except StorageUnavailable as error:
+        print(f"cme: cannot reach the database: {error}", file=sys.stderr)
+        return 1
+    print(f"cme: removed {removed} change events")
     return 0
 
 

@@ -17,12 +17,14 @@ from cme_adapters.sql.config import PoolSettings
 from cme_adapters.sql.revisions import code_revisions
 from cme_adapters.system import SystemClock, Uuid7Generator
 from cme_adapters.tracing import database_spans, tracer_provider
-from cme_domain import use_cases
+from cme_domain import feed, stock_use_cases, use_cases
 from cme_entrypoints.http.auth import RequestAuthenticator
 from cme_entrypoints.http.cursor import CursorCodec
+from cme_entrypoints.http.feed import FeedRoutes
 from cme_entrypoints.http.operations import OperationsRoutes
 from cme_entrypoints.http.products import ProductRoutes
 from cme_entrypoints.http.schema_check import SchemaCheck
+from cme_entrypoints.http.stock import StockRoutes
 from cme_entrypoints.settings import Settings
 
 if TYPE_CHECKING:
@@ -105,12 +107,14 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
+    _idempotency_ttl = providers.Callable(timedelta, hours=settings.provided.idempotency_ttl_hours)
+    cursors = providers.Singleton(
+        CursorCodec, settings.provided.cursor_key, database.provided.cursor_secret
+    )
     product_routes = providers.Singleton(
         ProductRoutes,
         authenticate=authenticator,
-        cursors=providers.Singleton(
-            CursorCodec, settings.provided.cursor_key, database.provided.cursor_secret
-        ),
+        cursors=cursors,
         get_product=providers.Singleton(use_cases.GetProduct, unit_of_work),
         list_products=providers.Singleton(use_cases.ListProducts, unit_of_work),
         create_product=providers.Singleton(
@@ -118,11 +122,42 @@ class Container(containers.DeclarativeContainer):
             unit_of_work,
             clock,
             ids,
-            providers.Callable(timedelta, hours=settings.provided.idempotency_ttl_hours),
+            _idempotency_ttl,
         ),
-        replace_product=providers.Singleton(use_cases.ReplaceProduct, unit_of_work, clock),
-        patch_product=providers.Singleton(use_cases.PatchProduct, unit_of_work, clock),
-        delete_product=providers.Singleton(use_cases.DeleteProduct, unit_of_work),
+        replace_product=providers.Singleton(use_cases.ReplaceProduct, unit_of_work, clock, ids),
+        patch_product=providers.Singleton(use_cases.PatchProduct, unit_of_work, clock, ids),
+        delete_product=providers.Singleton(use_cases.DeleteProduct, unit_of_work, clock),
+        changed=metrics.provided.change_written,
+    )
+    change_feed = providers.Singleton(database.provided.change_feed.call())
+    change_notices = database.provided.change_notices.call()
+    feed_routes = providers.Singleton(
+        FeedRoutes,
+        read_changes=providers.Singleton(feed.ReadChanges, change_feed, change_notices),
+        latest_cursor=providers.Singleton(feed.LatestCursor, change_feed),
+        answered=metrics.provided.feed_answered,
+    )
+    prune_changes = providers.Singleton(
+        feed.PruneChanges,
+        change_feed,
+        clock,
+        providers.Callable(timedelta, days=settings.provided.changes_retention_days),
+    )
+    stock_routes = providers.Singleton(
+        StockRoutes,
+        authenticate=authenticator,
+        cursors=cursors,
+        adjust_stock=providers.Singleton(
+            stock_use_cases.AdjustStock, unit_of_work, clock, ids, _idempotency_ttl
+        ),
+        list_stock_entries=providers.Singleton(stock_use_cases.ListStockEntries, unit_of_work),
+        get_stock_entry=providers.Singleton(stock_use_cases.GetStockEntry, unit_of_work),
+        write_batch=providers.Singleton(
+            stock_use_cases.WriteBatch, unit_of_work, clock, ids, _idempotency_ttl
+        ),
+        stock_adjusted=metrics.provided.stock_adjusted,
+        batch_written=metrics.provided.batch_written,
+        changed=metrics.provided.change_written,
     )
     prune_idempotency_keys = providers.Singleton(
         use_cases.PruneIdempotencyKeys, unit_of_work, clock

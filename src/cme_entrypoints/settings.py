@@ -50,6 +50,7 @@ class Settings:
     shutdown_grace_seconds: int = 20
     shutdown_drain_seconds: int = 0
     idempotency_ttl_hours: int = 24
+    changes_retention_days: int = 7
     request_telemetry: bool = True
     cursor_secret: str = attrs.field(default="", repr=False)
     header_timeout_seconds: int = 5
@@ -93,6 +94,7 @@ class Settings:
             shutdown_grace_seconds=get.integer("SHUTDOWN_GRACE_SECONDS", 20, 0, 3600),
             shutdown_drain_seconds=get.integer("SHUTDOWN_DRAIN_SECONDS", 0, 0, 60),
             idempotency_ttl_hours=get.integer("IDEMPOTENCY_TTL_HOURS", 24, 1, 720),
+            changes_retention_days=get.integer("CHANGES_RETENTION_DAYS", 7, 1, 3650),
             request_telemetry=get.boolean("REQUEST_TELEMETRY", default=True),
             cursor_secret=get.text("CURSOR_SECRET", ""),
             header_timeout_seconds=get.integer("HEADER_TIMEOUT_SECONDS", 5, 1, 300),

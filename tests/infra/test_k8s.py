@@ -18,7 +18,7 @@ OVERLAYS = ("dev", "prod")
 SCHEMA = Path("tests/infra/schemas/podmonitoring.json")
 PROXY_IMAGE = re.compile(r"gcr\.io/cloud-sql-connectors/cloud-sql-proxy:\d+\.\d+\.\d+")
 # The kinds checkov has checks for; its report names them KIND.NAMESPACE.NAME.
-CHECKED_KINDS = {"Deployment", "Job", "Service", "ServiceAccount", "ConfigMap"}
+CHECKED_KINDS = {"Deployment", "Job", "CronJob", "Service", "ServiceAccount", "ConfigMap"}
 
 
 def render(run_tool: RunTool, overlay: Path) -> str:
@@ -247,7 +247,7 @@ def test_hpa_scales_the_deployment_between_2_and_5_on_the_apps_cpu(docs: dict[st
     hpa = find(docs["prod"], "HorizontalPodAutoscaler")["spec"]
     target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "cme-task"}
     assert hpa["scaleTargetRef"] == target
-    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 5)
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 3)
     (metric,) = hpa["metrics"]
     resource = metric["containerResource"]
     assert (resource["name"], resource["container"]) == ("cpu", "app")
@@ -314,6 +314,38 @@ def test_migration_job_runs_cme_migrate_with_the_apps_image(prod: list[Doc]):
     assert all(job[limit] > 0 for limit in limits)
 
 
+def cronjob_pod(docs: list[Doc]) -> Doc:
+    spec: Doc = find(docs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return spec
+
+
+def test_a_daily_cronjob_prunes_the_change_feed_with_the_apps_image_and_proxy(prod: list[Doc]):
+    cronjob = find(prod, "CronJob", "cme-prune-changes")["spec"]
+    pod_spec = cronjob_pod(prod)
+    prune = container(pod_spec, "prune-changes")
+    app = container(pod(prod, "Deployment"), "app")
+    assert prune["command"] == ["cme", "prune-changes"]
+    assert prune["image"] == app["image"]
+    assert env_of(prune)["CHANGES_RETENTION_DAYS"] == "7"
+    assert (env_of(prune)["DB_HOST"], env_of(prune)["DB_PORT"]) == ("127.0.0.1", "5432")
+    assert {s["secretRef"]["name"] for s in prune["envFrom"]} == {"cme-db"}
+    minute, hour, *every = cronjob["schedule"].split()
+    assert every == ["*", "*", "*"]
+    assert minute.isdigit()
+    assert hour.isdigit()
+    assert cronjob["concurrencyPolicy"] == "Forbid"
+    assert pod_spec["restartPolicy"] == "Never"
+    proxy = container(pod_spec, "cloud-sql-proxy")
+    assert proxy == container(pod(prod, "Job"), "cloud-sql-proxy")
+    assert pod_spec["securityContext"] == pod(prod, "Job")["securityContext"]
+    assert prune["securityContext"] == container(pod(prod, "Job"), "migrate")["securityContext"]
+    policy = find(prod, "NetworkPolicy", "cme-task")["spec"]
+    labels = find(prod, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["metadata"]
+    assert selects(policy["podSelector"]["matchLabels"], labels["labels"])
+    service = find(prod, "Service")["spec"]["selector"]
+    assert not selects(service, labels["labels"])
+
+
 def test_network_policy_admits_only_port_5000_and_the_proxys_egress(prod: list[Doc]):
     deny = find(prod, "NetworkPolicy", "default-deny")["spec"]
     assert (deny["podSelector"], deny["policyTypes"]) == ({}, ["Ingress", "Egress"])
@@ -347,11 +379,13 @@ def test_pool_replicas_surge_and_names_match_the_terraform_variables(prod: list[
     deployment = find(prod, "Deployment")["spec"]
     app_pool = int(env_of(container(pod(prod, "Deployment"), "app"))["DB_POOL_SIZE"])
     job_pool = int(env_of(container(pod(prod, "Job"), "migrate"))["DB_POOL_SIZE"])
+    prune_pool = int(env_of(container(cronjob_pod(prod), "prune-changes"))["DB_POOL_SIZE"])
     assert app_pool == default["app_db_pool_size"]
     hpa = find(prod, "HorizontalPodAutoscaler")["spec"]
     assert hpa["maxReplicas"] == default["app_max_replicas"]
     assert deployment["strategy"]["rollingUpdate"]["maxSurge"] == default["app_max_surge"]
     assert job_pool <= default["migration_job_connections"]
+    assert prune_pool <= default["prune_job_connections"]
     assert default["k8s_namespace"].strip('"') == "cme"
     assert default["k8s_service_account"].strip('"') == "backend-sa"
     assert default["k8s_app_container"].strip('"') == "app"

@@ -252,12 +252,14 @@ def test_the_connection_budget_fits_db_f1_micro_with_the_defaults(tf: Config) ->
         "app_max_replicas",
         "app_max_surge",
         "migration_job_connections",
+        "prune_job_connections",
         "admin_connections",
     )
-    pool, replicas, surge, job, admin = (default(tf, n) for n in names)
+    pool, replicas, surge, job, prune, admin = (default(tf, n) for n in names)
     reserved = tf["locals"]["cloudsql_reserved_connections"]
-    assert (pool, replicas, default(tf, "sql_max_connections")) == (3, 5, 25)
-    assert pool * (replicas + surge) + job + admin + reserved <= 25
+    listening = tf["locals"]["app_listen_connections"]
+    assert (pool, listening, replicas, default(tf, "sql_max_connections")) == (3, 1, 3, 25)
+    assert (pool + listening) * (replicas + surge) + job + prune + admin + reserved <= 25
     # Terraform enforces the same sum at plan time, and the limit is the real flag.
     assert all(f"var.{n}" in tf["locals"]["db_connections_peak"] for n in names)
     assert "local.db_connections_peak" in validation_conditions(tf, "sql_max_connections")
@@ -266,9 +268,14 @@ def test_the_connection_budget_fits_db_f1_micro_with_the_defaults(tf: Config) ->
 
 
 def test_the_kubernetes_manifests_match_the_budget_and_the_alerts(tf: Config) -> None:
-    hpa, deployment, job = (
+    hpa, deployment, job, cronjob = (
         yaml.safe_load((K8S_BASE / name).read_text(encoding="utf-8"))["spec"]
-        for name in ("hpa.yaml", "deployment.yaml", "migrate-job.yaml")
+        for name in (
+            "hpa.yaml",
+            "deployment.yaml",
+            "migrate-job.yaml",
+            "prune-changes-cronjob.yaml",
+        )
     )
     app = default(tf, "k8s_app_container")
     assert app in {c["name"] for c in deployment["template"]["spec"]["containers"]}
@@ -277,6 +284,7 @@ def test_the_kubernetes_manifests_match_the_budget_and_the_alerts(tf: Config) ->
     assert deployment["strategy"]["rollingUpdate"]["maxSurge"] <= default(tf, "app_max_surge")
     assert int(pool_size(deployment)) <= default(tf, "app_db_pool_size")
     assert int(pool_size(job)) <= default(tf, "migration_job_connections")
+    assert int(pool_size(cronjob["jobTemplate"]["spec"])) <= default(tf, "prune_job_connections")
 
 
 def test_alerts_watch_latency_errors_restarts_cpu_and_health(tf: Config) -> None:

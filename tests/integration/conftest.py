@@ -26,7 +26,10 @@ def migrated_postgres_url(postgres_url: str) -> Iterator[str]:
 @pytest.fixture
 def empty_postgres_url(migrated_postgres_url: str) -> str:
     with psycopg.connect(migrated_postgres_url, autocommit=True) as connection:
-        connection.execute("TRUNCATE products, idempotency_keys")
+        connection.execute(
+            "TRUNCATE products, idempotency_keys, stock_ledger, product_changes RESTART IDENTITY"
+        )
+        connection.execute("UPDATE change_feed_horizon SET pruned_through = 0")
     return migrated_postgres_url
 
 

@@ -1,5 +1,6 @@
 """The API end to end: a real `cme serve` (uvicorn) on loopback, over real HTTP."""
 
+import os
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -92,7 +93,9 @@ def test_a_product_on_the_embedded_default_survives_a_restart(tmp_path: Path) ->
     migrated = subprocess.run(
         [CME, "migrate"],
         cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin"},
+        # PYTHONPATH passes through, so a checkout run against a shared venv migrates with
+        # its own code (its own schema head), as the server it then starts runs it.
+        env={"PATH": "/usr/bin:/bin", **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}},
         capture_output=True,
         timeout=60,
     )

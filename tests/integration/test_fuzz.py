@@ -40,6 +40,7 @@ def test_schemathesis_finds_no_failure(
         "LOG_LEVEL": "WARNING",
         "RATE_LIMIT_READS": "1000000/60",
         "RATE_LIMIT_WRITES": "1000000/60",
+        "RATE_LIMIT_BATCH": "1000000/60",
     }
     headers = [f"X-API-Key: {API_KEY}"] if credentials == "valid" else []
     log = tmp_path / "cme.log"

@@ -52,7 +52,7 @@ def test_sigterm_lets_the_in_flight_request_finish_and_refuses_new_ones(
                 # Its own autocommit connection: pg_stat_activity is frozen inside a transaction.
                 waiting = observer.execute(
                     "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE products%'"
+                    " WHERE wait_event_type = 'Lock' AND query LIKE '%UPDATE products%'"
                 ).fetchone()
                 if waiting == (1,):
                     break

@@ -21,6 +21,15 @@ from cme_adapters.sql.schema import SCHEMA_HEAD, metadata
 
 CME = str(Path(sys.executable).with_name("cme"))
 
+ALL_TABLES = {
+    "products",
+    "idempotency_keys",
+    "service_secrets",
+    "stock_ledger",
+    "product_changes",
+    "change_feed_horizon",
+}
+
 
 @pytest.fixture
 def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
@@ -70,7 +79,7 @@ def schema_drift(url: str) -> list[object]:
 @pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based")
 def test_migrations_build_exactly_the_schema_the_code_declares(fresh_url: str) -> None:
     asyncio.run(migrate.upgrade(fresh_url))
-    assert tables(fresh_url) == {"products", "idempotency_keys", "service_secrets"}
+    assert tables(fresh_url) == ALL_TABLES
     assert schema_drift(fresh_url) == []
 
 
@@ -79,7 +88,7 @@ def test_migrations_go_down_to_nothing_and_up_again(fresh_url: str) -> None:
     asyncio.run(migrate.downgrade(fresh_url))
     assert tables(fresh_url) == set()
     asyncio.run(migrate.upgrade(fresh_url))
-    assert tables(fresh_url) == {"products", "idempotency_keys", "service_secrets"}
+    assert tables(fresh_url) == ALL_TABLES
 
 
 def test_cme_migrate_is_safe_to_run_twice(fresh_url: str, tmp_path: Path) -> None:

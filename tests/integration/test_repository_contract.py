@@ -88,13 +88,13 @@ async def test_replace_is_a_compare_and_set_on_version(database: Any) -> None:
     spec = ProductSpec.parse({"sku": "CAS", "name": "New", "price": "2.50", "quantity": 5})
     later = T0 + timedelta(seconds=1)
     async with database.unit_of_work() as uow:
-        assert await uow.products.replace(product.id, spec, later, expected_version=2) is None
-        revised = await uow.products.replace(product.id, spec, later, expected_version=1)
+        assert await uow.products.replace(product.id, spec, later, 2, entry_id=IDS.new_id()) is None
+        revised = await uow.products.replace(product.id, spec, later, 1, entry_id=IDS.new_id())
         await uow.commit()
     assert revised == product.revised(spec, later)
     async with database.unit_of_work() as uow:
         assert await uow.products.get(product.id) == revised
-        assert await uow.products.replace(uuid4(), spec, later, None) is None
+        assert await uow.products.replace(uuid4(), spec, later, None, entry_id=IDS.new_id()) is None
 
 
 async def test_replace_onto_another_products_sku_is_refused(database: Any) -> None:
@@ -102,7 +102,7 @@ async def test_replace_onto_another_products_sku_is_refused(database: Any) -> No
     await add_all(database, [first, second])
     with pytest.raises(DuplicateSku):
         async with database.unit_of_work() as uow:
-            await uow.products.replace(second.id, first.spec, T0, None)
+            await uow.products.replace(second.id, first.spec, T0, None, entry_id=IDS.new_id())
     async with database.unit_of_work() as uow:
         assert await uow.products.get(second.id) == second
 
@@ -111,9 +111,9 @@ async def test_delete_honours_the_expected_version(database: Any) -> None:
     product = make("DEL")
     await add_all(database, [product])
     async with database.unit_of_work() as uow:
-        assert not await uow.products.delete(product.id, expected_version=3)
-        assert await uow.products.delete(product.id, expected_version=1)
-        assert not await uow.products.delete(product.id, expected_version=None)
+        assert not await uow.products.delete(product.id, T0, expected_version=3)
+        assert await uow.products.delete(product.id, T0, expected_version=1)
+        assert not await uow.products.delete(product.id, T0, expected_version=None)
         await uow.commit()
 
 

@@ -181,3 +181,45 @@ def test_a_request_that_reads_postgresql_exports_a_database_span_under_its_serve
     assert select.kind == Span.SPAN_KIND_CLIENT
     assert attributes(select)["db.system.name"] == "postgresql"
     assert attributes(select)["db.operation.name"] == "SELECT"
+
+
+@pytest.fixture
+def traced_at_zero(
+    migrated_postgres_url: str, tmp_path: Path, receiver: Receiver
+) -> Iterator[tuple[str, Path]]:
+    """A ratio of 0: only requests whose caller sampled them are traced."""
+    log = tmp_path / "cme.log"
+    env = {
+        "DATABASE_URL": migrated_postgres_url,
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "GOOGLE_CLOUD_PROJECT": "proj-1",
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+    }
+    with running_cme(env, tmp_path, log) as (base_url, _process):
+        yield base_url, log
+
+
+def test_an_unsampled_request_logs_its_trace_and_exports_nothing_while_a_sampled_caller_is_traced(
+    traced_at_zero: tuple[str, Path], receiver: Receiver
+) -> None:
+    base_url, log = traced_at_zero
+    assert get(f"{base_url}{UNKNOWN}", {"X-Request-ID": "unsampled-1"}) == 404
+    assert get(f"{base_url}{UNKNOWN}", {"traceparent": f"00-{TRACE_ID}-{PARENT}-01"}) == 404
+    found = {span.name: span for span in spans_of(receiver, TRACE_ID, count=2)}
+    assert set(found) == {"GET /products/{id}", "SELECT products"}
+    assert found["GET /products/{id}"].parent_span_id.hex() == PARENT
+    assert access_line(log, TRACE_ID)["logging.googleapis.com/trace_sampled"] is True
+    lines = [json.loads(x) for x in log.read_text().splitlines() if "unsampled-1" in x]
+    (line,) = [x for x in lines if x["logger"] == "cme.access"]
+    trace = str(line["logging.googleapis.com/trace"])
+    assert trace.startswith("projects/proj-1/traces/")
+    assert len(trace.rsplit("/", 1)[1]) == 32
+    assert len(str(line["logging.googleapis.com/spanId"])) == 16
+    assert line["logging.googleapis.com/trace_sampled"] is False
+    # The sampled request's spans arrived, so the unsampled one's would have by now.
+    assert spans_of(receiver, trace.rsplit("/", 1)[1], count=0) == []
+    assert {span.trace_id.hex() for span in receiver.spans} == {TRACE_ID}

@@ -1,7 +1,9 @@
 """Every error the README's table lists is a body that the OpenAPI Problem schema accepts."""
 
+import asyncio
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,14 @@ def rate_limited(memory: InMemoryDatabase) -> Any:
         return client.get("/products")
 
 
+def pruned_past(client: TestClient, memory: InMemoryDatabase) -> Any:
+    """A feed cursor taken before an event that retention has since deleted."""
+    cursor = client.get("/products/changes", params={"cursor": "latest"}).json()["next_cursor"]
+    created(client)
+    asyncio.run(memory.change_feed().prune(datetime.now(UTC) + timedelta(days=1)))
+    return client.get("/products/changes", params={"cursor": cursor})
+
+
 REQUESTS: dict[int, Callable[[TestClient, InMemoryDatabase], Any]] = {
     400: lambda c, m: c.post("/products", content=b"{", headers=JSON),
     401: lambda c, m: c.post("/products", json=LAMP),
@@ -71,6 +81,7 @@ REQUESTS: dict[int, Callable[[TestClient, InMemoryDatabase], Any]] = {
     412: lambda c, m: c.put(
         f"/products/{created(c)}", json=LAMP, headers={**KEY, "If-Match": '"v9"'}
     ),
+    410: pruned_past,
     413: lambda c, m: c.post("/products", content=b" " * (65 * 1024), headers=JSON),
     414: lambda c, m: c.get("/products", params={"q": "a" * 3000}),
     415: lambda c, m: c.post(

@@ -144,3 +144,15 @@ def test_a_kind_set_to_no_limit_carries_no_fields(memory: InMemoryDatabase) -> N
             answer = client.get("/products")
             assert answer.status_code == 200
             assert "ratelimit" not in answer.headers
+
+
+def test_batches_draw_on_their_own_bucket_not_the_writes(memory: InMemoryDatabase) -> None:
+    limits = RateLimits(writes=Rate(5, 60), batch=Rate(1, 60))
+    with app_with(limits, memory) as client:
+        client.headers["X-API-Key"] = KEY
+        body = {"mode": "upsert", "products": [LAMP]}
+        first = client.post("/products/batch", json=body)
+        assert first.status_code == 200
+        assert first.headers["ratelimit-policy"] == '"batch";q=1;w=60'
+        assert_problem(client.post("/products/batch", json=body), 429)
+        assert client.post("/products", json={**LAMP, "sku": "OTHER"}).status_code == 201

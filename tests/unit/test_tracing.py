@@ -1,14 +1,42 @@
-"""Tracing is off by default, and Google's OTLP endpoint gets the application's credentials."""
+"""Tracing is off by default, Google's OTLP endpoint gets the application's credentials, and
+only a request the sampler keeps goes through the SDK."""
+
+import asyncio
+from typing import Final
 
 import google.auth
+import hypothesis.strategies as st
 import pytest
 from google.auth.credentials import AnonymousCredentials
+from hypothesis import given
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    DEFAULT_OFF,
+    DEFAULT_ON,
+    Decision,
+    ParentBased,
+    ParentBasedTraceIdRatio,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import NonRecordingSpan, SpanContext, StatusCode, TraceFlags
 from starlette.testclient import TestClient
 
 from cme_adapters import tracing
 from cme_adapters.postgres.repository import page_sql
 from cme_adapters.postgres.uow import span_name
+from cme_adapters.trace_sampling import RequestTraceIds, ratio_rule
+from cme_adapters.tracing import ROOT_TRACE_ID, DatabaseSpans
 from cme_domain.listing import ProductQuery
+from cme_entrypoints.http.spans import ServerSpans
+from cme_entrypoints.trace_context import RequestContext
 
 
 def test_no_tracer_provider_and_no_span_work_without_otel_configuration(
@@ -39,6 +67,205 @@ def test_only_googles_endpoint_is_sent_the_application_default_credentials(
     assert provider is not None
     provider.shutdown()
     assert scopes == ([["https://www.googleapis.com/auth/cloud-platform"]] if asked else [])
+
+
+def traced(sampler: Sampler) -> tuple[TracerProvider, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler, id_generator=RequestTraceIds())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
+def serve(provider: TracerProvider, context: RequestContext) -> tuple[RequestContext, bool]:
+    """What the middleware and the PostgreSQL adapter do for one request with one statement;
+    whether the statement's span context manager was a real one."""
+    spans = ServerSpans(provider)
+    handle, logged = spans.start(SCOPE, context)
+    current = trace.get_current_span().get_span_context()
+    if handle is None:  # dropped by a standard sampler: no span, not even a non-recording one
+        assert not current.is_valid
+    else:
+        assert (f"{current.trace_id:032x}", f"{current.span_id:016x}") == (
+            logged.trace_id,
+            logged.span_id,
+        )
+    statement = DatabaseSpans(provider, "postgresql")("SELECT", "products")
+    with statement:
+        pass
+    if handle is not None:  # as the middleware does
+        spans.finish(handle, "GET", "/products/{id}", 200)
+    assert not trace.get_current_span().get_span_context().is_valid
+    return logged, statement is not DatabaseSpans(None, "postgresql")("SELECT")
+
+
+SCOPE: Final = {"type": "http", "method": "GET", "path": "/products/1", "headers": []}
+# TraceIdRatioBased compares the trace id's low 64 bits with rate * 2**64.
+LOW_TRACE_ID: Final = "4bf92f3577b34da60000000000000001"
+HIGH_TRACE_ID: Final = "4bf92f3577b34da6ffffffffffffff00"
+PARENT: Final = "00f067aa0ba902b7"
+_NO_PARENT: Final = Context()
+
+
+def test_a_request_the_sampler_drops_keeps_its_logged_ids_and_makes_no_sdk_span() -> None:
+    provider, exporter = traced(ParentBasedTraceIdRatio(0.5))
+    context = RequestContext("r-1", HIGH_TRACE_ID, "1111111111111111", False, None)
+    logged, real_statement_span = serve(provider, context)
+    assert logged == context  # trace id, span id, and trace_sampled false in every log line
+    assert not real_statement_span
+    assert exporter.get_finished_spans() == ()
+
+
+def test_a_sampled_root_request_exports_its_spans_under_the_trace_id_it_logged() -> None:
+    provider, exporter = traced(ParentBasedTraceIdRatio(0.5))
+    context = RequestContext("r-2", LOW_TRACE_ID, "1111111111111111", False, None)
+    logged, real_statement_span = serve(provider, context)
+    assert real_statement_span
+    assert logged.trace_id == LOW_TRACE_ID
+    assert logged.sampled is True
+    select, server = exporter.get_finished_spans()
+    assert server.name == "GET /products/{id}"
+    assert server.parent is None
+    assert f"{server.context.span_id:016x}" == logged.span_id
+    assert {f"{s.context.trace_id:032x}" for s in (select, server)} == {LOW_TRACE_ID}
+    assert select.parent is not None
+    assert select.parent.span_id == server.context.span_id
+    assert server.attributes is not None
+    assert server.attributes["http.route"] == "/products/{id}"
+
+
+@pytest.mark.parametrize(
+    ("sampler", "parent_sampled"),
+    [(ParentBasedTraceIdRatio(0.0), True), (ParentBased(ALWAYS_ON), False)],
+)
+def test_the_callers_sampled_flag_decides_whatever_the_ratio(
+    sampler: Sampler, parent_sampled: bool
+) -> None:
+    provider, exporter = traced(sampler)
+    context = RequestContext("r-3", HIGH_TRACE_ID, "1111111111111111", parent_sampled, PARENT)
+    logged, real_statement_span = serve(provider, context)
+    assert logged.trace_id == HIGH_TRACE_ID
+    assert logged.sampled is parent_sampled
+    assert real_statement_span is parent_sampled
+    exported = exporter.get_finished_spans()
+    assert len(exported) == (2 if parent_sampled else 0)
+    for span in exported:
+        assert f"{span.context.trace_id:032x}" == HIGH_TRACE_ID
+    if parent_sampled:
+        assert exported[1].parent is not None
+        assert f"{exported[1].parent.span_id:016x}" == PARENT
+
+
+def test_a_statement_outside_any_sampled_request_makes_no_span() -> None:
+    provider, exporter = traced(ALWAYS_ON)
+    with DatabaseSpans(provider, "postgresql")("SELECT", "products"):
+        pass
+    assert exporter.get_finished_spans() == ()
+
+
+def test_the_trace_ids_are_random_but_for_a_root_span_started_under_a_preset_one() -> None:
+    ids = RequestTraceIds()
+    assert ids.generate_trace_id() != ids.generate_trace_id()
+    token = ROOT_TRACE_ID.set(int(LOW_TRACE_ID, 16))
+    try:
+        assert ids.generate_trace_id() == int(LOW_TRACE_ID, 16)
+    finally:
+        ROOT_TRACE_ID.reset(token)
+
+
+class AskedEachTime(Sampler):
+    """A sampler of a kind the fast rule does not know: it is asked for every request."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def should_sample(self, *args: object, **kwargs: object) -> SamplingResult:
+        self.calls += 1
+        return SamplingResult(Decision.DROP)
+
+    def get_description(self) -> str:
+        return "AskedEachTime"
+
+
+def test_a_sampler_of_another_kind_is_asked_and_a_drop_keeps_the_logged_ids() -> None:
+    sampler = AskedEachTime()
+    provider, exporter = traced(sampler)
+    context = RequestContext("r-4", LOW_TRACE_ID, "1111111111111111", True, PARENT)
+    logged, real_statement_span = serve(provider, context)
+    assert sampler.calls == 1
+    assert logged == context._replace(sampled=False)
+    assert not real_statement_span
+    assert exporter.get_finished_spans() == ()
+
+
+STANDARD_SAMPLERS: Final = [
+    ALWAYS_ON,
+    ALWAYS_OFF,
+    DEFAULT_ON,
+    DEFAULT_OFF,
+    TraceIdRatioBased(0.1),
+    TraceIdRatioBased(0.0),
+    ParentBasedTraceIdRatio(0.1),
+    ParentBasedTraceIdRatio(0.37),
+    ParentBasedTraceIdRatio(1.0),
+]
+
+
+@pytest.mark.parametrize("sampler", STANDARD_SAMPLERS, ids=lambda s: s.get_description())
+@given(
+    trace_id=st.integers(1, 2**128 - 1),
+    parent=st.sampled_from([None, True, False]),
+)
+def test_the_fast_rule_decides_as_the_standard_sampler_itself(
+    sampler: Sampler, trace_id: int, parent: bool | None
+) -> None:
+    rule = ratio_rule(sampler)
+    assert rule is not None
+    context = _NO_PARENT
+    if parent is not None:
+        flags = TraceFlags(TraceFlags.SAMPLED if parent else TraceFlags.DEFAULT)
+        remote = SpanContext(trace_id, 0x1234, is_remote=True, trace_flags=flags)
+        context = trace.set_span_in_context(NonRecordingSpan(remote))
+    decision = sampler.should_sample(context, trace_id, "GET").decision
+    assert rule.sampled(f"{trace_id:032x}", parent) is decision.is_sampled()
+
+
+def test_the_fast_rule_knows_only_the_standard_samplers() -> None:
+    assert ratio_rule(AskedEachTime()) is None
+    assert ratio_rule(ParentBased(TraceIdRatioBased(0.1), remote_parent_sampled=ALWAYS_OFF)) is None
+
+
+def test_a_statement_that_fails_records_its_error_and_still_ends_and_leaves_the_context() -> None:
+    provider, exporter = traced(ALWAYS_ON)
+    seen: list[tuple[object, object]] = []
+
+    def statement_that_fails() -> None:
+        with DatabaseSpans(provider, "postgresql")("SELECT", "products") as statement:
+            seen.append((trace.get_current_span(), statement))
+            raise ConnectionError("server closed the connection")
+
+    with provider.get_tracer("test").start_as_current_span("GET /products/{id}") as server:
+        with pytest.raises(ConnectionError):
+            statement_that_fails()
+        assert trace.get_current_span() is server
+    ((current, statement),) = seen
+    assert current is statement
+    select, _server = exporter.get_finished_spans()
+    assert select.status.status_code is StatusCode.ERROR
+    assert select.status.description == "ConnectionError: server closed the connection"
+    assert [event.name for event in select.events] == ["exception"]
+
+
+def test_a_cancelled_statement_ends_its_span_without_calling_it_an_error() -> None:
+    provider, exporter = traced(ALWAYS_ON)
+    with (
+        provider.get_tracer("test").start_as_current_span("GET /products/{id}"),
+        pytest.raises(asyncio.CancelledError),
+        DatabaseSpans(provider, "postgresql")("SELECT", "products"),
+    ):
+        raise asyncio.CancelledError
+    select, _server = exporter.get_finished_spans()
+    assert select.status.status_code is StatusCode.UNSET
+    assert select.events == ()
 
 
 def test_the_page_for_q_is_traced_as_a_select_on_products() -> None:

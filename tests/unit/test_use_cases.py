@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cme_adapters.memory import InMemoryDatabase
+from cme_domain.batch import Batch
 from cme_domain.errors import (
     DuplicateSku,
     IdempotencyKeyReused,
@@ -19,12 +20,15 @@ from cme_domain.errors import (
     IdempotentRequestInProgress,
     InvalidProduct,
     ProductNotFound,
+    SkusTaken,
     VersionMismatch,
 )
 from cme_domain.listing import Page, ProductQuery, SortField, SortOrder, keyset_of
 from cme_domain.ports import IdempotencyRecord
 from cme_domain.principal import READ_SCOPE, WRITE_SCOPE, MissingScope, Principal
 from cme_domain.product import Product, ProductSpec
+from cme_domain.stock import StockChange
+from cme_domain.stock_use_cases import AdjustStock, WriteBatch
 from cme_domain.use_cases import (
     CreateProduct,
     DeleteProduct,
@@ -43,7 +47,7 @@ NOBODY = Principal("dave", frozenset())
 DAY = timedelta(hours=24)
 NAME_ALPHABET = "abAB "
 
-Snapshot = tuple[dict[Any, Any], dict[Any, Any]]
+Snapshot = tuple[dict[Any, Any], dict[Any, Any], dict[Any, Any], list[Any]]
 
 
 @pytest.fixture(scope="module")
@@ -70,21 +74,27 @@ class Catalogue:
 
     @classmethod
     def build(cls, ids: FakeIds | None = None) -> "Catalogue":
-        db, clock = InMemoryDatabase(), FakeClock()
+        db, clock, ids = InMemoryDatabase(), FakeClock(), ids or FakeIds()
         uow = db.unit_of_work
         return cls(
             db,
             clock,
-            CreateProduct(uow, clock, ids or FakeIds()),
+            CreateProduct(uow, clock, ids),
             GetProduct(uow),
             ListProducts(uow),
-            ReplaceProduct(uow, clock),
-            PatchProduct(uow, clock),
-            DeleteProduct(uow),
+            ReplaceProduct(uow, clock, ids),
+            PatchProduct(uow, clock, ids),
+            DeleteProduct(uow, clock),
         )
 
     def snapshot(self) -> Snapshot:
-        return dict(self.db.store.products), dict(self.db.store.idempotency)
+        store = self.db.store
+        return (
+            dict(store.products),
+            dict(store.idempotency),
+            dict(store.ledger),
+            list(store.changes),
+        )
 
     async def add(self, sku: str = "LAMP-1", **fields: Any) -> Product:
         product, created = await self.create(WRITER, spec(sku, **fields))
@@ -282,7 +292,7 @@ async def test_patch_of_an_unknown_id_raises_product_not_found(
 ) -> None:
     with pytest.raises(ProductNotFound):
         await catalogue.patch(WRITER, UUID(int=99), {"quantity": 1}, expected_version)
-    assert catalogue.snapshot() == ({}, {})
+    assert catalogue.snapshot() == ({}, {}, {}, [])
 
 
 async def test_patch_to_another_products_sku_raises_duplicate_sku_and_changes_nothing(
@@ -434,7 +444,9 @@ def catalogue_rows(draw: st.DrawFn) -> list[tuple[str, str, Decimal, int, UUID]]
 
 
 async def stocked(rows: list[tuple[str, str, Decimal, int, UUID]]) -> Catalogue:
-    catalogue = Catalogue.build(FakeIds(row[4] for row in rows))
+    # Each create takes two ids: the product's, then its "initial" ledger entry's.
+    ids = (id_ for n, row in enumerate(rows) for id_ in (row[4], UUID(int=n)))
+    catalogue = Catalogue.build(FakeIds(ids))
     for sku, name, price, wait, _ in rows:
         catalogue.clock.advance(timedelta(seconds=wait))
         await catalogue.add(sku, name=name, price=price)
@@ -564,9 +576,10 @@ async def apply(catalogue: Catalogue, seeds: list[Product], ops: list[Op], commi
                 if kind == "add":
                     await uow.products.add(Product.new(UUID(int=1000 + n), spec(text), now))
                 elif kind == "replace":
-                    await uow.products.replace(victim, spec(text), now, None)
+                    entry_id = UUID(int=2000 + n)
+                    await uow.products.replace(victim, spec(text), now, None, entry_id=entry_id)
                 elif kind == "delete":
-                    await uow.products.delete(victim, None)
+                    await uow.products.delete(victim, now, None)
                 else:
                     record = IdempotencyRecord("alice", text, "f", victim, now, now + DAY)
                     await uow.idempotency.add(record)
@@ -598,7 +611,7 @@ async def test_a_unit_of_work_left_without_commit_writes_nothing() -> None:
     catalogue, seeds = await seeded()
     before = catalogue.snapshot()
     async with catalogue.db.unit_of_work() as uow:
-        await uow.products.delete(seeds[0].id, None)
+        await uow.products.delete(seeds[0].id, catalogue.clock.now(), None)
     assert catalogue.snapshot() == before
 
 
@@ -610,4 +623,40 @@ async def test_a_failed_create_restores_the_expired_idempotency_record_it_replac
     before = catalogue.snapshot()
     with pytest.raises(DuplicateSku):
         await catalogue.create(WRITER, spec("LAMP-1"), idempotency_key="k")
+    assert catalogue.snapshot() == before
+
+
+async def test_an_adjustment_replayed_after_its_product_was_deleted_is_refused() -> None:
+
+    catalogue = Catalogue.build()
+    adjust = AdjustStock(
+        catalogue.db.unit_of_work, catalogue.clock, FakeIds(UUID(int=n) for n in range(500, 600))
+    )
+    product = await catalogue.add()
+    change = StockChange.parse({"delta": -1, "reason": "sale"})
+    entry, new = await adjust(WRITER, product.id, change, idempotency_key="k")
+    assert new
+    await catalogue.delete(WRITER, product.id)
+    with pytest.raises(IdempotentProductDeleted):
+        await adjust(WRITER, product.id, change, idempotency_key="k")
+    assert entry.id not in catalogue.db.store.ledger
+
+
+async def test_a_batch_that_fails_part_way_writes_nothing_and_keeps_no_key() -> None:
+
+    catalogue = Catalogue.build()
+    write = WriteBatch(
+        catalogue.db.unit_of_work, catalogue.clock, FakeIds(UUID(int=n) for n in range(700, 800))
+    )
+    await catalogue.add("TAKEN")
+    before = catalogue.snapshot()
+    raw = {
+        "mode": "create",
+        "products": [
+            {**attrs.asdict(spec("NEW")), "price": "1.00"},
+            {**attrs.asdict(spec("TAKEN")), "price": "1.00"},
+        ],
+    }
+    with pytest.raises(SkusTaken):
+        await write(WRITER, Batch.parse(raw), idempotency_key="import-1")
     assert catalogue.snapshot() == before

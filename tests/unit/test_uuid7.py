@@ -1,5 +1,6 @@
 """The UUID version 7 generator: layout, uniqueness and time order of its ids."""
 
+import os
 import time
 import uuid
 from types import SimpleNamespace
@@ -54,7 +55,7 @@ def test_every_bit_but_version_and_variant_comes_from_the_clock_or_the_random_so
     millis: int, noise: bytes
 ) -> None:
     fake_time = SimpleNamespace(time_ns=lambda: millis * 1_000_000 + 999_999)
-    fake_os = SimpleNamespace(urandom=lambda n: noise[:n])
+    fake_os = SimpleNamespace(urandom=lambda n: noise[:n], getpid=lambda: 1)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(system, "time", fake_time)
         patch.setattr(system, "os", fake_os)
@@ -65,3 +66,17 @@ def test_every_bit_but_version_and_variant_comes_from_the_clock_or_the_random_so
     assert (value >> 64) & 0xFFF == (random >> 64) & 0xFFF
     assert (value >> 62) & 0b11 == 0b10
     assert value & (2**62 - 1) == random & (2**62 - 1)
+
+
+def test_a_forked_process_does_not_repeat_its_parents_ids() -> None:
+    # Random bytes are read ahead in blocks: a child must not reuse its parent's unread ones.
+    generator = Uuid7Generator()
+    generator.new_id()
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child reports the random part of its next id and leaves at once
+        os.write(write, (generator.new_id().int & (2**62 - 1)).to_bytes(8))
+        os._exit(0)
+    os.waitpid(child, 0)
+    theirs = int.from_bytes(os.read(read, 8))
+    assert theirs != generator.new_id().int & (2**62 - 1)

@@ -10,7 +10,10 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
 
+from cme_adapters.notices import Notices
+from cme_adapters.postgres.changes import PostgresChangeFeed
 from cme_adapters.postgres.compiled import compiled
+from cme_adapters.postgres.listener import ChangeListener
 from cme_adapters.postgres.uow import OUTAGE_ERRORS, Connection, PostgresUnitOfWork, first_line
 from cme_adapters.sql import statements
 from cme_adapters.sql.config import PoolSettings
@@ -38,6 +41,8 @@ class PostgresDatabase:
         self._on_query = on_query
         self._spans = spans
         self._checking: asyncio.Task[None] | None = None
+        self._notices = Notices()
+        self._listener = ChangeListener(conninfo(url), self._notices, pool.connect_timeout_seconds)
         # psycopg_pool hands connections to waiters first come, first served, so no gate
         # is needed in front of it (tests/integration/test_pool_fairness.py).
         self._pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
@@ -67,6 +72,16 @@ class PostgresDatabase:
         """Start filling the pool without waiting: a database still down must not stop start-up."""
         await self._pool.open(wait=False)
 
+    def listen(self) -> None:
+        """Start hearing of commits (a serving worker's job; one-off commands need not)."""
+        self._listener.start()
+
+    def change_feed(self) -> PostgresChangeFeed:
+        return PostgresChangeFeed(self._pool)
+
+    def change_notices(self) -> Notices:
+        return self._notices
+
     def unit_of_work(self, *, atomic: bool = True) -> PostgresUnitOfWork:
         return PostgresUnitOfWork(
             self._pool,
@@ -74,6 +89,7 @@ class PostgresDatabase:
             on_query=self._on_query,
             on_broken=self._check_idle,
             spans=self._spans,
+            on_change=self._listener.announce,
         )
 
     def _check_idle(self) -> None:
@@ -136,4 +152,6 @@ class PostgresDatabase:
         }
 
     async def close(self) -> None:
+        self._notices.stop()
+        await self._listener.close()
         await self._pool.close()

@@ -11,20 +11,24 @@ from psycopg import errors
 
 from cme_adapters.postgres import search
 from cme_adapters.postgres.compiled import compiled
-from cme_adapters.sql import statements
+from cme_adapters.postgres.stock import PostgresStockMixin
+from cme_adapters.sql import statements, stock_statements
 from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
 from cme_domain.listing import Page, ProductQuery, SortField, keyset_of
 from cme_domain.ports import IdempotencyRecord
 from cme_domain.product import Product, ProductSpec
+from cme_domain.stock import StockEntry
 
 Row = tuple[Any, ...]
 
 _GET: Final = compiled(statements.GET)
-_INSERT: Final = compiled(statements.INSERT)
-_REPLACE: Final = compiled(statements.REPLACE)
-_REPLACE_AT_VERSION: Final = compiled(statements.REPLACE_AT_VERSION)
-_DELETE: Final = compiled(statements.DELETE)
-_DELETE_AT_VERSION: Final = compiled(statements.DELETE_AT_VERSION)
+# Every product write records its change event in the same statement (sql/outbox.py).
+_INSERT: Final = compiled(statements.INSERT_RECORDED)
+_INSERT_WITH_ENTRY: Final = compiled(stock_statements.INSERT_WITH_ENTRY)
+_REPLACE: Final = compiled(stock_statements.REPLACE_WITH_ENTRY)
+_REPLACE_AT_VERSION: Final = compiled(stock_statements.REPLACE_AT_VERSION_WITH_ENTRY)
+_DELETE: Final = compiled(statements.DELETE_RECORDED)
+_DELETE_AT_VERSION: Final = compiled(statements.DELETE_AT_VERSION_RECORDED)
 _FIND_KEY: Final = compiled(statements.FIND_KEY)
 _DROP_EXPIRED_KEY: Final = compiled(statements.DROP_EXPIRED_KEY)
 _INSERT_KEY: Final = compiled(statements.INSERT_KEY)
@@ -40,6 +44,9 @@ class Session(Protocol):
     async def fetch_all(self, sql: str, params: dict[str, Any]) -> list[Row]: ...
 
     async def execute(self, sql: str, params: dict[str, Any]) -> int: ...
+
+    def changed(self) -> None:
+        """The statement just run wrote change events: readers may be told once they commit."""
 
 
 def cents(price: Decimal) -> int:
@@ -82,19 +89,24 @@ def page_sql(query: ProductQuery) -> str:
     return _page_sql(sku=query.sku is not None, name=query.name_contains is not None, **shape)
 
 
-class PostgresProductRepository:
+class PostgresProductRepository(PostgresStockMixin):
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    async def add(self, product: Product) -> None:
+    async def add(self, product: Product, entry: StockEntry | None = None) -> None:
         values = attrs.asdict(product, recurse=False)
         values["price_cents"] = cents(values.pop("price"))
+        sql = _INSERT
+        if entry is not None:
+            sql = _INSERT_WITH_ENTRY
+            values["entry_id"], values["entry_delta"] = entry.id, entry.delta
         try:
-            await self._session.execute(_INSERT, values)
+            await self._session.execute(sql, values)
         except errors.UniqueViolation as error:
             if error.diag.constraint_name == _SKU_CONSTRAINT:
                 raise DuplicateSku(product.sku) from None
             raise
+        self._session.changed()
 
     async def get(self, product_id: UUID) -> Product | None:
         row = await self._session.fetch_one(_GET, {"id": product_id}, writes=False)
@@ -111,9 +123,16 @@ class PostgresProductRepository:
         return Page(tuple(page), keyset_of(page[-1], query.sort) if more else None)
 
     async def replace(
-        self, product_id: UUID, spec: ProductSpec, now: datetime, expected_version: int | None
+        self,
+        product_id: UUID,
+        spec: ProductSpec,
+        now: datetime,
+        expected_version: int | None,
+        *,
+        entry_id: UUID,
     ) -> Product | None:
         values: dict[str, Any] = {
+            "entry_id": entry_id,
             "product_id": product_id,
             "sku": spec.sku,
             "name": spec.name,
@@ -132,15 +151,21 @@ class PostgresProductRepository:
             if error.diag.constraint_name == _SKU_CONSTRAINT:
                 raise DuplicateSku(spec.sku) from None
             raise
-        return None if row is None else _product(row)
+        if row is None:
+            return None
+        self._session.changed()
+        return _product(row)
 
-    async def delete(self, product_id: UUID, expected_version: int | None) -> bool:
-        params: dict[str, Any] = {"product_id": product_id}
+    async def delete(self, product_id: UUID, now: datetime, expected_version: int | None) -> bool:
+        params: dict[str, Any] = {"product_id": product_id, "occurred_at": now}
         sql = _DELETE
         if expected_version is not None:
             sql = _DELETE_AT_VERSION
             params["expected_version"] = expected_version
-        return await self._session.execute(sql, params) == 1
+        deleted = await self._session.execute(sql, params) == 1
+        if deleted:
+            self._session.changed()
+        return deleted
 
 
 class PostgresIdempotencyStore:

@@ -33,13 +33,15 @@ ResultOf = Callable[[Cursor], Awaitable[Any]]
 def span_name(sql: str) -> tuple[str, str]:
     """The operation and the table a statement's span is named by: ("SELECT", "products")."""
     operation = sql.split(None, 1)[0].upper()
-    if operation == "WITH":  # the page for `q` (search.py): a SELECT behind its CTEs
-        operation = "SELECT"
+    if operation == "WITH":  # a write that records its change: named by the write it wraps;
+        write = _WRAPPED_WRITE.search(sql)  # otherwise the page for `q` (search.py), a read
+        operation = write.group(1).upper() if write else "SELECT"
     table = _TABLE.search(sql)
     return operation, table.group(1) if table else ""
 
 
 _TABLE: Final = re.compile(r"\b(?:FROM|INTO|UPDATE)\s+(\w+)", re.IGNORECASE)
+_WRAPPED_WRITE: Final = re.compile(r"\bAS\s+\(\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 
 
 async def _fetch_one(cursor: Cursor) -> Row | None:
@@ -71,11 +73,15 @@ class PostgresUnitOfWork:
         on_query: Callable[[float], None] | None = None,
         on_broken: Callable[[], None] | None = None,
         spans: DatabaseSpans | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self._pool = pool
         self._atomic = atomic
         self._on_query = on_query
         self._on_broken = on_broken
+        # Told once events are committed: at once outside a transaction, at commit inside one.
+        self._on_change = on_change
+        self._changed = False
         self._spans = spans
         self._connection: Connection | None = None
         self.products = PostgresProductRepository(self)
@@ -108,6 +114,20 @@ class PostgresUnitOfWork:
         except OUTAGE_ERRORS as error:
             # PostgreSQL may have committed before the connection broke: nobody can tell.
             raise WriteOutcomeUnknown(first_line(error)) from error
+        if self._changed:
+            self._changed = False
+            self._announce()
+
+    def changed(self) -> None:
+        """The statement just run wrote change events (the repository says so)."""
+        if self._atomic:
+            self._changed = True
+        else:
+            self._announce()
+
+    def _announce(self) -> None:
+        if self._on_change is not None:
+            self._on_change()
 
     async def fetch_one(self, sql: str, params: dict[str, Any], *, writes: bool) -> Row | None:
         row: Row | None = await self._run(sql, params, writes, _fetch_one)

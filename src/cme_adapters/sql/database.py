@@ -8,6 +8,8 @@ from sqlalchemy import QueuePool, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cme_adapters.notices import Notices
+from cme_adapters.sql.changes import SqlChangeFeed
 from cme_adapters.sql.config import PoolSettings
 from cme_adapters.sql.engine import (
     TRANSACTION_ISOLATION,
@@ -52,6 +54,18 @@ class SqlDatabase:
         gate = FirstComeGate(pool.size, pool.timeout_seconds)
         return cls(create_engine(url, pool, autocommit=True), gate, on_query)
 
+    # SQLite cannot tell a process of another's commits: waiting readers poll.
+    _notices: Notices = attrs.Factory(Notices)
+
+    def listen(self) -> None:
+        """Nothing to hear on SQLite; see _notices."""
+
+    def change_feed(self) -> SqlChangeFeed:
+        return SqlChangeFeed(self.engine)
+
+    def change_notices(self) -> Notices:
+        return self._notices
+
     def unit_of_work(self, *, atomic: bool = True) -> SqlUnitOfWork:
         engine = self._transactional if atomic else self.engine
         return SqlUnitOfWork(engine.sync_engine, self._gate, atomic=atomic, on_query=self._on_query)
@@ -90,4 +104,5 @@ class SqlDatabase:
         return {"in_use": pool.checkedout(), "idle": pool.checkedin()}
 
     async def close(self) -> None:
+        self._notices.stop()
         await self.engine.dispose()

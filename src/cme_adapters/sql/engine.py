@@ -54,6 +54,8 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers run beside the writer; NORMAL sync is durable at WAL checkpoints.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Off by default in SQLite: deleting a product must delete its stock ledger too.
+    cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
 

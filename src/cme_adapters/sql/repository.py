@@ -2,20 +2,29 @@
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 from uuid import UUID
 
 import attrs
 from sqlalchemy import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
-from cme_adapters.sql import statements
+from cme_adapters.sql import statements, stock_statements
+from cme_adapters.sql.outbox import INSERT_CHANGE, change_values
+from cme_adapters.sql.schema import products
+from cme_adapters.sql.stock_repository import SqlStockMixin, record
+from cme_domain.changes import ChangeType
 from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
 from cme_domain.listing import Page, ProductQuery, keyset_of
 from cme_domain.ports import IdempotencyRecord
 from cme_domain.product import Product, ProductSpec
+from cme_domain.stock import StockEntry
 
 T = TypeVar("T")
+
+# The deleted version, for the delete's change event.
+_DELETE: Final = statements.DELETE.returning(products.c.version)
+_DELETE_AT_VERSION: Final = statements.DELETE_AT_VERSION.returning(products.c.version)
 
 
 class Runner(Protocol):
@@ -24,7 +33,7 @@ class Runner(Protocol):
     async def __call__(self, work: Callable[[Connection], T], /) -> T: ...
 
 
-def _product(row: Row[Any]) -> Product:
+def _product(row: Row[Any] | tuple[Any, ...]) -> Product:
     id_, sku, name, description, price, quantity, created_at, updated_at, version = tuple(row)
     return Product(id_, sku, name, description, price, quantity, created_at, updated_at, version)
 
@@ -34,11 +43,19 @@ def _is_violation_of(error: IntegrityError, column: str) -> bool:
     return f"products_{column}" in str(error.orig) or f"products.{column}" in str(error.orig)
 
 
-class SqlProductRepository:
-    def __init__(self, run: Runner) -> None:
-        self._run = run
+class SqlProductRepository(SqlStockMixin):
+    """Every write runs with its change event (sql/outbox.py) in one transaction (`together`).
 
-    async def add(self, product: Product) -> None:
+    A write takes SQLite's one write lock at its first statement and keeps it to its commit,
+    so writers commit in the order they inserted their events: an event's id can serve as its
+    feed position.
+    """
+
+    def __init__(self, run: Runner, together: Runner) -> None:
+        self._run = run
+        self._together = together
+
+    async def add(self, product: Product, entry: StockEntry | None = None) -> None:
         values = {
             "id": product.id,
             "sku": product.sku,
@@ -50,8 +67,17 @@ class SqlProductRepository:
             "updated_at": product.updated_at,
             "version": product.version,
         }
+        change = change_values(
+            ChangeType.CREATED, product.id, product.version, product.updated_at, product
+        )
+
+        def insert(db: Connection) -> None:
+            db.execute(statements.INSERT, values)
+            record(db, entry)
+            db.execute(INSERT_CHANGE, change)
+
         try:
-            await self._run(lambda db: db.execute(statements.INSERT, values))
+            await self._together(insert)
         except IntegrityError as error:
             if _is_violation_of(error, "sku"):
                 raise DuplicateSku(product.sku) from None
@@ -69,7 +95,13 @@ class SqlProductRepository:
         return Page(tuple(page), keyset_of(page[-1], query.sort) if more else None)
 
     async def replace(
-        self, product_id: UUID, spec: ProductSpec, now: datetime, expected_version: int | None
+        self,
+        product_id: UUID,
+        spec: ProductSpec,
+        now: datetime,
+        expected_version: int | None,
+        *,
+        entry_id: UUID,
     ) -> Product | None:
         values = {
             "product_id": product_id,
@@ -84,22 +116,44 @@ class SqlProductRepository:
         if expected_version is not None:
             statement = statements.REPLACE_AT_VERSION
             values["expected_version"] = expected_version
+
+        def replace(db: Connection) -> Product | None:
+            db.execute(stock_statements.TAKE_WRITE_LOCK)
+            old = db.execute(stock_statements.OLD_QUANTITY, {"product_id": product_id}).first()
+            row = db.execute(statement, values).first()
+            if row is None or old is None:
+                return None
+            product = _product(row)
+            record(db, StockEntry.setting(entry_id, product, old[0]))
+            db.execute(
+                INSERT_CHANGE,
+                change_values(ChangeType.UPDATED, product_id, product.version, now, product),
+            )
+            return product
+
         try:
-            row = await self._run(lambda db: db.execute(statement, values).first())
+            return await self._together(replace)
         except IntegrityError as error:
             if _is_violation_of(error, "sku"):
                 raise DuplicateSku(spec.sku) from None
             raise
-        return None if row is None else _product(row)
 
-    async def delete(self, product_id: UUID, expected_version: int | None) -> bool:
+    async def delete(self, product_id: UUID, now: datetime, expected_version: int | None) -> bool:
         params: dict[str, object] = {"product_id": product_id}
-        statement = statements.DELETE
+        statement = _DELETE
         if expected_version is not None:
-            statement = statements.DELETE_AT_VERSION
+            statement = _DELETE_AT_VERSION
             params["expected_version"] = expected_version
-        deleted = await self._run(lambda db: db.execute(statement, params).rowcount)
-        return deleted == 1
+
+        def delete(db: Connection) -> bool:
+            version = db.execute(statement, params).scalar()
+            if version is not None:
+                change = change_values(ChangeType.DELETED, product_id, version + 1, now, None)
+                db.execute(INSERT_CHANGE, change)
+            return version is not None
+
+        deleted: bool = await self._together(delete)
+        return deleted
 
 
 class SqlIdempotencyStore:

@@ -10,9 +10,11 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -23,7 +25,7 @@ from sqlalchemy import (
 
 # The newest Alembic revision this code needs (tests/integration/test_migrations.py holds it to
 # the migrations folder): a database behind it must be migrated before the code can serve it.
-SCHEMA_HEAD: Final = "0003"
+SCHEMA_HEAD: Final = "0005"
 
 # Named constraints, so migrations and error translation can refer to them on every dialect.
 metadata = MetaData(
@@ -32,6 +34,7 @@ metadata = MetaData(
         "uq": "uq_%(table_name)s_%(column_0_name)s",
         "ck": "ck_%(table_name)s_%(constraint_name)s",
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     }
 )
 
@@ -110,6 +113,31 @@ idempotency_keys = Table(
     Column("product_id", Uuid, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False, index=True),
+    # What else a replay needs (a ledger entry's id, a batch's items); empty for a create.
+    Column("outcome", Text, nullable=False, server_default=""),
+)
+
+# Every change of a product's quantity, so that its quantity is the sum of its deltas.
+stock_ledger = Table(
+    "stock_ledger",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("product_id", Uuid, ForeignKey(products.c.id, ondelete="CASCADE"), nullable=False),
+    Column("delta", Integer, nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("reference", String(200), nullable=True),
+    Column("quantity_after", Integer, nullable=False),
+    Column("version_after", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("delta <> 0", name="delta_nonzero"),
+)
+
+# A product's ledger, newest first, in keyset pages.
+Index(
+    "ix_stock_ledger_product_id_created_at_id",
+    stock_ledger.c.product_id,
+    stock_ledger.c.created_at,
+    stock_ledger.c.id,
 )
 
 # Secrets the service makes for itself, made once per database so that every replica agrees.
@@ -118,4 +146,47 @@ service_secrets = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("value", String(128), nullable=False),
+)
+
+# The transactional outbox: one row per committed product change, written by the same statement
+# (PostgreSQL) or transaction (SQLite) as the change. `id` is insert order; `position` is the
+# feed order, given after commit by a sequencer (sql/sequencing.py), so a consumer reading
+# `position > cursor` never skips an event that committed late. The product columns hold the
+# state after the change (null after a delete): the product may have changed again since.
+ChangeId = BigInteger().with_variant(Integer, "sqlite")  # SQLite's rowid is an INTEGER key
+product_changes = Table(
+    "product_changes",
+    metadata,
+    Column("id", ChangeId, primary_key=True, autoincrement=True),
+    Column("position", BigInteger, nullable=True, unique=True),
+    Column("type", String(32), nullable=False),
+    Column("product_id", Uuid, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("sku", String(64), nullable=True),
+    Column("name", NameText, nullable=True),
+    Column("description", Text, nullable=True),
+    Column("price_cents", Cents, nullable=True),
+    Column("quantity", Integer, nullable=True),
+    Column("created_at", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=True),
+    # SQLite then never reuses an id, even the highest after a prune deleted it.
+    sqlite_autoincrement=True,
+)
+# What the sequencer looks for: few rows (the events committed since its last step).
+Index(
+    "ix_product_changes_unpositioned",
+    product_changes.c.id,
+    postgresql_where=product_changes.c.position.is_(None),
+    sqlite_where=product_changes.c.position.is_(None),
+)
+Index("ix_product_changes_occurred_at", product_changes.c.occurred_at)
+
+# One row: the highest position retention has deleted, so an older cursor can be told (410).
+change_feed_horizon = Table(
+    "change_feed_horizon",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("pruned_through", BigInteger, nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
 )

@@ -23,7 +23,9 @@ from sqlalchemy import (
     update,
 )
 
+from cme_adapters.sql.outbox import with_change
 from cme_adapters.sql.schema import idempotency_keys, products, service_secrets
+from cme_domain.changes import ChangeType
 from cme_domain.listing import ProductQuery, SortField, SortOrder, ascii_fold
 
 SORT_COLUMNS: Final = {
@@ -37,7 +39,7 @@ GET: Final = select(products).where(products.c.id == bindparam("id"))
 INSERT: Final = insert(products).values(
     {c.name: bindparam(c.name, type_=c.type) for c in products.c}
 )
-_NEW_VALUES: Final = {
+NEW_VALUES: Final = {
     "sku": bindparam("sku"),
     "name": bindparam("name"),
     "description": bindparam("description"),
@@ -50,12 +52,19 @@ _NEW_VALUES: Final = {
 REPLACE: Final = (
     update(products)
     .where(products.c.id == bindparam("product_id"))
-    .values(_NEW_VALUES)
+    .values(NEW_VALUES)
     .returning(*products.c)
 )
 REPLACE_AT_VERSION: Final = REPLACE.where(products.c.version == bindparam("expected_version"))
 DELETE: Final = delete(products).where(products.c.id == bindparam("product_id"))
 DELETE_AT_VERSION: Final = DELETE.where(products.c.version == bindparam("expected_version"))
+
+# The same writes recording their change event in the same statement (PostgreSQL, outbox.py).
+INSERT_RECORDED: Final = with_change(INSERT.returning(*products.c), ChangeType.CREATED)
+DELETE_RECORDED: Final = with_change(DELETE.returning(*products.c), ChangeType.DELETED)
+DELETE_AT_VERSION_RECORDED: Final = with_change(
+    DELETE_AT_VERSION.returning(*products.c), ChangeType.DELETED
+)
 
 _KEY_TIME: Final = idempotency_keys.c.expires_at.type
 INSERT_KEY: Final = insert(idempotency_keys).values(

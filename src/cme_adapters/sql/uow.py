@@ -41,7 +41,7 @@ class SqlUnitOfWork:
         # SQLAlchemy's event dispatch, which cost 25-95 us per statement (bench/RESULTS.md).
         self._on_query = on_query
         self._connection: Connection | None = None
-        self.products = SqlProductRepository(self.run)
+        self.products = SqlProductRepository(self.run, self.together)
         self.idempotency = SqlIdempotencyStore(self.run)
 
     async def __aenter__(self) -> Self:
@@ -67,6 +67,19 @@ class SqlUnitOfWork:
 
     async def run(self, work: Callable[[Connection], T]) -> T:
         return await greenlet_spawn(self._run, work)
+
+    async def together(self, work: Callable[[Connection], T]) -> T:
+        """Run work whose statements must take effect together, even outside a transaction."""
+        if self._atomic:
+            return await self.run(work)
+        return await greenlet_spawn(self._together, work)
+
+    def _together(self, work: Callable[[Connection], T]) -> T:
+        with self._engine.connect() as connection:
+            # Only for this connection: it goes back to the pool in autocommit mode.
+            connection = connection.execution_options(isolation_level="SERIALIZABLE")
+            with connection.begin():
+                return self._timed(work, connection)
 
     async def commit(self) -> None:
         if self._connection is not None:

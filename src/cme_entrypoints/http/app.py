@@ -37,12 +37,22 @@ def create_app(container: Container) -> Starlette:
     database = container.database()
     operations = container.operations_routes()
     products = container.product_routes()
+    changes = container.feed_routes()
+    notices = container.change_notices()
+    stock = container.stock_routes()
     metrics = container.metrics()
     metrics.watch_pool(database.pool_stats)
     authenticator = container.authenticator()
     limiter = container.rate_limiter()
     schema_check = container.schema_check()
-    routes = (*operations.routes(), *products.routes(), *docs_routes())
+    # The feed and stock first: /products/changes and /products/batch are not product ids.
+    routes = (
+        *operations.routes(),
+        *changes.routes(),
+        *stock.routes(),
+        *products.routes(),
+        *docs_routes(),
+    )
     metrics.declare_routes(
         (method, str(getattr(route, "path", "")))
         for route in routes
@@ -56,9 +66,12 @@ def create_app(container: Container) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
         log.info("cme starting on %s storage", settings.database_kind)
         await database.open()
+        database.listen()
         await schema_check.at_start()
         await authenticator.start()
-        drain_before_stopping(operations.turn_unready, settings.shutdown_drain_seconds)
+        drain_before_stopping(
+            operations.turn_unready, settings.shutdown_drain_seconds, end_waits=notices.stop
+        )
         if not authenticator.enabled:
             log.warning("no API_KEY, API_KEYS or JWT_* configured: every write will be refused")
         try:

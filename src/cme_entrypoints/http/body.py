@@ -20,7 +20,9 @@ _LONE_SURROGATE: Final = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE_CHAR: Final = re.compile("[\ud800-\udfff]")
 
 
-async def read_json_object(request: Request, *media_types: str) -> dict[str, Any]:
+async def read_json_object(
+    request: Request, *media_types: str, limit: int = MAX_BODY_BYTES
+) -> dict[str, Any]:
     """The body as a JSON object, or a Problem with the status the contract gives."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type not in media_types:
@@ -31,7 +33,7 @@ async def read_json_object(request: Request, *media_types: str) -> dict[str, Any
             headers={"Accept": ", ".join(media_types)},
         )
     _check_encoding(request, media_types)
-    raw = await _read_limited(request)
+    raw = await _read_limited(request, limit)
     try:
         # RFC 8259: JSON between systems is UTF-8; json.loads(bytes) would also guess UTF-16/32.
         text = raw.decode("utf-8")
@@ -78,16 +80,16 @@ def _check_encoding(request: Request, media_types: tuple[str, ...]) -> None:
             )
 
 
-async def _read_limited(request: Request) -> bytes:
+async def _read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _too_large()
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
     chunks = bytearray()
     try:
         async for chunk in request.stream():
             chunks += chunk
-            if len(chunks) > MAX_BODY_BYTES:
-                raise _too_large()
+            if len(chunks) > limit:
+                raise _too_large(limit)
     except ClientDisconnect:
         # The connection went, or the server's body deadline closed it (protocol.py): the
         # client never sees this answer, but the access log and metrics get a 408, not a 500.
@@ -95,8 +97,8 @@ async def _read_limited(request: Request) -> bytes:
     return bytes(chunks)
 
 
-def _too_large() -> Problem:
-    return Problem(413, f"the body is larger than {MAX_BODY_BYTES} bytes", slug="too-large")
+def _too_large(limit: int) -> Problem:
+    return Problem(413, f"the body is larger than {limit} bytes", slug="too-large")
 
 
 def _json_int(text: str) -> int | Decimal:

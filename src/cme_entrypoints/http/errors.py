@@ -9,13 +9,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cme_domain.errors import (
+    ChangesPruned,
+    CursorAhead,
     DomainError,
     DuplicateSku,
     IdempotencyKeyReused,
     IdempotentProductDeleted,
     IdempotentRequestInProgress,
+    InsufficientStock,
     InvalidProduct,
     ProductNotFound,
+    SkusTaken,
+    StockEntryNotFound,
+    StockOverflow,
     StorageUnavailable,
     VersionMismatch,
     WriteContention,
@@ -38,24 +44,37 @@ def _invalid(error: DomainError) -> Problem:
 _DOMAIN: Final[dict[type[DomainError], Callable[[DomainError], Problem]]] = {
     InvalidProduct: _invalid,
     ProductNotFound: lambda e: Problem(404, "no product has this id", slug="not-found"),
+    StockEntryNotFound: lambda e: Problem(
+        404, "this product has no stock entry with this id", slug="not-found"
+    ),
     DuplicateSku: lambda e: Problem(409, str(e), slug="duplicate-sku"),
     VersionMismatch: lambda e: Problem(412, str(e), slug="version-mismatch"),
+    InsufficientStock: lambda e: Problem(409, str(e), slug="insufficient-stock"),
+    StockOverflow: lambda e: Problem(
+        422,
+        str(e),
+        slug="validation-error",
+        errors=[{"field": "delta", "message": "would take the quantity past 2147483647"}],
+    ),
+    SkusTaken: lambda e: Problem(409, str(e), slug="duplicate-sku"),
     WriteContention: lambda e: Problem(
         409,
-        "other writers kept changing this product while the PATCH was applied; "
+        "other writers kept changing the product while the write was applied; "
         "nothing was changed, retry after the Retry-After delay",
         slug="contention",
         headers=_RETRY_SOON,
     ),
     IdempotencyKeyReused: lambda e: Problem(
         422,
-        "this Idempotency-Key was used with a different body",
+        "this Idempotency-Key was used with a different body or operation",
         slug="idempotency-key-reused",
-        errors=[{"field": "Idempotency-Key", "message": "was used with a different body"}],
+        errors=[
+            {"field": "Idempotency-Key", "message": "was used with a different body or operation"}
+        ],
     ),
     IdempotentProductDeleted: lambda e: Problem(
         409,
-        "the product this Idempotency-Key created has since been deleted",
+        "what this Idempotency-Key's request wrote has since been deleted",
         slug="idempotent-product-deleted",
     ),
     IdempotentRequestInProgress: lambda e: Problem(
@@ -80,6 +99,12 @@ _DOMAIN: Final[dict[type[DomainError], Callable[[DomainError], Problem]]] = {
         headers={"Retry-After": "2"},
     ),
     MissingScope: lambda e: Problem(403, str(e), slug="forbidden"),
+    ChangesPruned: lambda e: Problem(
+        410,
+        f"{e}: take a full snapshot again (GET /products), then follow the feed from cursor=latest",
+        slug="changes-pruned",
+    ),
+    CursorAhead: lambda e: Problem(400, str(e), slug="bad-cursor"),
 }
 
 

@@ -24,7 +24,9 @@ class RequestMetrics(Protocol):
 
 
 class SpanRecorder(Protocol):
-    def start(self, scope: Scope, context: RequestContext) -> tuple[Any, RequestContext]: ...
+    def start(self, scope: Scope, context: RequestContext) -> tuple[Any, RequestContext]:
+        """The span to finish (None: nothing to finish) and the ids to log."""
+        ...
 
     def finish(self, span: Any, method: str, route: str, status: int) -> None: ...
 

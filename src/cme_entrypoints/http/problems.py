@@ -17,6 +17,7 @@ TITLES: Final = {
     406: "Not Acceptable",
     408: "Request Timeout",
     409: "Conflict",
+    410: "Gone",
     412: "Precondition Failed",
     413: "Content Too Large",
     414: "URI Too Long",

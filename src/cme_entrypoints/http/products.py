@@ -11,7 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cme_domain.errors import ProductNotFound
+from cme_domain.changes import ChangeType
+from cme_domain.errors import DomainError, ProductNotFound
 from cme_domain.listing import PAGE_DEFAULT, PAGE_MAX, PAGE_MIN, ProductQuery, SortField, SortOrder
 from cme_domain.product import PRICE_TEXT, ProductSpec
 from cme_domain.use_cases import (
@@ -44,6 +45,10 @@ _CANONICAL_UUID = re.compile(
 _ASCII_INTEGER = re.compile(r"[0-9]{1,6}")
 
 
+def _uncounted(kind: str) -> None:
+    return None
+
+
 @attrs.frozen
 class ProductRoutes:
     authenticate: RequestAuthenticator
@@ -54,6 +59,8 @@ class ProductRoutes:
     replace_product: ReplaceProduct
     patch_product: PatchProduct
     delete_product: DeleteProduct
+    # Told of each change event committed with a write (the events-written metric).
+    changed: Callable[[str], None] = _uncounted
 
     def routes(self) -> list[Route]:
         return [
@@ -79,7 +86,7 @@ class ProductRoutes:
         )
 
     async def get(self, request: Request) -> Response:
-        product = await self.get_product(_product_id(request))
+        product = await self.get_product(product_id_of(request))
         tag = etag(product)
         wanted = _tags(request.headers.get("if-none-match"))
         if tag in wanted or "*" in wanted:
@@ -89,32 +96,37 @@ class ProductRoutes:
     async def create(self, request: Request) -> Response:
         principal = self.authenticate(request)
         spec = ProductSpec.parse(await read_json_object(request, JSON))
-        key = _idempotency_key(request)
+        key = idempotency_key(request)
         product, created = await self.create_product(principal, spec, key)
         headers = {"Location": f"/products/{product.id}"}
-        if not created:
+        if created:
+            self.changed(ChangeType.CREATED)
+        else:
             headers["Idempotent-Replayed"] = "true"
         return product_response(product, 201, **headers)
 
     async def replace(self, request: Request) -> Response:
         principal = self.authenticate(request)
-        product_id = _product_id(request)
+        product_id = product_id_of(request)
         spec = ProductSpec.parse(await read_json_object(request, JSON))
-        product = await self.replace_product(principal, product_id, spec, _if_match(request))
+        product = await self.replace_product(principal, product_id, spec, if_match(request))
+        self.changed(ChangeType.UPDATED)
         return product_response(product)
 
     async def patch(self, request: Request) -> Response:
         principal = self.authenticate(request)
-        product_id = _product_id(request)
+        product_id = product_id_of(request)
         patch = await read_json_object(request, MERGE_PATCH, JSON)
         # A body that is wrong whatever the version is reported as such, before If-Match.
         ProductSpec.check_patch(patch)
-        product = await self.patch_product(principal, product_id, patch, _if_match(request))
+        product = await self.patch_product(principal, product_id, patch, if_match(request))
+        self.changed(ChangeType.UPDATED)
         return product_response(product)
 
     async def delete(self, request: Request) -> Response:
         principal = self.authenticate(request)
-        await self.delete_product(principal, _product_id(request), _if_match(request))
+        await self.delete_product(principal, product_id_of(request), if_match(request))
+        self.changed(ChangeType.DELETED)
         return Response(status_code=204)
 
     def _query(self, request: Request) -> ProductQuery:
@@ -132,7 +144,7 @@ class ProductRoutes:
                 return default
 
         query = ProductQuery(
-            limit=pick("limit", _limit, PAGE_DEFAULT),
+            limit=pick("limit", page_limit, PAGE_DEFAULT),
             sort=pick("sort", _enum(SortField), SortField.CREATED_AT),
             order=pick("order", _enum(SortOrder), SortOrder.ASC),
             sku=pick("sku", _text(64)),
@@ -163,15 +175,19 @@ def by_method(path: str, **endpoints: Endpoint) -> Route:
     return Route(path, dispatch, methods=list(endpoints))
 
 
-def _product_id(request: Request) -> UUID:
+def product_id_of(request: Request) -> UUID:
+    return uuid_of(request, "id", ProductNotFound)
+
+
+def uuid_of(request: Request, name: str, missing: type[DomainError]) -> UUID:
     # Only the form the API writes; UUID() alone also takes {...}, urn:uuid:, bare hex and "+".
-    raw = request.path_params["id"]
+    raw = request.path_params[name]
     if not _CANONICAL_UUID.fullmatch(raw):
-        raise ProductNotFound(raw)
+        raise missing(raw)
     return UUID(raw)
 
 
-def _limit(raw: str) -> int:
+def page_limit(raw: str) -> int:
     # ASCII digits only: str.isdigit() and int() also take Arabic-Indic digits and superscripts.
     if not _ASCII_INTEGER.fullmatch(raw) or not PAGE_MIN <= int(raw) <= PAGE_MAX:
         raise ValueError(f"must be an integer from {PAGE_MIN} to {PAGE_MAX}")
@@ -203,7 +219,7 @@ def _price(raw: str) -> Decimal:
     return Decimal(raw)
 
 
-def _idempotency_key(request: Request) -> str | None:
+def idempotency_key(request: Request) -> str | None:
     key = request.headers.get("idempotency-key")
     if key is not None and not (1 <= len(key) <= IDEMPOTENCY_KEY_MAX and key.isprintable()):
         raise Problem(
@@ -215,7 +231,7 @@ def _idempotency_key(request: Request) -> str | None:
     return key
 
 
-def _if_match(request: Request) -> int | None:
+def if_match(request: Request) -> int | None:
     """The version If-Match requires; None when absent or '*'.
 
     A header that names no version a product can have fails at once, without a database

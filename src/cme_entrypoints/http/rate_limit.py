@@ -14,14 +14,16 @@ from cme_entrypoints.http.auth import (
 )
 from cme_entrypoints.http.security import route_path
 
+BATCH_PATH: Final = "/products/batch"
 POLICY_HEADER: Final = b"ratelimit-policy"
 STATE_HEADER: Final = b"ratelimit"
 
 
 class RateLimitMiddleware:
-    """Token bucket per caller and kind (reads, writes): the authenticated subject when the
-    guard in front established one, else the client address. Everything outside /products
-    (health, readiness, metrics, docs) is never limited."""
+    """Token bucket per caller and kind (reads, writes, batch): the authenticated subject when
+    the guard in front established one, else the client address. A batch of up to 1000
+    products draws on its own bucket, not the writes'. Everything outside /products (health,
+    readiness, metrics, docs) is never limited."""
 
     def __init__(self, app: ASGIApp, limiter: Limiter, limits: RateLimits) -> None:
         self.app = app
@@ -34,14 +36,20 @@ class RateLimitMiddleware:
             if rate is not None:
                 policy = f'"{kind}";q={rate.quota};w={rate.window}'.encode()
                 self._kinds[method] = (kind, rate, policy)
+        self._batch: tuple[str, Rate, bytes] | None = None
+        if limits.batch is not None:
+            batch = limits.batch
+            self._batch = ("batch", batch, f'"batch";q={batch.quota};w={batch.window}'.encode())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limited = scope["type"] == "http" and self._kinds.get(scope["method"])
-        if not limited:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = route_path(scope)
-        if path != PROTECTED_PATH and not path.startswith(PROTECTED_PATH + "/"):
+        limited = self._kinds.get(scope["method"])
+        if scope["method"] == "POST" and path == BATCH_PATH:
+            limited = self._batch
+        if not limited or (path != PROTECTED_PATH and not path.startswith(PROTECTED_PATH + "/")):
             await self.app(scope, receive, send)
             return
         kind, rate, policy = limited

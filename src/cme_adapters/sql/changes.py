@@ -1,0 +1,45 @@
+"""The change feed on SQLite: events positioned by id, which is commit order there."""
+
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from cme_adapters.sql import outbox
+from cme_adapters.sql.engine import outages_as_unavailable
+from cme_domain.changes import ChangeBatch
+
+_PRICE: Final = 8  # the price's place in a READ row
+
+
+class SqlChangeFeed:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine  # in autocommit: each statement below commits on its own
+
+    async def read(self, after: int | None, limit: int) -> ChangeBatch:
+        async with outages_as_unavailable(), self._engine.connect() as db:
+            await _sequence(db)
+            params = {"after": after or 0, "limit": limit}
+            rows = (await db.execute(outbox.READ, params)).all()
+            pruned, newest = (await db.execute(outbox.BOUNDS)).one()
+        items = tuple(outbox.change_of(row, row[_PRICE]) for row in rows)
+        return ChangeBatch(items, pruned, max(newest or 0, pruned))
+
+    async def prune(self, before: datetime) -> int:
+        removed = 0
+        async with outages_as_unavailable(), self._engine.connect() as db:
+            await _sequence(db)
+            through = (await db.execute(outbox.PRUNE_THROUGH, {"before": before})).scalar()
+            if through is not None:
+                await db.execute(outbox.RAISE_HORIZON, {"through": through})
+            while True:
+                result = await db.execute(outbox.PRUNE, {"batch": outbox.PRUNE_BATCH})
+                removed += result.rowcount
+                if result.rowcount < outbox.PRUNE_BATCH:
+                    return removed
+
+
+async def _sequence(db: AsyncConnection) -> None:
+    """Give committed events their positions: their ids, as SQLite has one writer at a time."""
+    if (await db.execute(outbox.ANY_UNPOSITIONED)).scalar():
+        await db.execute(outbox.SEQUENCE_BY_ID)

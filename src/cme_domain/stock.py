@@ -1,0 +1,115 @@
+"""Stock: the ledger entry every change of a product's quantity writes, and adjustments."""
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Final
+from uuid import UUID
+
+import attrs
+
+from cme_domain.errors import FieldError, InvalidProduct
+from cme_domain.product import QUANTITY_MAX, Product
+
+REASON_PATTERN: Final = re.compile(r"[a-z0-9_-]{1,64}")
+REFERENCE_MAX: Final = 200
+# No adjustment larger than the whole range of a quantity can ever apply.
+DELTA_LIMIT: Final = QUANTITY_MAX
+INITIAL: Final = "initial"
+SET: Final = "set"
+ADJUSTMENT_FIELDS: Final = ("delta", "reason", "reference")
+
+
+@attrs.frozen
+class StockChange:
+    """A requested adjustment: constructed only through `parse`, so always valid."""
+
+    delta: int
+    reason: str
+    reference: str | None
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> "StockChange":
+        errors = [FieldError(f, "unknown field") for f in sorted(raw.keys() - ADJUSTMENT_FIELDS)]
+        values: dict[str, Any] = {"reference": None}
+        for name, check in (("delta", _delta), ("reason", _reason), ("reference", _reference)):
+            if name not in raw:
+                if name != "reference":
+                    errors.append(FieldError(name, "is required"))
+                continue
+            try:
+                values[name] = check(raw[name])
+            except ValueError as exc:
+                errors.append(FieldError(name, str(exc)))
+        if errors:
+            raise InvalidProduct(errors)
+        return cls(**values)
+
+
+@attrs.frozen
+class StockEntry:
+    """One line of a product's ledger: its quantity is always the sum of its entries' deltas."""
+
+    id: UUID
+    product_id: UUID
+    delta: int
+    reason: str
+    reference: str | None
+    quantity_after: int
+    version_after: int
+    created_at: datetime
+
+    @classmethod
+    def initial(cls, id: UUID, product: Product) -> "StockEntry | None":
+        """A new product's entry: its starting quantity, or none when it starts at 0."""
+        if product.quantity == 0:
+            return None
+        return cls.of(id, product, product.quantity, INITIAL, None)
+
+    @classmethod
+    def setting(cls, id: UUID, product: Product, old_quantity: int) -> "StockEntry | None":
+        """A PUT or PATCH's entry: the change it made, or none when the quantity stayed."""
+        if product.quantity == old_quantity:
+            return None
+        return cls.of(id, product, product.quantity - old_quantity, SET, None)
+
+    @classmethod
+    def of(
+        cls, id: UUID, product: Product, delta: int, reason: str, reference: str | None
+    ) -> "StockEntry":
+        """The entry for a product as the change left it."""
+        return cls(
+            id, product.id, delta, reason, reference, product.quantity, product.version,
+            product.updated_at,
+        )  # fmt: skip
+
+
+def _delta(value: object) -> int:
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        if value.adjusted() > len(str(DELTA_LIMIT)):
+            raise ValueError(f"must be between -{DELTA_LIMIT} and {DELTA_LIMIT}")
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be an integer")
+    if value == 0:
+        raise ValueError("must not be 0")
+    if not -DELTA_LIMIT <= value <= DELTA_LIMIT:
+        raise ValueError(f"must be between -{DELTA_LIMIT} and {DELTA_LIMIT}")
+    return value
+
+
+def _reason(value: object) -> str:
+    if not isinstance(value, str) or not REASON_PATTERN.fullmatch(value):
+        raise ValueError("must be 1-64 characters of a-z, 0-9, '_' or '-'")
+    return value
+
+
+def _reference(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("must be a string or null")
+    if len(value) > REFERENCE_MAX or not value.isprintable():
+        raise ValueError(f"must be at most {REFERENCE_MAX} printable characters")
+    return value

@@ -1,0 +1,141 @@
+"""POST /products/batch on the in-memory adapter: all or nothing, in input order."""
+
+import json
+from typing import Any
+
+from starlette.testclient import TestClient
+
+from cme_adapters.memory import InMemoryDatabase
+
+
+def item(n: int, **fields: Any) -> dict[str, Any]:
+    return {"sku": f"SKU-{n}", "name": f"Product {n}", "price": "2.50", "quantity": n, **fields}
+
+
+def batch(writer: TestClient, mode: str, products: list[Any], **headers: str) -> Any:
+    body = {"mode": mode, "products": products}
+    return writer.post("/products/batch", json=body, headers=headers)
+
+
+def test_a_create_batch_writes_every_product_in_input_order(
+    writer: TestClient, memory: InMemoryDatabase
+) -> None:
+    response = batch(writer, "create", [item(n) for n in range(5)])
+    assert response.status_code == 200, response.text
+    items = response.json()["items"]
+    assert [i["status"] for i in items] == [201] * 5
+    assert [i["product"]["sku"] for i in items] == [f"SKU-{n}" for n in range(5)]
+    assert all(i["product"]["version"] == 1 for i in items)
+    assert len(memory.store.products) == 5
+    # Every product starting with stock has its initial entry; SKU-0 starts at 0.
+    assert sorted(e.delta for e in memory.store.ledger.values()) == [1, 2, 3, 4]
+
+
+def test_an_upsert_batch_creates_new_skus_and_replaces_existing_ones(
+    writer: TestClient, memory: InMemoryDatabase
+) -> None:
+    first = batch(writer, "create", [item(1), item(2)]).json()["items"]
+    response = batch(writer, "upsert", [item(2, quantity=9), item(3)])
+    assert response.status_code == 200
+    items = response.json()["items"]
+    assert [i["status"] for i in items] == [200, 201]
+    replaced = items[0]["product"]
+    assert replaced["id"] == first[1]["product"]["id"]
+    assert (replaced["version"], replaced["quantity"]) == (2, 9)
+    entries = [e for e in memory.store.ledger.values() if str(e.product_id) == replaced["id"]]
+    assert sorted((e.reason, e.delta) for e in entries) == [("initial", 2), ("set", 7)]
+
+
+def test_a_sku_twice_in_one_batch_is_409_naming_both_indexes(
+    writer: TestClient, memory: InMemoryDatabase
+) -> None:
+    response = batch(writer, "upsert", [item(1), item(2), item(1, name="Again")])
+    assert response.status_code == 409
+    assert response.json()["type"] == "urn:cme:problem:duplicate-sku"
+    assert "products[0, 2]" in response.json()["detail"]
+    assert memory.store.products == {}
+
+
+def test_a_create_batch_with_an_existing_sku_is_409_and_writes_nothing(
+    writer: TestClient, memory: InMemoryDatabase
+) -> None:
+    batch(writer, "create", [item(7)])
+    before = dict(memory.store.products), dict(memory.store.ledger)
+    response = batch(writer, "create", [item(1), item(2), item(7)])
+    assert response.status_code == 409
+    assert "products[2]" in response.json()["detail"]
+    assert (dict(memory.store.products), dict(memory.store.ledger)) == before
+
+
+def test_invalid_fields_are_422_named_by_their_place_in_the_batch(
+    writer: TestClient, memory: InMemoryDatabase
+) -> None:
+    products = [item(0), item(1, price="-1"), "not an object", item(3, quantity=-1, extra=1)]
+    response = batch(writer, "create", products)
+    assert response.status_code == 422
+    fields = {e["field"] for e in response.json()["errors"]}
+    assert fields == {
+        "products[1].price",
+        "products[2]",
+        "products[3].quantity",
+        "products[3].extra",
+    }
+    assert memory.store.products == {}
+
+
+def test_the_batch_envelope_is_validated(writer: TestClient) -> None:
+    cases = [
+        ({"mode": "merge", "products": [item(1)]}, "mode"),
+        ({"mode": "create", "products": []}, "products"),
+        ({"mode": "create", "products": [item(n) for n in range(1001)]}, "products"),
+        ({"mode": "create"}, "products"),
+        ({"mode": "create", "products": {}}, "products"),
+        ({"mode": "create", "products": [item(1)], "dry_run": True}, "dry_run"),
+    ]
+    for body, field in cases:
+        response = writer.post("/products/batch", json=body)
+        assert response.status_code == 422, body
+        assert field in {e["field"] for e in response.json()["errors"]}
+
+
+def test_a_batch_body_may_reach_4_mib_but_not_pass_it(writer: TestClient) -> None:
+    # Long descriptions: 1000 products of about 4 KiB each, far over the usual 64 KiB.
+    products = [item(n, description="d" * 4000) for n in range(1000)]
+    body = json.dumps({"mode": "create", "products": products}).encode()
+    assert 64 * 1024 < len(body) <= 4 * 1024 * 1024
+    ok = writer.post("/products/batch", content=body, headers={"Content-Type": "application/json"})
+    assert ok.status_code == 200
+    too_big = body[:-1] + b" " * (4 * 1024 * 1024 - len(body) + 1) + b"}"
+    refused = writer.post(
+        "/products/batch", content=too_big, headers={"Content-Type": "application/json"}
+    )
+    assert refused.status_code == 413
+    assert refused.headers["content-type"] == "application/problem+json"
+
+
+def test_other_routes_keep_the_64_kib_limit(writer: TestClient) -> None:
+    body = json.dumps({"sku": "X", "name": "n", "price": 1, "quantity": 1, "d": "x" * 70_000})
+    response = writer.post("/products", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_a_retried_batch_with_an_idempotency_key_gets_the_original_answer(
+    writer: TestClient, memory: InMemoryDatabase
+) -> None:
+    products = [item(1), item(2)]
+    first = batch(writer, "upsert", products, **{"Idempotency-Key": "import-1"})
+    again = batch(writer, "upsert", products, **{"Idempotency-Key": "import-1"})
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert [p.version for p in memory.store.products.values()] == [1, 1]
+    other = batch(writer, "upsert", [item(3)], **{"Idempotency-Key": "import-1"})
+    assert other.status_code == 422
+
+
+def test_other_methods_on_the_batch_path_are_405_not_a_product_lookup(writer: TestClient) -> None:
+    for method in ("GET", "PUT", "PATCH", "DELETE"):
+        response = writer.request(method, "/products/batch")
+        assert response.status_code == 405, method
+        assert response.headers["allow"] == "POST"
+        assert response.headers["content-type"] == "application/problem+json"
