@@ -5,6 +5,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
+import attrs
 import pytest
 
 from cme_adapters.system import Uuid7Generator
@@ -242,3 +243,66 @@ async def test_the_cursor_secret_is_made_once_and_then_always_the_same(database:
     first = await database.cursor_secret()
     assert len(first) >= 48
     assert await database.cursor_secret() == first
+
+
+# Names that hold "lamp" and names that do not, interleaved differently in every sort order,
+# with ties on each sort key so that a boundary can fall between rows that differ by id only.
+SEARCHED = [
+    ("Desk lamp", "3.00", 0),
+    ("Chair", "1.00", 0),
+    ("LAMPSHADE", "3.00", 1),
+    ("Table", "9.00", 2),
+    ("clamp", "0.50", 2),
+    ("Rug", "3.00", 3),
+    ("Desk lamp", "7.25", 4),
+    ("Mirror", "0.50", 4),
+    ("Vase", "12.00", 5),
+    ("Floor Lamp", "1.00", 6),
+    ("Clock", "7.25", 7),
+    ("Kettle", "2.00", 7),
+    ("lamp", "4.00", 8),
+    ("Mug", "4.00", 9),
+]
+
+
+@pytest.mark.parametrize("sort", list(SortField))
+@pytest.mark.parametrize("order", list(SortOrder))
+async def test_q_pages_are_the_same_whatever_part_of_the_order_is_walked_first(
+    database: Any, sort: SortField, order: SortOrder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL walks a bounded stretch of the sort order before asking the trigram index
+    (cme_adapters.postgres.search); shortened here, so that matches lie before, inside and past
+    it and every cursor lands somewhere else relative to it. Other stores ignore the setting."""
+    from cme_adapters.postgres import search
+
+    products = [
+        make(f"S{n}", name, price, T0 + timedelta(microseconds=tick))
+        for n, (name, price, tick) in enumerate(SEARCHED)
+    ]
+    await add_all(database, products)
+    ordered = sorted(products, key=lambda p: (sort_value(p, sort), p.id))
+    if order is SortOrder.DESC:
+        ordered.reverse()
+    filters: list[dict[str, Any]] = [
+        {"name_contains": "LAMP"},
+        {"name_contains": "lamp", "min_price": Decimal("1.00")},
+        {"name_contains": "Lamp", "max_price": Decimal("4.00")},
+        {"name_contains": "desk", "min_price": Decimal("3.00"), "max_price": Decimal("7.25")},
+        {"name_contains": "nothing"},
+    ]
+    for walk in (1, 2, 5, 13, 14, 15):
+        monkeypatch.setattr(search, "WALK", walk)
+        for chosen in filters:
+            expected = [p.sku for p in ordered if ProductQuery(**chosen).matches(p)]
+            for limit in (1, 2, 3, 20):
+                seen: list[str] = []
+                query = ProductQuery(limit=limit, sort=sort, order=order, **chosen)
+                while True:
+                    async with database.unit_of_work() as uow:
+                        page = await uow.products.list(query)
+                    assert len(page.items) <= limit
+                    seen += [p.sku for p in page.items]
+                    if page.next is None:
+                        break
+                    query = attrs.evolve(query, after=page.next)
+                assert seen == expected, (walk, chosen, limit)

@@ -30,8 +30,11 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, StatusCode, Trace
 from starlette.testclient import TestClient
 
 from cme_adapters import tracing
+from cme_adapters.postgres.repository import page_sql
+from cme_adapters.postgres.uow import span_name
 from cme_adapters.trace_sampling import RequestTraceIds, ratio_rule
 from cme_adapters.tracing import ROOT_TRACE_ID, DatabaseSpans
+from cme_domain.listing import ProductQuery
 from cme_entrypoints.http.spans import ServerSpans
 from cme_entrypoints.trace_context import RequestContext
 
@@ -263,3 +266,8 @@ def test_a_cancelled_statement_ends_its_span_without_calling_it_an_error() -> No
     select, _server = exporter.get_finished_spans()
     assert select.status.status_code is StatusCode.UNSET
     assert select.events == ()
+
+
+def test_the_page_for_q_is_traced_as_a_select_on_products() -> None:
+    assert span_name(page_sql(ProductQuery(name_contains="lamp"))) == ("SELECT", "products")
+    assert span_name(page_sql(ProductQuery())) == ("SELECT", "products")

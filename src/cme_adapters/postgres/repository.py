@@ -9,6 +9,7 @@ from uuid import UUID
 import attrs
 from psycopg import errors
 
+from cme_adapters.postgres import search
 from cme_adapters.postgres.compiled import compiled
 from cme_adapters.postgres.stock import PostgresStockMixin
 from cme_adapters.sql import statements, stock_statements
@@ -64,6 +65,30 @@ def _page_sql(**shape: Any) -> str:
     return compiled(statements.page_of(**shape))
 
 
+@functools.cache
+def _search_sql(walk: int, **shape: Any) -> str:
+    return compiled(search.search_page_of(walk, **shape))
+
+
+def page_sql(query: ProductQuery) -> str:
+    """The statement for this query's page; with `q`, the bounded two-step one (search.py).
+
+    A sku names one product at most, which its unique index finds: `q` then needs no walk; nor
+    does a `q` without a trigram, which the index cannot serve.
+    """
+    shape = {
+        "sort": query.sort,
+        "order": query.order,
+        "after": query.after is not None,
+        "min_price": query.min_price is not None,
+        "max_price": query.max_price is not None,
+    }
+    q = query.name_contains
+    if q is not None and query.sku is None and search.has_trigram(q):
+        return _search_sql(search.WALK, **shape)
+    return _page_sql(sku=query.sku is not None, name=query.name_contains is not None, **shape)
+
+
 class PostgresProductRepository(PostgresStockMixin):
     def __init__(self, session: Session) -> None:
         self._session = session
@@ -88,15 +113,7 @@ class PostgresProductRepository(PostgresStockMixin):
         return None if row is None else _product(row)
 
     async def list(self, query: ProductQuery) -> Page:
-        sql = _page_sql(
-            sort=query.sort,
-            order=query.order,
-            after=query.after is not None,
-            sku=query.sku is not None,
-            name=query.name_contains is not None,
-            min_price=query.min_price is not None,
-            max_price=query.max_price is not None,
-        )
+        sql = page_sql(query)
         params = statements.page_parameters(query)
         if query.after is not None and query.sort is SortField.PRICE:
             params["after_value"] = cents(params["after_value"])

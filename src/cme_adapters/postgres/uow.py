@@ -33,9 +33,9 @@ ResultOf = Callable[[Cursor], Awaitable[Any]]
 def span_name(sql: str) -> tuple[str, str]:
     """The operation and the table a statement's span is named by: ("SELECT", "products")."""
     operation = sql.split(None, 1)[0].upper()
-    if operation == "WITH":  # a write that records its change: named by the write it wraps
-        write = _WRAPPED_WRITE.search(sql)
-        operation = write.group(1).upper() if write else operation
+    if operation == "WITH":  # a write that records its change: named by the write it wraps;
+        write = _WRAPPED_WRITE.search(sql)  # otherwise the page for `q` (search.py), a read
+        operation = write.group(1).upper() if write else "SELECT"
     table = _TABLE.search(sql)
     return operation, table.group(1) if table else ""
 

@@ -10,6 +10,7 @@ from typing import Any, Final
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    FromClause,
     Select,
     String,
     bindparam,
@@ -108,32 +109,49 @@ def page_of(
     The flags say which filters the query has; their values bind as sku, name_pattern,
     min_price_cents and max_price_cents (see `page_parameters`).
     """
-    column = SORT_COLUMNS[sort]
-    descending = order is SortOrder.DESC
     statement = select(products)
     if after:
-        mine = tuple_(column, products.c.id)
-        theirs = tuple_(
-            bindparam("after_value", type_=column.type),
-            bindparam("after_id", type_=products.c.id.type),
-        )
-        statement = statement.where(mine < theirs if descending else mine > theirs)
+        statement = statement.where(past_keyset(products, sort, order))
+    filters = page_filters(products, sku=sku, name=name, min_price=min_price, max_price=max_price)
+    if filters:
+        statement = statement.where(*filters)
+    return statement.order_by(*ordering(products, sort, order)).limit(bindparam("limit"))
+
+
+def past_keyset(source: FromClause, sort: SortField, order: SortOrder) -> ColumnElement[bool]:
+    """Rows after the keyset bound as after_value and after_id, in the page's order."""
+    column = source.c[SORT_COLUMNS[sort].name]
+    mine = tuple_(column, source.c.id)
+    theirs = tuple_(
+        bindparam("after_value", type_=column.type),
+        bindparam("after_id", type_=products.c.id.type),
+    )
+    return mine < theirs if order is SortOrder.DESC else mine > theirs
+
+
+def page_filters(
+    source: FromClause, *, sku: bool, name: bool, min_price: bool, max_price: bool
+) -> list[ColumnElement[bool]]:
+    """The query's filters on the columns of source (products, or a selection of its rows)."""
     filters: list[ColumnElement[bool]] = []
     if sku:
-        filters.append(products.c.sku == bindparam("sku"))
+        filters.append(source.c.sku == bindparam("sku"))
     if name:
         # The pattern comes folded (ASCII only, as the domain defines case-insensitive), and
         # lower() of the name folds ASCII only too: the C collation on PostgreSQL, SQLite's own.
         pattern = bindparam("name_pattern", type_=String)
-        filters.append(func.lower(products.c.name).like(pattern, escape=LIKE_ESCAPE))
+        filters.append(func.lower(source.c.name).like(pattern, escape=LIKE_ESCAPE))
     if min_price:
-        filters.append(products.c.price_cents >= bindparam("min_price_cents", type_=BigInteger))
+        filters.append(source.c.price_cents >= bindparam("min_price_cents", type_=BigInteger))
     if max_price:
-        filters.append(products.c.price_cents <= bindparam("max_price_cents", type_=BigInteger))
-    if filters:
-        statement = statement.where(*filters)
-    ordering = (column.desc(), products.c.id.desc()) if descending else (column, products.c.id)
-    return statement.order_by(*ordering).limit(bindparam("limit"))
+        filters.append(source.c.price_cents <= bindparam("max_price_cents", type_=BigInteger))
+    return filters
+
+
+def ordering(source: FromClause, sort: SortField, order: SortOrder) -> tuple[Any, Any]:
+    """The page's order on source's columns: the sort column, then id to break ties."""
+    column, id_ = source.c[SORT_COLUMNS[sort].name], source.c.id
+    return (column.desc(), id_.desc()) if order is SortOrder.DESC else (column, id_)
 
 
 def page_statement(query: ProductQuery) -> Select[Any]:
