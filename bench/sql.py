@@ -1,9 +1,9 @@
 """The SQL the floor and the FastAPI reference send: the service's statements, written out.
 
 One copy for both, so the three servers do the same database work: autocommit, one statement
-(one round trip) per request, a write's stock ledger entry in the same statement, rows as
-tuples in COLUMNS order, ids minted as UUIDv7 in Python like the service's (their time order
-keeps inserts at the right edge of the primary key).
+(one round trip) per request, a write's stock ledger entry and change event in the same
+statement, rows as tuples in COLUMNS order, ids minted as UUIDv7 in Python like the
+service's (their time order keeps inserts at the right edge of the primary key).
 """
 
 import os
@@ -21,17 +21,27 @@ _LEDGER = (
     "INSERT INTO stock_ledger (id, product_id, delta, reason, reference, quantity_after,"
     " version_after, created_at)"
 )
-# A create with its "initial" ledger entry, in one statement. Parameters: the product's
-# COLUMNS but version, then the entry's id.
+_STATE = "sku, name, description, price_cents, quantity, created_at, updated_at"
+_CHANGE = f"INSERT INTO product_changes (type, product_id, version, occurred_at, {_STATE})"
+
+
+def _change(kind: str, written: str) -> str:
+    """The change feed's event for the product a CTE wrote (the service's outbox row)."""
+    return f"{_CHANGE} SELECT '{kind}', id, version, updated_at, {_STATE} FROM {written}"
+
+
+# A create with its "initial" ledger entry and its change event, in one statement.
+# Parameters: the product's COLUMNS but version, then the entry's id.
 INSERT = (
     f"WITH created AS (INSERT INTO products ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1)"
-    " RETURNING id, quantity, updated_at) "
-    f"{_LEDGER} SELECT %s, id, quantity, 'initial', NULL, quantity, 1, updated_at"
-    " FROM created WHERE quantity <> 0"
+    f" RETURNING {COLUMNS}), "
+    f"entry AS ({_LEDGER} SELECT %s, id, quantity, 'initial', NULL, quantity, 1, updated_at"
+    " FROM created WHERE quantity <> 0) " + _change("product.created", "created")
 )
-# A replace with its "set" ledger entry when the quantity changed, the old quantity read
-# under the row's lock, in one statement. Parameters: the id, sku, name, description,
-# price_cents, quantity, updated_at, (the expected version,) then the entry's id.
+# A replace with its "set" ledger entry when the quantity changed (the old quantity read
+# under the row's lock) and its change event, in one statement. Parameters: the id, sku,
+# name, description, price_cents, quantity, updated_at, (the expected version,) then the
+# entry's id.
 _RETURNED = ", ".join(f"products.{c}" for c in COLUMNS.split(", "))
 
 
@@ -44,7 +54,8 @@ def _update(at_version: bool) -> str:
         f" FROM old WHERE products.id = old.id{version}"
         f" RETURNING {_RETURNED}, old.quantity AS old_quantity), "
         f"entry AS ({_LEDGER} SELECT %s, id, quantity - old_quantity, 'set', NULL, quantity,"
-        " version, updated_at FROM replaced WHERE quantity <> old_quantity) "
+        " version, updated_at FROM replaced WHERE quantity <> old_quantity), "
+        f"change AS ({_change('product.updated', 'replaced')}) "
         f"SELECT {COLUMNS} FROM replaced"
     )
 
