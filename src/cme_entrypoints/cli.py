@@ -8,8 +8,9 @@ import json
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from importlib.metadata import version
+from typing import Any
 
 import uvicorn
 
@@ -191,30 +192,17 @@ def _missing_database_hint(url: str, error: str) -> str | None:
 
 
 def _prune(settings: Settings, args: argparse.Namespace) -> int:
-    from cme_entrypoints.container import Container
-
-    logs.configure(settings.log_level, settings.log_format)
-    container = Container(settings=settings)
-
-    async def prune() -> int:
-        database = container.database()
-        await database.open()
-        try:
-            removed: int = await container.prune_idempotency_keys()()
-        finally:
-            await database.close()
-        return removed
-
-    try:
-        removed = asyncio.run(prune())
-    except StorageUnavailable as error:
-        print(f"cme: cannot reach the database: {error}", file=sys.stderr)
-        return 1
-    print(f"cme: removed {removed} expired idempotency records")
-    return 0
+    return _run_prune(settings, lambda c: c.prune_idempotency_keys(), "expired idempotency records")
 
 
 def _prune_changes(settings: Settings, args: argparse.Namespace) -> int:
+    return _run_prune(settings, lambda c: c.prune_changes(), "change events")
+
+
+def _run_prune(
+    settings: Settings, use_case: Callable[[Any], Callable[[], Awaitable[int]]], removed_what: str
+) -> int:
+    """Open the database, run one of the container's prune use cases, and say what went."""
     from cme_entrypoints.container import Container
 
     logs.configure(settings.log_level, settings.log_format)
@@ -224,7 +212,7 @@ def _prune_changes(settings: Settings, args: argparse.Namespace) -> int:
         database = container.database()
         await database.open()
         try:
-            removed: int = await container.prune_changes()()
+            removed = await use_case(container)()
         finally:
             await database.close()
         return removed
@@ -234,7 +222,7 @@ def _prune_changes(settings: Settings, args: argparse.Namespace) -> int:
     except StorageUnavailable as error:
         print(f"cme: cannot reach the database: {error}", file=sys.stderr)
         return 1
-    print(f"cme: removed {removed} change events")
+    print(f"cme: removed {removed} {removed_what}")
     return 0
 
 
