@@ -1,4 +1,5 @@
-"""The HTTP protocol `cme serve` runs: deadlines for a request's head and body, a connection cap."""
+"""The HTTP protocol `cme serve` runs: deadlines for a request's head and body, a connection cap,
+and a response's head sent with its body."""
 
 import asyncio
 import functools
@@ -6,6 +7,7 @@ from collections.abc import Callable
 from typing import Final
 
 import orjson
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from cme_entrypoints.http.refused import ObservedHttpToolsProtocol
 from cme_entrypoints.http.security import API_HEADERS
@@ -49,6 +51,55 @@ _TOO_MANY: Final = _problem(
 
 
 _REFUSED_LINGER_SECONDS: Final = 1.0
+
+
+class HeadWithBody:
+    """The transport a request's cycle writes through, holding the response's head until the
+    body's first write, the response's end or a close.
+
+    uvicorn writes a head and its body in two calls, which uvloop sends at once: two send()
+    calls and two segments for the client to read, for every response.
+    """
+
+    __slots__ = ("_cycle", "_head", "_held", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._head = b""
+        self._held = False
+
+    def write(self, data: bytes) -> None:
+        # The cycle's first write once its response has started is the head (a "100 Continue"
+        # goes before that, at once).
+        if not self._held and self._cycle.response_started:
+            self._held = True
+            self._head = data
+            return
+        if self._head:
+            data, self._head = self._head + data, b""
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._head:
+            head, self._head = self._head, b""
+            self._transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def finished(self, on_response: Callable[[], None]) -> Callable[[], None]:
+        """The cycle's on_response: a response without a body write (HEAD, say) is sent first."""
+
+        def flushed() -> None:
+            self.flush()
+            on_response()
+
+        return flushed
 
 
 @functools.cache
@@ -109,6 +160,11 @@ class ServerProtocol(ObservedHttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.transport is self.transport:  # a new request's cycle
+            out = HeadWithBody(self.transport, cycle)
+            cycle.transport = out  # type: ignore[assignment]  # write, close and is_closing
+            cycle.on_response = out.finished(cycle.on_response)
         self._arm(_limits()[1], self._body_timed_out)
 
     def on_message_complete(self) -> None:
