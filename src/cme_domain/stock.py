@@ -18,6 +18,8 @@ REFERENCE_MAX: Final = 200
 DELTA_LIMIT: Final = QUANTITY_MAX
 INITIAL: Final = "initial"
 SET: Final = "set"
+# The ledger's own reasons: an adjustment sent with one would pass for a create or a PUT.
+SYSTEM_REASONS: Final = frozenset((INITIAL, SET))
 ADJUSTMENT_FIELDS: Final = ("delta", "reason", "reference")
 
 
@@ -102,6 +104,8 @@ def _delta(value: object) -> int:
 def _reason(value: object) -> str:
     if not isinstance(value, str) or not REASON_PATTERN.fullmatch(value):
         raise ValueError("must be 1-64 characters of a-z, 0-9, '_' or '-'")
+    if value in SYSTEM_REASONS:
+        raise ValueError(f"'{value}' is the service's own reason, for creates and PUT/PATCH")
     return value
 
 

@@ -125,6 +125,8 @@ def test_an_adjustment_past_the_largest_quantity_is_422(writer: TestClient) -> N
         ({"delta": 1, "reason": "Sale"}, "reason"),
         ({"delta": 1, "reason": "x" * 65}, "reason"),
         ({"delta": 1, "reason": ""}, "reason"),
+        ({"delta": 1, "reason": "initial"}, "reason"),
+        ({"delta": -1, "reason": "set"}, "reason"),
         ({"delta": 1, "reason": "sale", "reference": "r" * 201}, "reference"),
         ({"delta": 1, "reason": "sale", "reference": "a\nb"}, "reference"),
         ({"delta": 1, "reason": "sale", "reference": 7}, "reference"),
