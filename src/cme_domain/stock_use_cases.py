@@ -12,8 +12,10 @@ from cme_domain.errors import (
     DomainError,
     IdempotencyKeyReused,
     IdempotentProductDeleted,
+    IdempotentRequestInProgress,
     InsufficientStock,
     ProductNotFound,
+    SkusTaken,
     StockEntryNotFound,
     StockOverflow,
     VersionMismatch,
@@ -158,6 +160,17 @@ class WriteBatch:
             except WriteContention:
                 if attempt == _ATTEMPTS:
                     raise
+            except (SkusTaken, IdempotentRequestInProgress):
+                # A request with the same key that committed while this one waited on its
+                # skus or its key: this one is a retry of it, and gets its answer.
+                if idempotency_key is None:
+                    raise
+                async with self.uow() as uow:
+                    earlier = await _earlier(uow.idempotency, principal, idempotency_key, now)
+                    if earlier is None:
+                        raise
+                    _same_request(earlier, fingerprint, idempotency_key)
+                    return await _replay(uow.products, earlier.outcome, idempotency_key), False
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _write(
@@ -182,7 +195,7 @@ class WriteBatch:
             if idempotency_key is not None:
                 # Recorded after the write, in the same transaction: which products were
                 # created and which replaced is only known now. A concurrent request with the
-                # same key then fails on the key or on the skus, and this one alone commits.
+                # same key then fails on the key or on the skus, and replays this one.
                 outcome = ",".join(
                     f"{_CREATED if i.created else _REPLACED}{i.product.id.hex}" for i in items
                 )

@@ -163,3 +163,33 @@ def test_an_upsert_racing_a_create_of_its_sku_keeps_quantity_equal_to_the_ledger
 
     product_id = asyncio.run(race())
     assert sorted(ledger(empty_postgres_url, str(product_id))) == [(2, "set"), (5, "initial")]
+
+
+@pytest.mark.parametrize("mode", ["create", "upsert"])
+def test_concurrent_batches_with_one_key_write_once_and_all_get_its_answer(
+    base_url: str, empty_postgres_url: str, mode: str
+) -> None:
+    """The first to commit writes; the others waited on its skus or its key, and replay it."""
+    products = [{**LAMP, "sku": f"KEYED-{mode}-{n}", "quantity": n} for n in range(1, 4)]
+    body = {"mode": mode, "products": products}
+    headers = {**AUTH, "Idempotency-Key": f"import-{mode}"}
+
+    async def send() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+            return list(
+                await asyncio.gather(
+                    *(http.post("/products/batch", json=body, headers=headers) for _ in range(8))
+                )
+            )
+
+    responses = asyncio.run(send())
+    assert [r.status_code for r in responses] == [200] * 8, [r.text for r in responses]
+    assert (
+        sorted(r.headers.get("idempotent-replayed", "") for r in responses) == [""] + ["true"] * 7
+    )
+    assert {r.text for r in responses} == {responses[0].text}
+    for item in responses[0].json()["items"]:
+        assert (item["status"], item["product"]["version"]) == (201, 1)
+        assert ledger(empty_postgres_url, item["product"]["id"]) == [
+            (item["product"]["quantity"], "initial")
+        ]
