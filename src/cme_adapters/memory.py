@@ -87,6 +87,10 @@ class InMemoryProductRepository:
     async def get(self, product_id: UUID) -> Product | None:
         return self.store.products.get(product_id)
 
+    async def get_many(self, product_ids: Sequence[UUID]) -> dict[UUID, Product]:
+        found = (self.store.products.get(i) for i in product_ids)
+        return {p.id: p for p in found if p is not None}
+
     async def list(self, query: ProductQuery) -> Page:
         descending = query.order is SortOrder.DESC
 

@@ -37,6 +37,9 @@ class ProductRepository(Protocol):
 
     async def get(self, product_id: UUID) -> Product | None: ...
 
+    async def get_many(self, product_ids: Sequence[UUID]) -> dict[UUID, Product]:
+        """The products of these ids that exist, by id, in one step."""
+
     async def list(self, query: ProductQuery) -> Page: ...
 
     async def replace(

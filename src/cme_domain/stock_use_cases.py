@@ -214,13 +214,11 @@ class WriteBatch:
 
 
 async def _replay(products: ProductRepository, outcome: str, key: str) -> tuple[BatchItem, ...]:
-    items = []
-    for written in outcome.split(","):
-        product = await products.get(UUID(hex=written[1:]))
-        if product is None:
-            raise IdempotentProductDeleted(key)
-        items.append(BatchItem(written[0] == _CREATED, product))
-    return tuple(items)
+    written = [(w[0] == _CREATED, UUID(hex=w[1:])) for w in outcome.split(",")]
+    found = await products.get_many([product_id for _, product_id in written])
+    if len(found) < len(written):
+        raise IdempotentProductDeleted(key)
+    return tuple(BatchItem(created, found[product_id]) for created, product_id in written)
 
 
 async def _earlier(

@@ -41,6 +41,17 @@ async def test_a_product_round_trips_exactly(database: Any) -> None:
         assert await uow.products.get(uuid4()) is None
 
 
+async def test_get_many_finds_the_products_that_exist_in_one_call(database: Any) -> None:
+    products = [make(f"MANY-{n}") for n in range(1500)]  # past SQLite's old 999-variable cap
+    await add_all(database, products)
+    wanted = [p.id for p in reversed(products)] + [uuid4()]
+    async with database.unit_of_work() as uow:
+        found = await uow.products.get_many(wanted)
+        assert found == {p.id: p for p in products}
+        assert await uow.products.get_many([uuid4()]) == {}
+        assert await uow.products.get_many([]) == {}
+
+
 def _fields(product: Product, **changes: Any) -> dict[str, Any]:
     import attrs
 

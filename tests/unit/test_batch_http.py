@@ -139,3 +139,13 @@ def test_other_methods_on_the_batch_path_are_405_not_a_product_lookup(writer: Te
         assert response.status_code == 405, method
         assert response.headers["allow"] == "POST"
         assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_retried_batch_whose_product_was_deleted_since_is_refused(writer: TestClient) -> None:
+    products = [item(1), item(2)]
+    first = batch(writer, "create", products, **{"Idempotency-Key": "import-2"})
+    gone = first.json()["items"][1]["product"]["id"]
+    assert writer.delete(f"/products/{gone}").status_code == 204
+    again = batch(writer, "create", products, **{"Idempotency-Key": "import-2"})
+    assert again.status_code == 409
+    assert again.json()["type"] == "urn:cme:problem:idempotent-product-deleted"

@@ -1,6 +1,7 @@
 """The product repository and idempotency store on psycopg: compiled text in, tuples out."""
 
 import functools
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final, Protocol
@@ -22,6 +23,7 @@ from cme_domain.stock import StockEntry
 Row = tuple[Any, ...]
 
 _GET: Final = compiled(statements.GET)
+_GET_MANY: Final = compiled(statements.GET_ANY)
 # Every product write records its change event in the same statement (sql/outbox.py).
 _INSERT: Final = compiled(statements.INSERT_RECORDED)
 _INSERT_WITH_ENTRY: Final = compiled(stock_statements.INSERT_WITH_ENTRY)
@@ -111,6 +113,10 @@ class PostgresProductRepository(PostgresStockMixin):
     async def get(self, product_id: UUID) -> Product | None:
         row = await self._session.fetch_one(_GET, {"id": product_id}, writes=False)
         return None if row is None else _product(row)
+
+    async def get_many(self, product_ids: Sequence[UUID]) -> dict[UUID, Product]:
+        rows = await self._session.fetch_all(_GET_MANY, {"ids": list(product_ids)})
+        return {p.id: p for p in map(_product, rows)}
 
     async def list(self, query: ProductQuery) -> Page:
         sql = page_sql(query)

@@ -1,6 +1,6 @@
 """The product repository and idempotency store on SQLAlchemy's engine (the SQLite adapter)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Final, Protocol, TypeVar
 from uuid import UUID
@@ -86,6 +86,11 @@ class SqlProductRepository(SqlStockMixin):
     async def get(self, product_id: UUID) -> Product | None:
         row = await self._run(lambda db: db.execute(statements.GET, {"id": product_id}).first())
         return None if row is None else _product(row)
+
+    async def get_many(self, product_ids: Sequence[UUID]) -> dict[UUID, Product]:
+        params = {"ids": list(product_ids)}
+        rows = await self._run(lambda db: db.execute(statements.GET_MANY, params).all())
+        return {p.id: p for p in map(_product, rows)}
 
     async def list(self, query: ProductQuery) -> Page:
         statement, params = statements.page_statement(query), statements.page_parameters(query)

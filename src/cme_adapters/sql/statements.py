@@ -8,11 +8,13 @@ import functools
 from typing import Any, Final
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     ColumnElement,
     FromClause,
     Select,
     String,
+    any_,
     bindparam,
     delete,
     func,
@@ -36,6 +38,11 @@ SORT_COLUMNS: Final = {
 LIKE_ESCAPE: Final = "/"
 
 GET: Final = select(products).where(products.c.id == bindparam("id"))
+# Products by id: SQLite binds one parameter per id, PostgreSQL one array (GET_ANY).
+GET_MANY: Final = select(products).where(products.c.id.in_(bindparam("ids", expanding=True)))
+GET_ANY: Final = select(products).where(
+    products.c.id == any_(bindparam("ids", type_=ARRAY(products.c.id.type)))
+)
 INSERT: Final = insert(products).values(
     {c.name: bindparam(c.name, type_=c.type) for c in products.c}
 )
