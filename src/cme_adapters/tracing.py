@@ -7,7 +7,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
-from opentelemetry.context import attach, detach
 from opentelemetry.trace import (
     Span,
     SpanKind,
@@ -16,7 +15,6 @@ from opentelemetry.trace import (
     Tracer,
     TracerProvider,
     get_current_span,
-    set_span_in_context,
 )
 
 if TYPE_CHECKING:
@@ -95,22 +93,23 @@ class DatabaseSpans:
             kind=SpanKind.CLIENT,
             attributes=attributes,
         )
-        return _CurrentSpan(span)
+        return _Statement(span)
 
 
-class _CurrentSpan:
-    """What start_as_current_span returns, without its two generator-based context managers,
-    which under load cost a sampled statement more than the span itself (py-spy, bench/):
-    the span is current inside the block, records an exception escaping it, and then ends.
+class _Statement:
+    """What start_as_current_span returns, without its generator-based context managers and
+    without making the span current: a statement's span has no children, so nothing needs to
+    find it in the context, and the attach/detach pair cost a sampled statement about a
+    tenth of its span (bench/tracing_cost.py). It records an exception escaping the block,
+    then ends.
     """
 
-    __slots__ = ("_span", "_token")
+    __slots__ = ("_span",)
 
     def __init__(self, span: Span) -> None:
         self._span = span
 
     def __enter__(self) -> Span:
-        self._token = attach(set_span_in_context(self._span))
         return self._span
 
     def __exit__(
@@ -119,7 +118,6 @@ class _CurrentSpan:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        detach(self._token)
         # As use_span: an Exception, not a cancellation or an exit, is the statement's error.
         if isinstance(exc, Exception):
             self._span.record_exception(exc)
