@@ -11,8 +11,9 @@ its CPU is not counted), and ServerSpans.start for a request the sampler drops.
 process (PostgreSQL at TEST_DATABASE_URL or 127.0.0.1, a throwaway database) by three apps:
 tracing off, on at a ratio of 0 (every request unsampled), on at a ratio of 1 (every request
 sampled, the export thread's CPU included: process_time counts every thread, and each round
-ends with a force_flush). Rounds alternate the apps; the median round is reported in us of
-CPU per request.
+ends with a force_flush), and the sampled app again with the exporter's own encode_spans in
+place of cme_adapters.otlp_spans. Rounds alternate the variants; the median round is
+reported in us of CPU per request.
 
 `loop`: sampled GETs and POSTs through the ASGI app for --seconds, for py-spy:
 `.venv/bin/py-spy record --format raw -o out.txt -- .venv/bin/python bench/tracing_cost.py loop`.
@@ -315,6 +316,9 @@ def app_env(url: str, endpoint: str, ratio: str | None) -> dict[str, str]:
 
 
 async def drive(rounds: int, requests: int, loop_seconds: float) -> None:
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as sdk_encode
+    from opentelemetry.exporter.otlp.proto.http import trace_exporter
+
     from cme_entrypoints import logs
 
     sink, endpoint = span_sink()
@@ -364,16 +368,21 @@ async def drive(rounds: int, requests: int, loop_seconds: float) -> None:
         for driver in drivers.values():  # warm up
             await gets(driver, 200)
             await posts(driver, 50)
+        own_encoder = trace_exporter.encode_spans
+        rows = [(name, driver, own_encoder) for name, driver in drivers.items()]
+        if own_encoder is not sdk_encode:  # the same sampled app, with the exporter's encoder
+            rows.append(("on, sampled, SDK encoder", drivers["on, sampled"], sdk_encode))
         for _ in range(rounds):
             for scenario, run in (("get", gets), ("post", posts)):
-                for name, driver in drivers.items():
-                    provider = driver.provider
+                for name, driver, encoder in rows:
+                    trace_exporter.encode_spans = encoder  # looked up at each export
                     started = time.process_time()
                     await run(driver, requests)
-                    if provider is not None:
-                        provider.force_flush()
+                    if driver.provider is not None:
+                        driver.provider.force_flush()
                     elapsed = time.process_time() - started
                     results.setdefault((scenario, name), []).append(elapsed / requests * 1e6)
+                trace_exporter.encode_spans = own_encoder
         for (scenario, name), samples in results.items():
             report(f"{scenario}: {name}", samples)
         for driver in drivers.values():

@@ -55,6 +55,9 @@ def tracer_provider(enabled: bool, endpoint: str = "") -> "SdkTracerProvider | N
 def _exporter(endpoint: str) -> "OTLPSpanExporter":
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
+    from cme_adapters import otlp_spans
+
+    otlp_spans.install()
     if urlsplit(endpoint).hostname != GOOGLE_OTLP_HOST:
         return OTLPSpanExporter()
     # Google's OTLP endpoint wants an OAuth token: the application default credentials (on GKE,
