@@ -15,7 +15,8 @@ ends with a force_flush), and the sampled app again with the exporter's own enco
 place of cme_adapters.otlp_spans. Rounds alternate the variants; the median round is
 reported in us of CPU per request.
 
-`loop`: sampled GETs and POSTs through the ASGI app for --seconds, for py-spy:
+`loop`: GETs and POSTs through the ASGI app for --seconds, all sampled (--ratio 1, or off:
+no tracing), for py-spy:
 `.venv/bin/py-spy record --format raw -o out.txt -- .venv/bin/python bench/tracing_cost.py loop`.
 """
 
@@ -315,7 +316,7 @@ def app_env(url: str, endpoint: str, ratio: str | None) -> dict[str, str]:
     return env
 
 
-async def drive(rounds: int, requests: int, loop_seconds: float) -> None:
+async def drive(rounds: int, requests: int, loop_seconds: float, ratio: str = "1") -> None:
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as sdk_encode
     from opentelemetry.exporter.otlp.proto.http import trace_exporter
 
@@ -326,7 +327,7 @@ async def drive(rounds: int, requests: int, loop_seconds: float) -> None:
     try:
         variants = {"off": None, "on, unsampled": "0", "on, sampled": "1"}
         if loop_seconds:
-            variants = {"on, sampled": "1"}
+            variants = {"looped": None if ratio == "off" else ratio}
         drivers = {name: Driver(app_env(url, endpoint, ratio)) for name, ratio in variants.items()}
         for driver in drivers.values():
             await driver.start()
@@ -357,7 +358,7 @@ async def drive(rounds: int, requests: int, loop_seconds: float) -> None:
                 assert await driver.post() == 201
 
         if loop_seconds:
-            driver = drivers["on, sampled"]
+            driver = drivers["looped"]
             deadline = time.monotonic() + loop_seconds
             while time.monotonic() < deadline:
                 await gets(driver, 500)
@@ -399,12 +400,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=30, help="how long `loop` runs")
+    parser.add_argument(
+        "--ratio", default="1", help="`loop`: OTEL_TRACES_SAMPLER_ARG, or off for no tracing"
+    )
     args = parser.parse_args()
     if args.what == "parts":
         parts(args.rounds)
     else:
         seconds = args.seconds if args.what == "loop" else 0
-        asyncio.run(drive(args.rounds, args.requests, seconds))
+        asyncio.run(drive(args.rounds, args.requests, seconds, args.ratio))
 
 
 if __name__ == "__main__":
