@@ -1,12 +1,14 @@
 """The spans' own OTLP encoder writes the message the exporter's encoder would."""
 
+from collections.abc import Sequence
+
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as sdk_encode
 from opentelemetry.exporter.otlp.proto.http import trace_exporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import (
     NonRecordingSpan,
@@ -21,6 +23,7 @@ from opentelemetry.trace import (
 
 from cme_adapters import otlp_spans
 from cme_adapters.tracing import DatabaseSpans
+from tests.otlp_receiver import otlp_receiver
 
 
 def finished_spans(**attributes: object) -> tuple[ReadableSpan, ...]:
@@ -84,10 +87,23 @@ def test_a_span_with_an_event_goes_to_the_exporters_encoder() -> None:
     assert otlp_spans.encode_spans(spans) == sdk_encode(spans)
 
 
-def test_installed_the_otlp_http_exporter_encodes_with_it() -> None:
-    before = trace_exporter.encode_spans
-    try:
-        otlp_spans.install()
-        assert trace_exporter.encode_spans is otlp_spans.encode_spans
-    finally:
-        trace_exporter.encode_spans = before
+def test_installed_the_otlp_http_exporter_sends_what_it_encodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(trace_exporter, "encode_spans", trace_exporter.encode_spans)
+    encoded: list[int] = []
+
+    def counted(spans: Sequence[ReadableSpan]) -> bytes:
+        encoded.append(len(spans))
+        return encode(spans)
+
+    encode = otlp_spans.encode
+    monkeypatch.setattr(otlp_spans, "encode", counted)
+    otlp_spans.install()
+    spans = finished_spans()
+    with otlp_receiver() as receiver:
+        exporter = trace_exporter.OTLPSpanExporter(endpoint=f"{receiver.endpoint}/v1/traces")
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        exporter.shutdown()
+    assert encoded == [4]
+    assert sorted(span.name for span in receiver.spans) == sorted(s.name for s in spans)
