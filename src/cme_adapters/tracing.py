@@ -100,11 +100,11 @@ class DatabaseSpans:
 
 
 class _Statement:
-    """What start_as_current_span returns, without its generator-based context managers and
-    without making the span current: a statement's span has no children, so nothing needs to
-    find it in the context, and the attach/detach pair cost a sampled statement about a
-    tenth of its span (bench/tracing_cost.py). It records an exception escaping the block,
-    then ends.
+    """A statement's span as a context manager: it records an exception escaping the block
+    (as use_span does), then ends. Not start_as_current_span: its generator-based context
+    managers cost more than the span under load (py-spy, bench/), and the span need not be
+    current -- it has no children -- while attach/detach cost about a tenth of a sampled
+    statement's span (bench/tracing_cost.py).
     """
 
     __slots__ = ("_span",)
