@@ -7,7 +7,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
-from opentelemetry.context import attach, detach
 from opentelemetry.trace import (
     Span,
     SpanKind,
@@ -16,7 +15,6 @@ from opentelemetry.trace import (
     Tracer,
     TracerProvider,
     get_current_span,
-    set_span_in_context,
 )
 
 if TYPE_CHECKING:
@@ -57,6 +55,9 @@ def tracer_provider(enabled: bool, endpoint: str = "") -> "SdkTracerProvider | N
 def _exporter(endpoint: str) -> "OTLPSpanExporter":
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
+    from cme_adapters import otlp_spans
+
+    otlp_spans.install()
     if urlsplit(endpoint).hostname != GOOGLE_OTLP_HOST:
         return OTLPSpanExporter()
     # Google's OTLP endpoint wants an OAuth token: the application default credentials (on GKE,
@@ -95,22 +96,23 @@ class DatabaseSpans:
             kind=SpanKind.CLIENT,
             attributes=attributes,
         )
-        return _CurrentSpan(span)
+        return _Statement(span)
 
 
-class _CurrentSpan:
-    """What start_as_current_span returns, without its two generator-based context managers,
-    which under load cost a sampled statement more than the span itself (py-spy, bench/):
-    the span is current inside the block, records an exception escaping it, and then ends.
+class _Statement:
+    """A statement's span as a context manager: it records an exception escaping the block
+    (as use_span does), then ends. Not start_as_current_span: its generator-based context
+    managers cost more than the span under load (py-spy, bench/), and the span need not be
+    current -- it has no children -- while attach/detach cost about a tenth of a sampled
+    statement's span (bench/tracing_cost.py).
     """
 
-    __slots__ = ("_span", "_token")
+    __slots__ = ("_span",)
 
     def __init__(self, span: Span) -> None:
         self._span = span
 
     def __enter__(self) -> Span:
-        self._token = attach(set_span_in_context(self._span))
         return self._span
 
     def __exit__(
@@ -119,7 +121,6 @@ class _CurrentSpan:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        detach(self._token)
         # As use_span: an Exception, not a cancellation or an exit, is the statement's error.
         if isinstance(exc, Exception):
             self._span.record_exception(exc)
