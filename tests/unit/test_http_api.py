@@ -1,5 +1,6 @@
 """The HTTP contract through the real Starlette app on the in-memory adapter."""
 
+import gc
 from typing import Any
 
 import orjson
@@ -31,6 +32,16 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
     assert {"type", "title", "detail", "instance"} <= body.keys()
     assert "Traceback" not in response.text
     return body
+
+
+def test_what_start_up_built_is_frozen_while_the_app_runs(memory: InMemoryDatabase) -> None:
+    """Out of the collector's reach, so full collections (the p99's pauses) skip it."""
+    container = Container(settings=Settings.from_env({"DATABASE_URL": "sqlite://"}))
+    container.database.override(providers.Object(memory))
+    with TestClient(create_app(container)) as running:
+        assert running.get("/health").status_code == 200
+        assert gc.get_freeze_count() > 10_000
+    assert gc.get_freeze_count() == 0
 
 
 def test_index_health_and_db_check_answer_200(client: TestClient) -> None:
