@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Final
 
 import orjson
-from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from cme_entrypoints.http.refused import ObservedHttpToolsProtocol
 from cme_entrypoints.http.security import API_HEADERS
@@ -51,6 +50,7 @@ _TOO_MANY: Final = _problem(
 
 
 _REFUSED_LINGER_SECONDS: Final = 1.0
+_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"  # what uvicorn writes, before a head
 
 
 class HeadWithBody:
@@ -58,21 +58,20 @@ class HeadWithBody:
     body's first write, the response's end or a close.
 
     uvicorn writes a head and its body in two calls, which uvloop sends at once: two send()
-    calls and two segments for the client to read, for every response.
+    calls and two segments for the client to read, for every response. It holds no reference
+    to the cycle, which holds it: a reference cycle per request would be the collector's work.
     """
 
-    __slots__ = ("_cycle", "_head", "_held", "_transport")
+    __slots__ = ("_head", "_held", "_transport")
 
-    def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle) -> None:
+    def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
-        self._cycle = cycle
         self._head = b""
         self._held = False
 
     def write(self, data: bytes) -> None:
-        # The cycle's first write once its response has started is the head (a "100 Continue"
-        # goes before that, at once).
-        if not self._held and self._cycle.response_started:
+        # A cycle's first write is its response's head, but for a "100 Continue" before it.
+        if not self._held and data != _CONTINUE:
             self._held = True
             self._head = data
             return
@@ -162,7 +161,7 @@ class ServerProtocol(ObservedHttpToolsProtocol):
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.transport is self.transport:  # a new request's cycle
-            out = HeadWithBody(self.transport, cycle)
+            out = HeadWithBody(self.transport)
             cycle.transport = out  # type: ignore[assignment]  # write, close and is_closing
             cycle.on_response = out.finished(cycle.on_response)
         self._arm(_limits()[1], self._body_timed_out)
