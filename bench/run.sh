@@ -7,7 +7,7 @@
 #   bash bench/run.sh soak --requests 1000000                   RSS per worker over a long run
 #   bash bench/run.sh telemetry --scenarios health,get,post     metrics and access log on vs off
 #   bash bench/run.sh ratelimit --scenarios get                 rate limits checked vs off
-#   bash bench/run.sh tracing --scenarios get,post              traces at 10 % vs tracing off
+#   bash bench/run.sh tracing --scenarios get,post              traces at 10 % (--trace-ratio) vs off
 #   bash bench/run.sh outbox --before-src /tmp/before/src       writes with the change feed vs before
 #   bash bench/run.sh search --rows 1000000                     q against the first page
 #   bash bench/run.sh baseline --baseline-src /path/to/main/src --scenarios post,put
