@@ -29,6 +29,7 @@ from cme_domain.ports import (
     LedgerPage,
     LedgerQuery,
     ProductRepository,
+    UnitOfWork,
     UnitOfWorkFactory,
 )
 from cme_domain.principal import WRITE_SCOPE, Principal
@@ -166,11 +167,10 @@ class WriteBatch:
                 if idempotency_key is None:
                     raise
                 async with self.uow() as uow:
-                    earlier = await _earlier(uow.idempotency, principal, idempotency_key, now)
-                    if earlier is None:
-                        raise
-                    _same_request(earlier, fingerprint, idempotency_key)
-                    return await _replay(uow.products, earlier.outcome, idempotency_key), False
+                    replay = await _replayed(uow, principal, idempotency_key, fingerprint, now)
+                if replay is None:
+                    raise
+                return replay, False
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _write(
@@ -183,10 +183,9 @@ class WriteBatch:
     ) -> tuple[tuple[BatchItem, ...], bool]:
         async with self.uow() as uow:
             if idempotency_key is not None:
-                earlier = await _earlier(uow.idempotency, principal, idempotency_key, now)
-                if earlier is not None:
-                    _same_request(earlier, fingerprint, idempotency_key)
-                    return await _replay(uow.products, earlier.outcome, idempotency_key), False
+                replay = await _replayed(uow, principal, idempotency_key, fingerprint, now)
+                if replay is not None:
+                    return replay, False
             candidates = [Product.new(self.ids.new_id(), spec, now) for spec in batch.specs]
             entry_ids = [self.ids.new_id() for _ in candidates]
             items = await uow.products.write_batch(
@@ -211,6 +210,17 @@ class WriteBatch:
                 await uow.idempotency.add(record)
             await uow.commit()
         return items, True
+
+
+async def _replayed(
+    uow: UnitOfWork, principal: Principal, key: str, fingerprint: str, now: datetime
+) -> tuple[BatchItem, ...] | None:
+    """The answer of the batch this key already wrote, or None when it wrote none."""
+    earlier = await _earlier(uow.idempotency, principal, key, now)
+    if earlier is None:
+        return None
+    _same_request(earlier, fingerprint, key)
+    return await _replay(uow.products, earlier.outcome, key)
 
 
 async def _replay(products: ProductRepository, outcome: str, key: str) -> tuple[BatchItem, ...]:
