@@ -6,6 +6,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,23 +32,32 @@ def receiver() -> Iterator[Receiver]:
         yield running
 
 
-@pytest.fixture
-def traced(
-    migrated_postgres_url: str, tmp_path: Path, receiver: Receiver
+@contextmanager
+def traced_cme(
+    database_url: str, tmp_path: Path, receiver: Receiver, ratio: str
 ) -> Iterator[tuple[str, Path]]:
+    """`cme serve` exporting to the receiver, sampling roots at `ratio` (parent-based)."""
     log = tmp_path / "cme.log"
     env = {
-        "DATABASE_URL": migrated_postgres_url,
+        "DATABASE_URL": database_url,
         "OTEL_TRACES_EXPORTER": "otlp",
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-        "OTEL_TRACES_SAMPLER_ARG": "1.0",
+        "OTEL_TRACES_SAMPLER_ARG": ratio,
         "OTEL_BSP_SCHEDULE_DELAY": "100",
         "GOOGLE_CLOUD_PROJECT": "proj-1",
         "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
     }
     with running_cme(env, tmp_path, log) as (base_url, _process):
         yield base_url, log
+
+
+@pytest.fixture
+def traced(
+    migrated_postgres_url: str, tmp_path: Path, receiver: Receiver
+) -> Iterator[tuple[str, Path]]:
+    with traced_cme(migrated_postgres_url, tmp_path, receiver, "1.0") as running:
+        yield running
 
 
 def get(url: str, headers: dict[str, str]) -> int:
@@ -188,19 +198,8 @@ def traced_at_zero(
     migrated_postgres_url: str, tmp_path: Path, receiver: Receiver
 ) -> Iterator[tuple[str, Path]]:
     """A ratio of 0: only requests whose caller sampled them are traced."""
-    log = tmp_path / "cme.log"
-    env = {
-        "DATABASE_URL": migrated_postgres_url,
-        "OTEL_TRACES_EXPORTER": "otlp",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-        "OTEL_TRACES_SAMPLER_ARG": "0",
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
-        "GOOGLE_CLOUD_PROJECT": "proj-1",
-        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
-    }
-    with running_cme(env, tmp_path, log) as (base_url, _process):
-        yield base_url, log
+    with traced_cme(migrated_postgres_url, tmp_path, receiver, "0") as running:
+        yield running
 
 
 def test_an_unsampled_request_logs_its_trace_and_exports_nothing_while_a_sampled_caller_is_traced(
