@@ -409,12 +409,22 @@ def describe(calls: list[Call]) -> str:
         return "none"
     by_status: dict[str, int] = {}
     for c in calls:
-        key = str(c.status) if c.status is not None else f"no response ({c.error})"
+        status = str(c.status) if c.status is not None else f"no response ({c.error})"
+        key = f"{c.kind} {status}"
         by_status[key] = by_status.get(key, 0) + 1
     slowest = max(c.seconds for c in calls)
     times = sorted(c.seconds for c in calls)
     median = times[len(times) // 2]
     return f"{by_status}, median {median * 1000:.0f} ms, slowest {slowest * 1000:.0f} ms"
+
+
+def odd_calls(calls: list[Call], since: float) -> str:
+    """Each call's kind, status and timing relative to `since`: which call it was, and when."""
+    return ", ".join(
+        f"{c.kind} {c.status} (problem+json: {c.problem}) sent {c.started - since:+.2f} s, "
+        f"answered in {c.seconds:.2f} s"
+        for c in calls[:5]
+    )
 
 
 # ------------------------------------------------------------------ the faults
@@ -531,7 +541,11 @@ async def killed_worker(service: Service, cluster: Cluster, config: Config, repo
     report.say(f"  until 2 s after the replacement: {describe(around)}")
     report.say(f"  afterwards: {describe(later)}")
     odd = [c for c in around if c.status not in (200, 201, None)]
-    report.check(not odd, f"around the kill: only successes or lost connections ({len(odd)} other)")
+    report.check(
+        not odd,
+        "around the kill: only successes or lost connections "
+        f"({len(odd)} other{': ' if odd else ''}{odd_calls(odd, killed)})",
+    )
     report.check(
         bool(later) and all(c.status in (200, 201) for c in later),
         "every request succeeds once the replacement is up",
