@@ -5,15 +5,18 @@
 `parts`: the pieces of a sampled request, each over many iterations: the server span
 (ServerSpans.start/finish), one database span, BatchSpanProcessor.on_end, encode_spans and
 the exporter's POST to a local OTLP receiver that answers 200 (in a child process, so that
-its CPU is not counted), and ServerSpans.start for a request the sampler drops.
+its CPU is not counted), and ServerSpans.start for a request the sampler drops; beside them, a
+statement's span started and ended through the SDK's own Tracer, which the service no longer
+uses for recording.
 
 `asgi`: whole requests, GET /products/{id} and POST /products, driven through the ASGI app in
-process (PostgreSQL at TEST_DATABASE_URL or 127.0.0.1, a throwaway database) by three apps:
-tracing off, on at a ratio of 0 (every request unsampled), on at a ratio of 1 (every request
-sampled, the export thread's CPU included: process_time counts every thread, and each round
-ends with a force_flush), and the sampled app again with the exporter's own encode_spans in
-place of cme_adapters.otlp_spans. Rounds alternate the variants; the median round is
-reported in us of CPU per request.
+process (PostgreSQL at TEST_DATABASE_URL or 127.0.0.1, a throwaway database) by four apps:
+tracing off, on at a ratio of 0 (every request unsampled), at 0.1, and at 1 (every request
+sampled). Rounds alternate the variants. Reported: the event loop thread's CPU per request
+(the median round), the export thread's over the whole run (spans batched as deployed, 512 to
+an export, and the last batch flushed at the end), and each variant's median over the rounds
+of its ratio to off in the same round (many short rounds, `--rounds 60 --requests 100`, suit
+a machine whose speed changes from one second to the next).
 
 `loop`: GETs and POSTs through the ASGI app for --seconds, all sampled (--ratio 1, or off:
 no tracing), for py-spy:
@@ -81,8 +84,10 @@ def parts(rounds: int) -> None:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+    from opentelemetry.trace import SpanKind
 
-    from cme_adapters.tracing import DatabaseSpans, tracer_provider
+    from cme_adapters import tracing
+    from cme_adapters.tracing import DatabaseSpans
     from cme_entrypoints.http.spans import ServerSpans
     from cme_entrypoints.trace_context import RequestContext
 
@@ -104,14 +109,21 @@ def parts(rounds: int) -> None:
         OTEL_BSP_MAX_EXPORT_BATCH_SIZE="100000",
     )
     try:
-        provider = tracer_provider(enabled=True, endpoint=endpoint)
-        assert provider is not None
-        processor = provider._active_span_processor._span_processors[0]
-        batch = processor._batch_processor
+        traces = tracing.traces(enabled=True, endpoint=endpoint)
+        assert traces is not None
+        processor = traces._processor
+        batch = processor._batch_processor  # type: ignore[attr-defined]
         keep = Keep()
         batch._exporter = keep  # keep the spans, to time their export apart
-        server = ServerSpans(provider)
-        database = DatabaseSpans(provider, "postgresql")
+        server = ServerSpans(traces)
+        database = DatabaseSpans(traces, "postgresql")
+        sdk_tracer = traces._provider.get_tracer("cme.db")
+        attributes = {
+            "db.system": "postgresql",
+            "db.system.name": "postgresql",
+            "db.operation.name": "SELECT",
+            "db.collection.name": "products",
+        }
         scope = {"type": "http", "method": "GET", "path": "/products/1", "scheme": "http"}
         sampled = RequestContext("r", LOW_TRACE_ID, "1111111111111111", False, None)
         dropped = RequestContext("r", HIGH_TRACE_ID, "1111111111111111", False, None)
@@ -126,6 +138,11 @@ def parts(rounds: int) -> None:
                 pass
             server.finish(handle, "GET", "/products/{id}", 200)
 
+        def sdk_span() -> None:  # what a statement's span cost through the SDK's Tracer
+            sdk_tracer.start_span(
+                "SELECT products", kind=SpanKind.CLIENT, attributes=attributes
+            ).end()
+
         def unsampled() -> None:
             handle, _ = server.start(scope, dropped)
             with database("SELECT", "products"):
@@ -138,12 +155,13 @@ def parts(rounds: int) -> None:
         results: dict[str, list[float]] = {}
         for _ in range(rounds):
             for name, work in (
+                ("for comparison: the SDK Tracer's span, 4 attributes", sdk_span),
                 ("unsampled request: start (+ no db span)", unsampled),
                 ("sampled: server span start+finish", server_span),
                 ("sampled: server span + 1 db span", server_and_db_span),
             ):
                 results.setdefault(name, []).append(cpu_us(work, n))
-                provider.force_flush()
+                traces.force_flush()
             spans = keep.spans[-n:]
             keep.spans.clear()
             results.setdefault("BatchSpanProcessor.on_end, per span", []).append(
@@ -171,7 +189,7 @@ def parts(rounds: int) -> None:
             results.setdefault("exporter.export of 2 spans, per POST", []).append(per_post)
         for name, samples in results.items():
             report(name, samples)
-        provider.shutdown()
+        traces.shutdown()
     finally:
         sink.terminate()
         sink.wait()
@@ -190,7 +208,13 @@ class Driver:
         try:
             container = Container(settings=Settings.from_env())
             self.app = create_app(container)
-            self.provider = container.tracer_provider()
+            self.traces = container.traces()
+            # The batching processor's own thread, where spans are encoded and sent.
+            self._exporter_thread = (
+                self.traces._processor._batch_processor._worker_thread  # type: ignore[attr-defined]
+                if self.traces is not None
+                else None
+            )
         finally:
             os.environ.clear()
             os.environ.update(saved)
@@ -198,6 +222,12 @@ class Driver:
         self._sent: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.counter = 0
+
+    def export_cpu(self) -> float:
+        """CPU seconds the export thread has used, 0 without tracing."""
+        if self._exporter_thread is None or self._exporter_thread.ident is None:
+            return 0.0
+        return time.clock_gettime(time.pthread_getcpuclockid(self._exporter_thread.ident))
 
     async def start(self) -> None:
         async def receive() -> dict[str, Any]:
@@ -317,15 +347,12 @@ def app_env(url: str, endpoint: str, ratio: str | None) -> dict[str, str]:
 
 
 async def drive(rounds: int, requests: int, loop_seconds: float, ratio: str = "1") -> None:
-    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as sdk_encode
-    from opentelemetry.exporter.otlp.proto.http import trace_exporter
-
     from cme_entrypoints import logs
 
     sink, endpoint = span_sink()
     url, drop = await prepare_database()
     try:
-        variants = {"off": None, "on, unsampled": "0", "on, sampled": "1"}
+        variants = {"off": None, "on, unsampled": "0", "on, 10 %": "0.1", "on, sampled": "1"}
         if loop_seconds:
             variants = {"looped": None if ratio == "off" else ratio}
         drivers = {name: Driver(app_env(url, endpoint, ratio)) for name, ratio in variants.items()}
@@ -369,23 +396,47 @@ async def drive(rounds: int, requests: int, loop_seconds: float, ratio: str = "1
         for driver in drivers.values():  # warm up
             await gets(driver, 200)
             await posts(driver, 50)
-        own_encoder = trace_exporter.encode_spans
-        rows = [(name, driver, own_encoder) for name, driver in drivers.items()]
-        if own_encoder is not sdk_encode:  # the same sampled app, with the exporter's encoder
-            rows.append(("on, sampled, SDK encoder", drivers["on, sampled"], sdk_encode))
-        for _ in range(rounds):
+            if driver.traces is not None:
+                driver.traces.force_flush()
+        exporting = {name: driver.export_cpu() for name, driver in drivers.items()}
+        names = list(drivers)
+        for n in range(rounds):
             for scenario, run in (("get", gets), ("post", posts)):
-                for name, driver, encoder in rows:
-                    trace_exporter.encode_spans = encoder  # looked up at each export
-                    started = time.process_time()
+                # The order turns each round: no variant always follows the same one.
+                for name in names[n % len(names) :] + names[: n % len(names)]:
+                    driver = drivers[name]
+                    started = time.thread_time()
                     await run(driver, requests)
-                    if driver.provider is not None:
-                        driver.provider.force_flush()
-                    elapsed = time.process_time() - started
+                    elapsed = time.thread_time() - started
                     results.setdefault((scenario, name), []).append(elapsed / requests * 1e6)
-                trace_exporter.encode_spans = own_encoder
+        for name, driver in drivers.items():
+            started = time.thread_time()
+            if driver.traces is not None:
+                driver.traces.force_flush()  # the last batch, exported in this thread
+            exported = driver.export_cpu() - exporting[name] + time.thread_time() - started
+            exporting[name] = exported / (rounds * requests * 2) * 1e6
+        print("  event loop's thread, us of CPU per request:", file=sys.__stdout__)
         for (scenario, name), samples in results.items():
             report(f"{scenario}: {name}", samples)
+        print(
+            "  export thread, us of CPU per request (get and post together):", file=sys.__stdout__
+        )
+        for name, per_request in exporting.items():
+            print(f"  {name:<48} {per_request:8.1f} us", file=sys.__stdout__)
+        # This machine's speed can halve for a second at a time: a round's variants ran
+        # within a moment of each other, so each round's ratio to off is steadier than the
+        # ratio of two medians.
+        print("  event loop's thread, each round against off's:", file=sys.__stdout__)
+        for (scenario, name), samples in results.items():
+            off = results[(scenario, "off")]
+            ratios = [on / base for on, base in zip(samples, off, strict=True)]
+            quartiles = statistics.quantiles(ratios, n=4)
+            print(
+                f"  {scenario}: {name:<43} x{statistics.median(ratios):.3f} "
+                f"(median of {len(ratios)} rounds; middle half "
+                f"{quartiles[0]:.3f}-{quartiles[2]:.3f})",
+                file=sys.__stdout__,
+            )
         for driver in drivers.values():
             await driver.stop()
     finally:

@@ -1,10 +1,9 @@
-"""What lets a request decide its sampling before the SDK does, and the SDK agree: imported
-only when tracing is on."""
+"""What lets a request decide its sampling on its logged ids without asking the SDK's sampler:
+imported only when tracing is on."""
 
 import re
 from typing import Final
 
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -14,8 +13,6 @@ from opentelemetry.sdk.trace.sampling import (
     Sampler,
     TraceIdRatioBased,
 )
-
-from cme_adapters.tracing import ROOT_TRACE_ID
 
 _RATE: Final = re.compile(r"TraceIdRatioBased\{([^}]*)\}")
 _EVERY_TRACE: Final = 1 << 64
@@ -63,12 +60,3 @@ def ratio_rule(sampler: Sampler) -> RatioRule | None:
         if type(candidate) is type(sampler) and candidate.get_description() == description:
             return rule
     return None
-
-
-class RequestTraceIds(RandomIdGenerator):
-    """Random ids, except that a root span started while ROOT_TRACE_ID is set takes that trace
-    id: the one its request's sampling was decided on and its log lines already carry.
-    """
-
-    def generate_trace_id(self) -> int:
-        return ROOT_TRACE_ID.get() or super().generate_trace_id()

@@ -1,35 +1,136 @@
-"""OpenTelemetry traces, set up from the standard OTEL_* variables, and spans for database calls."""
+"""OpenTelemetry traces, set up from the standard OTEL_* variables: a server span per sampled
+request and a client span per database call, recorded without the SDK's Span."""
 
-from collections.abc import Mapping
+import os
+import time
+import traceback
 from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from types import TracebackType
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
-from opentelemetry.trace import (
-    Span,
-    SpanKind,
-    Status,
-    StatusCode,
-    Tracer,
-    TracerProvider,
-    get_current_span,
-)
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.util.types import AttributeValue
 
 if TYPE_CHECKING:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+    from opentelemetry.sdk.trace import Event, SpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace.sampling import Sampler
 
-_NO_SPAN: Final = nullcontext()
-# Set only around the start of a sampled request's root span: see trace_sampling.RequestTraceIds.
-ROOT_TRACE_ID: Final[ContextVar[int]] = ContextVar("cme_root_trace_id", default=0)
 GOOGLE_OTLP_HOST: Final = "telemetry.googleapis.com"
 _CLOUD_PLATFORM: Final = "https://www.googleapis.com/auth/cloud-platform"
+SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
+HTTP_SCOPE: Final = InstrumentationScope("cme.http")
+DB_SCOPE: Final = InstrumentationScope("cme.db")
+_UNSET: Final = Status(StatusCode.UNSET)
+_NO_SPAN: Final = nullcontext()
 
 
-def tracer_provider(enabled: bool, endpoint: str = "") -> "SdkTracerProvider | None":
-    """With OTEL_TRACES_EXPORTER=otlp, a provider exporting over OTLP/HTTP; otherwise None.
+class OpenSpan:
+    """A sampled span not yet ended: what its ReadableSpan will hold."""
+
+    __slots__ = (
+        "attributes",
+        "context",
+        "events",
+        "kind",
+        "name",
+        "parent",
+        "scope",
+        "start_time",
+        "status",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        kind: SpanKind,
+        context: SpanContext,
+        parent: SpanContext | None,
+        attributes: dict[str, AttributeValue],
+        scope: InstrumentationScope,
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.context = context
+        self.parent = parent
+        self.attributes = attributes
+        self.scope = scope
+        self.status = _UNSET
+        self.events: tuple[Event, ...] = ()
+        self.start_time = time.time_ns()
+
+    def record_exception(self, exc: BaseException) -> None:
+        """As the SDK's Span.record_exception: an "exception" event and an error status."""
+        from opentelemetry.sdk.trace import Event
+
+        module, name = type(exc).__module__, type(exc).__qualname__
+        attributes = {
+            "exception.type": f"{module}.{name}" if module and module != "builtins" else name,
+            "exception.message": str(exc),
+            "exception.stacktrace": "".join(traceback.format_exception(exc)),
+            "exception.escaped": "False",
+        }
+        self.events += (Event("exception", attributes),)
+        self.status = Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
+
+
+class Traces:
+    """The SDK as configured by OTEL_* (sampler, resource, the span processor and its exporter),
+    with spans recorded outside its Tracer.
+
+    From start to end, an SDK Span costs about 23 us on one core (a lock per span and per
+    attribute set, each attribute validated, a ReadableSpan copied at the end) and a sampled
+    request makes two or more. An OpenSpan is a slotted record; ending it hands the processor
+    the ReadableSpan the SDK's own span would have: about 3 us in all (bench/tracing_cost.py).
+    What is not done: SpanProcessor.on_start, which the batching processor leaves empty, and
+    span limits, as every span here has at most eight attributes, none of them the client's
+    beyond the request's path.
+    """
+
+    def __init__(self, provider: "TracerProvider", processor: "SpanProcessor") -> None:
+        # The SDK's span module is imported only once tracing is on, as the exporter is.
+        from opentelemetry.sdk.trace import ReadableSpan
+
+        self._readable = ReadableSpan
+        provider.add_span_processor(processor)  # so that shutdown flushes it
+        self._provider = provider
+        self._processor = processor
+        self._resource = provider.resource
+        self.sampler: Sampler = provider.sampler
+
+    def end(self, span: OpenSpan) -> None:
+        self._processor.on_end(
+            self._readable(
+                name=span.name,
+                context=span.context,
+                parent=span.parent,
+                resource=self._resource,
+                attributes=span.attributes,
+                events=span.events,
+                kind=span.kind,
+                status=span.status,
+                start_time=span.start_time,
+                end_time=time.time_ns(),
+                instrumentation_scope=span.scope,
+            )
+        )
+
+    def force_flush(self) -> None:
+        self._provider.force_flush()
+
+    def shutdown(self) -> None:
+        self._provider.shutdown()  # sends the spans still batched
+
+
+# The request's server span while it is sampled: the parent of its statements' spans.
+CURRENT_SPAN: Final[ContextVar[OpenSpan | None]] = ContextVar("cme_current_span", default=None)
+
+
+def traces(enabled: bool, endpoint: str = "") -> Traces | None:
+    """With OTEL_TRACES_EXPORTER=otlp, spans batched and exported over OTLP/HTTP; else None.
 
     The SDK reads the rest itself: OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT and _HEADERS, the
     sampler (OTEL_TRACES_SAMPLER, default parentbased_always_on, and OTEL_TRACES_SAMPLER_ARG),
@@ -40,16 +141,11 @@ def tracer_provider(enabled: bool, endpoint: str = "") -> "SdkTracerProvider | N
     # Imported only when tracing is on: the exporter brings protobuf and requests, megabytes
     # per worker that a service without tracing never uses.
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider as SdkProvider
+    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from cme_adapters.trace_sampling import RequestTraceIds
-
-    provider = SdkProvider(
-        resource=Resource.create({"service.name": "cme"}), id_generator=RequestTraceIds()
-    )
-    provider.add_span_processor(BatchSpanProcessor(_exporter(endpoint)))
-    return provider
+    provider = TracerProvider(resource=Resource.create({"service.name": "cme"}))
+    return Traces(provider, BatchSpanProcessor(_exporter(endpoint)))
 
 
 def _exporter(endpoint: str) -> "OTLPSpanExporter":
@@ -73,46 +169,57 @@ def _exporter(endpoint: str) -> "OTLPSpanExporter":
 class DatabaseSpans:
     """A client span per database call, a child of the request's server span:
 
-    `with spans("SELECT", "products"): await cursor.execute(...)`. Without tracing, and outside
-    a recording span (a request that was not sampled, a statement run outside any request), it
-    returns one shared do-nothing context manager: no span object, no context change.
+    `with spans("SELECT", "products"): await cursor.execute(...)`. Outside a sampled request
+    (one the sampler dropped, a statement run outside any request) it returns one shared
+    do-nothing context manager.
     """
 
-    def __init__(self, provider: TracerProvider | None, system: str) -> None:
-        self._tracer: Tracer | None = provider.get_tracer("cme.db") if provider else None
+    def __init__(self, traces: Traces, system: str) -> None:
+        self._traces = traces
         self._system = system
 
     def __call__(self, operation: str, collection: str = "") -> AbstractContextManager[object]:
-        if self._tracer is None or not get_current_span().is_recording():
+        parent = CURRENT_SPAN.get()
+        if parent is None:
             return _NO_SPAN
-        attributes: Mapping[str, str] = {
+        attributes: dict[str, AttributeValue] = {
             "db.system": self._system,  # the name before semantic conventions 1.26
             "db.system.name": self._system,
             "db.operation.name": operation,
-            **({"db.collection.name": collection} if collection else {}),
         }
-        span = self._tracer.start_span(
+        if collection:
+            attributes["db.collection.name"] = collection
+        ids = parent.context
+        span = OpenSpan(
             f"{operation} {collection}" if collection else operation,
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
+            SpanKind.CLIENT,
+            SpanContext(ids.trace_id, _span_id(), False, SAMPLED, ids.trace_state),
+            ids,
+            attributes,
+            DB_SCOPE,
         )
-        return _Statement(span)
+        return _Statement(self._traces, span)
+
+
+def _span_id() -> int:
+    """64 random bits, never the invalid id 0 (from os.urandom, as the request's own ids)."""
+    span_id = 0
+    while span_id == 0:
+        span_id = int.from_bytes(os.urandom(8), "big")
+    return span_id
 
 
 class _Statement:
-    """A statement's span as a context manager: it records an exception escaping the block
-    (as use_span does), then ends. Not start_as_current_span: its generator-based context
-    managers cost more than the span under load (py-spy, bench/), and the span need not be
-    current -- it has no children -- while attach/detach cost about a tenth of a sampled
-    statement's span (bench/tracing_cost.py).
-    """
+    """A statement's span as a context manager: it records an exception escaping the block,
+    then ends. The span is not made current, as it has no children."""
 
-    __slots__ = ("_span",)
+    __slots__ = ("_span", "_traces")
 
-    def __init__(self, span: Span) -> None:
+    def __init__(self, traces: Traces, span: OpenSpan) -> None:
+        self._traces = traces
         self._span = span
 
-    def __enter__(self) -> Span:
+    def __enter__(self) -> OpenSpan:
         return self._span
 
     def __exit__(
@@ -121,13 +228,12 @@ class _Statement:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        # As use_span: an Exception, not a cancellation or an exit, is the statement's error.
+        # As the SDK's use_span: an Exception, not a cancellation or an exit, is an error.
         if isinstance(exc, Exception):
             self._span.record_exception(exc)
-            self._span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-        self._span.end()
+        self._traces.end(self._span)
 
 
-def database_spans(provider: TracerProvider | None, system: str) -> DatabaseSpans | None:
+def database_spans(traces: Traces | None, system: str) -> DatabaseSpans | None:
     """Spans for database calls when tracing is on; None lets the adapter skip even the call."""
-    return DatabaseSpans(provider, system) if provider is not None else None
+    return DatabaseSpans(traces, system) if traces is not None else None

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from dependency_injector import containers, providers
 
+from cme_adapters import tracing
 from cme_adapters.auth.api_keys import ApiKeyAuthenticator
 from cme_adapters.metrics import PrometheusMetrics
 from cme_adapters.postgres.database import PostgresDatabase
@@ -16,7 +17,6 @@ from cme_adapters.rate_limit import Limiter, LocalBuckets, RedisBuckets
 from cme_adapters.sql.config import PoolSettings
 from cme_adapters.sql.revisions import code_revisions
 from cme_adapters.system import SystemClock, Uuid7Generator
-from cme_adapters.tracing import database_spans, tracer_provider
 from cme_domain import feed, stock_use_cases, use_cases
 from cme_entrypoints.http.auth import RequestAuthenticator
 from cme_entrypoints.http.cursor import CursorCodec
@@ -67,8 +67,8 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
     metrics = providers.Singleton(PrometheusMetrics)
-    tracer_provider = providers.Singleton(
-        tracer_provider, settings.provided.traces, settings.provided.traces_endpoint
+    traces = providers.Singleton(
+        tracing.traces, settings.provided.traces, settings.provided.traces_endpoint
     )
     _pool = providers.Factory(PoolSettings, size=settings.provided.pool_size)
     # PostgreSQL runs on psycopg's own pool; the embedded SQLite stays on SQLAlchemy's engine.
@@ -79,7 +79,7 @@ class Container(containers.DeclarativeContainer):
             url=settings.provided.database_url,
             pool=_pool,
             on_query=metrics.provided.query_finished,
-            spans=providers.Callable(database_spans, tracer_provider, "postgresql"),
+            spans=providers.Callable(tracing.database_spans, traces, "postgresql"),
         ),
         sqlite=providers.Singleton(
             connect_sqlite,

@@ -10,13 +10,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from cme_adapters.tracing import DatabaseSpans, tracer_provider
+from cme_adapters.tracing import DatabaseSpans, Traces, database_spans, traces
+from cme_entrypoints.http.spans import ServerSpans
+from cme_entrypoints.trace_context import RequestContext
 from tests.otlp_receiver import Receiver, attributes, otlp_receiver
 
 from .server import running_cme
@@ -147,20 +148,22 @@ def test_a_parent_that_did_not_sample_is_followed(
 def test_database_spans_are_children_of_the_current_span(receiver: Receiver) -> None:
     provider = TracerProvider()
     exporter = OTLPSpanExporter(endpoint=f"{receiver.endpoint}/v1/traces")
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    spans = DatabaseSpans(provider, "postgresql")
-    tracer = provider.get_tracer("test")
-    with tracer.start_as_current_span("GET /products", kind=trace.SpanKind.SERVER) as server:
-        with spans("SELECT", "products"):
-            pass
-        with spans("INSERT"):
-            pass
-    provider.shutdown()
-    trace_id = f"{server.get_span_context().trace_id:032x}"
-    found = {span.name: span for span in spans_of(receiver, trace_id, count=3)}
+    recorded = Traces(provider, SimpleSpanProcessor(exporter))
+    server = ServerSpans(recorded)
+    context = RequestContext("r", TRACE_ID, "1" * 16, True, PARENT)
+    scope = {"type": "http", "method": "GET", "path": "/products", "headers": []}
+    handle, _logged = server.start(scope, context)
+    spans = DatabaseSpans(recorded, "postgresql")
+    with spans("SELECT", "products"):
+        pass
+    with spans("INSERT"):
+        pass
+    server.finish(handle, "GET", "/products", 200)
+    recorded.shutdown()
+    found = {span.name: span for span in spans_of(receiver, TRACE_ID, count=3)}
     select, insert = found["SELECT products"], found["INSERT"]
-    server_id = server.get_span_context().span_id.to_bytes(8, "big")
-    assert select.parent_span_id == insert.parent_span_id == server_id
+    assert select.parent_span_id == insert.parent_span_id == bytes.fromhex("1" * 16)
+    assert found["GET /products"].parent_span_id == bytes.fromhex(PARENT)
     assert select.kind == Span.SPAN_KIND_CLIENT
     assert attributes(select) == {
         "db.system": "postgresql",
@@ -171,12 +174,9 @@ def test_database_spans_are_children_of_the_current_span(receiver: Receiver) -> 
     assert "db.collection.name" not in attributes(insert)
 
 
-def test_without_tracing_database_spans_cost_one_shared_object_and_no_span() -> None:
-    assert tracer_provider(enabled=False) is None
-    spans = DatabaseSpans(None, "postgresql")
-    assert spans("SELECT") is spans("INSERT", "products")
-    with spans("SELECT"):
-        assert not trace.get_current_span().get_span_context().is_valid
+def test_without_tracing_the_adapter_is_given_no_spans_at_all() -> None:
+    assert traces(enabled=False) is None
+    assert database_spans(None, "postgresql") is None
 
 
 def test_a_request_that_reads_postgresql_exports_a_database_span_under_its_server_span(

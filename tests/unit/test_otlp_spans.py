@@ -22,7 +22,9 @@ from opentelemetry.trace import (
 )
 
 from cme_adapters import otlp_spans
-from cme_adapters.tracing import DatabaseSpans
+from cme_adapters.tracing import DatabaseSpans, Traces
+from cme_entrypoints.http.spans import ServerSpans
+from cme_entrypoints.trace_context import RequestContext
 from tests.otlp_receiver import otlp_receiver
 
 
@@ -46,7 +48,10 @@ def finished_spans(**attributes: object) -> tuple[ReadableSpan, ...]:
         {"http.request.method": "GET", "url.path": "/p/é", "url.query": "q=" + "x" * 300},
     )
     with tracer.start_as_current_span("child", set_span_in_context(server)):
-        DatabaseSpans(provider, "postgresql")("SELECT", "products").__exit__(None, None, None)
+        statement = provider.get_tracer("cme.db").start_span(
+            "SELECT products", kind=SpanKind.CLIENT, attributes={"db.system": "postgresql"}
+        )
+        statement.end()
     server.update_name("GET /products/{id}")
     server.set_attributes({"http.response.status_code": 503, "ratio": 0.25, "ok": False})
     server.set_attributes(attributes)
@@ -55,6 +60,21 @@ def finished_spans(**attributes: object) -> tuple[ReadableSpan, ...]:
     root = provider.get_tracer("cme.db").start_span("INSERT", kind=SpanKind.CLIENT)
     root.set_attribute("negative", -3)
     root.end()
+    return exporter.get_finished_spans()
+
+
+def recorded_spans() -> tuple[ReadableSpan, ...]:
+    """Spans as the service records them: a request under a caller's span, one statement."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "cme"}))
+    traces = Traces(provider, SimpleSpanProcessor(exporter))
+    server = ServerSpans(traces)
+    context = RequestContext("r", "4bf92f3577b34da6a3ce929d0e0e4736", "1" * 16, True, "2" * 16)
+    scope = {"type": "http", "method": "PUT", "path": "/products/1", "headers": []}
+    handle, _ = server.start(scope, context)
+    with DatabaseSpans(traces, "postgresql")("UPDATE", "products"):
+        pass
+    server.finish(handle, "PUT", "/products/{id}", 200)
     return exporter.get_finished_spans()
 
 
@@ -68,6 +88,15 @@ def test_plain_spans_are_encoded_as_the_exporters_encoder_does() -> None:
     ours = decoded(otlp_spans.encode_spans(spans).SerializePartialToString())
     assert ours == sdk_encode(spans)
     assert len(ours.resource_spans[0].scope_spans) == 2
+
+
+def test_the_services_own_spans_are_encoded_as_the_exporters_encoder_does() -> None:
+    spans = recorded_spans()
+    assert [span.name for span in spans] == ["UPDATE products", "PUT /products/{id}"]
+    ours = decoded(otlp_spans.encode_spans(spans).SerializePartialToString())
+    assert ours == sdk_encode(spans)
+    scopes = [scope.scope.name for scope in ours.resource_spans[0].scope_spans]
+    assert sorted(scopes) == ["cme.db", "cme.http"]
 
 
 @pytest.mark.parametrize("value", [(1, 2), {"a": 1}, b"\x01"])

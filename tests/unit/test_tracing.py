@@ -1,7 +1,8 @@
 """Tracing is off by default, Google's OTLP endpoint gets the application's credentials, and
-only a request the sampler keeps goes through the SDK."""
+only a request the sampler keeps has spans, handed to the SDK's processor as it would its own."""
 
 import asyncio
+from contextlib import nullcontext
 from typing import Final
 
 import google.auth
@@ -26,15 +27,23 @@ from opentelemetry.sdk.trace.sampling import (
     SamplingResult,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import NonRecordingSpan, SpanContext, StatusCode, TraceFlags
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
 from starlette.testclient import TestClient
 
 from cme_adapters import tracing
 from cme_adapters.postgres.repository import page_sql
 from cme_adapters.postgres.uow import span_name
-from cme_adapters.trace_sampling import RequestTraceIds, ratio_rule
-from cme_adapters.tracing import ROOT_TRACE_ID, DatabaseSpans
+from cme_adapters.trace_sampling import ratio_rule
+from cme_adapters.tracing import CURRENT_SPAN, DatabaseSpans, Traces
 from cme_domain.listing import ProductQuery
+from cme_entrypoints.http.middleware import UNMATCHED_PATH
 from cme_entrypoints.http.spans import ServerSpans
 from cme_entrypoints.trace_context import RequestContext
 
@@ -42,7 +51,8 @@ from cme_entrypoints.trace_context import RequestContext
 def test_no_tracer_provider_and_no_span_work_without_otel_configuration(
     client: TestClient,
 ) -> None:
-    assert tracing.tracer_provider(enabled=False, endpoint="http://127.0.0.1:4318") is None
+    assert tracing.traces(enabled=False, endpoint="http://127.0.0.1:4318") is None
+    assert tracing.database_spans(None, "postgresql") is None
     middleware = client.app.middleware_stack  # type: ignore[attr-defined]
     while not hasattr(middleware, "spans"):
         middleware = middleware.app
@@ -63,39 +73,38 @@ def test_only_googles_endpoint_is_sent_the_application_default_credentials(
         return AnonymousCredentials(), "proj-1"
 
     monkeypatch.setattr(google.auth, "default", default)
-    provider = tracing.tracer_provider(enabled=True, endpoint=endpoint)
-    assert provider is not None
-    provider.shutdown()
+    traces = tracing.traces(enabled=True, endpoint=endpoint)
+    assert traces is not None
+    traces.shutdown()
     assert scopes == ([["https://www.googleapis.com/auth/cloud-platform"]] if asked else [])
 
 
-def traced(sampler: Sampler) -> tuple[TracerProvider, InMemorySpanExporter]:
+def traced(sampler: Sampler) -> tuple[Traces, InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(sampler=sampler, id_generator=RequestTraceIds())
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return provider, exporter
+    return Traces(TracerProvider(sampler=sampler), SimpleSpanProcessor(exporter)), exporter
 
 
-def serve(provider: TracerProvider, context: RequestContext) -> tuple[RequestContext, bool]:
+def serve(traces: Traces, context: RequestContext) -> tuple[RequestContext, bool]:
     """What the middleware and the PostgreSQL adapter do for one request with one statement;
     whether the statement's span context manager was a real one."""
-    spans = ServerSpans(provider)
+    spans = ServerSpans(traces)
     handle, logged = spans.start(SCOPE, context)
-    current = trace.get_current_span().get_span_context()
-    if handle is None:  # dropped by a standard sampler: no span, not even a non-recording one
-        assert not current.is_valid
+    current = CURRENT_SPAN.get()
+    if handle is None:  # dropped: no span at all
+        assert current is None
     else:
-        assert (f"{current.trace_id:032x}", f"{current.span_id:016x}") == (
+        assert current is not None
+        assert (f"{current.context.trace_id:032x}", f"{current.context.span_id:016x}") == (
             logged.trace_id,
             logged.span_id,
         )
-    statement = DatabaseSpans(provider, "postgresql")("SELECT", "products")
+    statement = DatabaseSpans(traces, "postgresql")("SELECT", "products")
     with statement:
         pass
     if handle is not None:  # as the middleware does
         spans.finish(handle, "GET", "/products/{id}", 200)
-    assert not trace.get_current_span().get_span_context().is_valid
-    return logged, statement is not DatabaseSpans(None, "postgresql")("SELECT")
+    assert CURRENT_SPAN.get() is None
+    return logged, not isinstance(statement, nullcontext)
 
 
 SCOPE: Final = {"type": "http", "method": "GET", "path": "/products/1", "headers": []}
@@ -106,19 +115,19 @@ PARENT: Final = "00f067aa0ba902b7"
 _NO_PARENT: Final = Context()
 
 
-def test_a_request_the_sampler_drops_keeps_its_logged_ids_and_makes_no_sdk_span() -> None:
-    provider, exporter = traced(ParentBasedTraceIdRatio(0.5))
+def test_a_request_the_sampler_drops_keeps_its_logged_ids_and_makes_no_span() -> None:
+    traces, exporter = traced(ParentBasedTraceIdRatio(0.5))
     context = RequestContext("r-1", HIGH_TRACE_ID, "1111111111111111", False, None)
-    logged, real_statement_span = serve(provider, context)
+    logged, real_statement_span = serve(traces, context)
     assert logged == context  # trace id, span id, and trace_sampled false in every log line
     assert not real_statement_span
     assert exporter.get_finished_spans() == ()
 
 
 def test_a_sampled_root_request_exports_its_spans_under_the_trace_id_it_logged() -> None:
-    provider, exporter = traced(ParentBasedTraceIdRatio(0.5))
+    traces, exporter = traced(ParentBasedTraceIdRatio(0.5))
     context = RequestContext("r-2", LOW_TRACE_ID, "1111111111111111", False, None)
-    logged, real_statement_span = serve(provider, context)
+    logged, real_statement_span = serve(traces, context)
     assert real_statement_span
     assert logged.trace_id == LOW_TRACE_ID
     assert logged.sampled is True
@@ -129,8 +138,30 @@ def test_a_sampled_root_request_exports_its_spans_under_the_trace_id_it_logged()
     assert {f"{s.context.trace_id:032x}" for s in (select, server)} == {LOW_TRACE_ID}
     assert select.parent is not None
     assert select.parent.span_id == server.context.span_id
-    assert server.attributes is not None
-    assert server.attributes["http.route"] == "/products/{id}"
+    assert server.kind is SpanKind.SERVER
+    assert server.instrumentation_scope is not None
+    assert server.instrumentation_scope.name == "cme.http"
+    assert dict(server.attributes or {}) == {
+        "http.request.method": "GET",
+        "url.path": "/products/1",
+        "url.scheme": "http",
+        "network.protocol.version": "1.1",
+        "http.route": "/products/{id}",
+        "http.response.status_code": 200,
+    }
+    assert server.status.status_code is StatusCode.UNSET
+    assert server.start_time is not None
+    assert server.end_time is not None
+    assert server.start_time <= select.start_time <= select.end_time <= server.end_time
+    assert select.kind is SpanKind.CLIENT
+    assert select.name == "SELECT products"
+    assert select.context.span_id not in (0, server.context.span_id)
+    assert dict(select.attributes or {}) == {
+        "db.system": "postgresql",
+        "db.system.name": "postgresql",
+        "db.operation.name": "SELECT",
+        "db.collection.name": "products",
+    }
 
 
 @pytest.mark.parametrize(
@@ -140,9 +171,9 @@ def test_a_sampled_root_request_exports_its_spans_under_the_trace_id_it_logged()
 def test_the_callers_sampled_flag_decides_whatever_the_ratio(
     sampler: Sampler, parent_sampled: bool
 ) -> None:
-    provider, exporter = traced(sampler)
+    traces, exporter = traced(sampler)
     context = RequestContext("r-3", HIGH_TRACE_ID, "1111111111111111", parent_sampled, PARENT)
-    logged, real_statement_span = serve(provider, context)
+    logged, real_statement_span = serve(traces, context)
     assert logged.trace_id == HIGH_TRACE_ID
     assert logged.sampled is parent_sampled
     assert real_statement_span is parent_sampled
@@ -156,31 +187,41 @@ def test_the_callers_sampled_flag_decides_whatever_the_ratio(
 
 
 def test_a_statement_outside_any_sampled_request_makes_no_span() -> None:
-    provider, exporter = traced(ALWAYS_ON)
-    with DatabaseSpans(provider, "postgresql")("SELECT", "products"):
+    traces, exporter = traced(ALWAYS_ON)
+    with DatabaseSpans(traces, "postgresql")("SELECT", "products"):
         pass
     assert exporter.get_finished_spans() == ()
 
 
-def test_the_trace_ids_are_random_but_for_a_root_span_started_under_a_preset_one() -> None:
-    ids = RequestTraceIds()
-    assert ids.generate_trace_id() != ids.generate_trace_id()
-    token = ROOT_TRACE_ID.set(int(LOW_TRACE_ID, 16))
-    try:
-        assert ids.generate_trace_id() == int(LOW_TRACE_ID, 16)
-    finally:
-        ROOT_TRACE_ID.reset(token)
+def test_a_server_error_is_the_spans_error_and_an_unrouted_request_keeps_the_method() -> None:
+    traces, exporter = traced(ALWAYS_ON)
+    spans = ServerSpans(traces)
+    handle, _ = spans.start(
+        SCOPE, RequestContext("r-9", LOW_TRACE_ID, "2222222222222222", False, None)
+    )
+    spans.finish(handle, "GET", UNMATCHED_PATH, 503)
+    (server,) = exporter.get_finished_spans()
+    assert server.name == "GET"
+    assert server.status.status_code is StatusCode.ERROR
+    assert "http.route" not in (server.attributes or {})
+    assert (server.attributes or {})["http.response.status_code"] == 503
 
 
 class AskedEachTime(Sampler):
     """A sampler of a kind the fast rule does not know: it is asked for every request."""
 
-    def __init__(self) -> None:
-        self.calls = 0
+    def __init__(self, decision: Decision = Decision.DROP) -> None:
+        self.decision = decision
+        self.asked: list[tuple[SpanContext, int, dict[str, object]]] = []
 
-    def should_sample(self, *args: object, **kwargs: object) -> SamplingResult:
-        self.calls += 1
-        return SamplingResult(Decision.DROP)
+    def should_sample(  # type: ignore[override]  # the SDK's signature, as called
+        self, parent_context: Context, trace_id: int, name: str, kind: SpanKind, attributes: dict
+    ) -> SamplingResult:
+        parent = trace.get_current_span(parent_context).get_span_context()
+        self.asked.append((parent, trace_id, dict(attributes)))
+        return SamplingResult(
+            self.decision, {"sampler.rule": "kept"}, TraceState([("vendor", "v1")])
+        )
 
     def get_description(self) -> str:
         return "AskedEachTime"
@@ -188,13 +229,33 @@ class AskedEachTime(Sampler):
 
 def test_a_sampler_of_another_kind_is_asked_and_a_drop_keeps_the_logged_ids() -> None:
     sampler = AskedEachTime()
-    provider, exporter = traced(sampler)
+    traces, exporter = traced(sampler)
     context = RequestContext("r-4", LOW_TRACE_ID, "1111111111111111", True, PARENT)
-    logged, real_statement_span = serve(provider, context)
-    assert sampler.calls == 1
+    logged, real_statement_span = serve(traces, context)
+    ((parent, trace_id, attributes),) = sampler.asked
+    assert (f"{parent.span_id:016x}", parent.is_remote, parent.trace_flags.sampled) == (
+        PARENT,
+        True,
+        True,
+    )
+    assert f"{trace_id:032x}" == LOW_TRACE_ID
+    assert attributes["url.path"] == "/products/1"
     assert logged == context._replace(sampled=False)
     assert not real_statement_span
     assert exporter.get_finished_spans() == ()
+
+
+def test_a_sampler_of_another_kind_that_keeps_a_request_gives_its_attributes_and_state() -> None:
+    traces, exporter = traced(AskedEachTime(Decision.RECORD_AND_SAMPLE))
+    context = RequestContext("r-5", HIGH_TRACE_ID, "1111111111111111", False, None)
+    logged, real_statement_span = serve(traces, context)
+    assert logged == context._replace(sampled=True)
+    assert real_statement_span
+    select, server = exporter.get_finished_spans()
+    assert (server.attributes or {})["sampler.rule"] == "kept"
+    assert (
+        server.context.trace_state == select.context.trace_state == TraceState([("vendor", "v1")])
+    )
 
 
 STANDARD_SAMPLERS: Final = [
@@ -235,32 +296,48 @@ def test_the_fast_rule_knows_only_the_standard_samplers() -> None:
 
 
 def test_a_statement_that_fails_records_its_error_and_still_ends_and_leaves_the_context() -> None:
-    provider, exporter = traced(ALWAYS_ON)
+    traces, exporter = traced(ALWAYS_ON)
+    spans = ServerSpans(traces)
+    handle, _ = spans.start(
+        SCOPE, RequestContext("r-6", LOW_TRACE_ID, "3333333333333333", False, None)
+    )
 
     def statement_that_fails() -> None:
-        with DatabaseSpans(provider, "postgresql")("SELECT", "products"):
+        with DatabaseSpans(traces, "postgresql")("SELECT", "products"):
             raise ConnectionError("server closed the connection")
 
-    with provider.get_tracer("test").start_as_current_span("GET /products/{id}") as server:
-        with pytest.raises(ConnectionError):
-            statement_that_fails()
-        assert trace.get_current_span() is server
-    select, _server = exporter.get_finished_spans()
+    with pytest.raises(ConnectionError):
+        statement_that_fails()
+    assert CURRENT_SPAN.get() is handle[0]
+    spans.finish(handle, "GET", "/products/{id}", 503)
+    select, server = exporter.get_finished_spans()
     assert select.parent is not None
-    assert select.parent.span_id == server.get_span_context().span_id
+    assert select.parent.span_id == server.context.span_id == 0x3333333333333333
     assert select.status.status_code is StatusCode.ERROR
     assert select.status.description == "ConnectionError: server closed the connection"
-    assert [event.name for event in select.events] == ["exception"]
+    (event,) = select.events
+    assert event.name == "exception"
+    assert dict(event.attributes or {}) | {"exception.stacktrace": ""} == {
+        "exception.type": "ConnectionError",
+        "exception.message": "server closed the connection",
+        "exception.stacktrace": "",
+        "exception.escaped": "False",
+    }
+    assert "statement_that_fails" in str((event.attributes or {})["exception.stacktrace"])
 
 
 def test_a_cancelled_statement_ends_its_span_without_calling_it_an_error() -> None:
-    provider, exporter = traced(ALWAYS_ON)
+    traces, exporter = traced(ALWAYS_ON)
+    spans = ServerSpans(traces)
+    handle, _ = spans.start(
+        SCOPE, RequestContext("r-7", LOW_TRACE_ID, "3333333333333333", False, None)
+    )
     with (
-        provider.get_tracer("test").start_as_current_span("GET /products/{id}"),
         pytest.raises(asyncio.CancelledError),
-        DatabaseSpans(provider, "postgresql")("SELECT", "products"),
+        DatabaseSpans(traces, "postgresql")("SELECT", "products"),
     ):
         raise asyncio.CancelledError
+    spans.finish(handle, "GET", "/products/{id}", 200)
     select, _server = exporter.get_finished_spans()
     assert select.status.status_code is StatusCode.UNSET
     assert select.events == ()

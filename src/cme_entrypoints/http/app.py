@@ -61,7 +61,7 @@ def create_app(container: Container) -> Starlette:
         if method != "HEAD"
     )
     access_log = AccessLog(settings.log_format, settings.google_cloud_project)
-    traces = container.tracer_provider()
+    traces = container.traces()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
