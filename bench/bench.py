@@ -30,12 +30,14 @@ import re
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -294,9 +296,11 @@ def wrk(server: Server, scenario: str, args: argparse.Namespace, seconds: float,
     return result
 
 
-def run_scenarios(servers: dict[str, Server], args: argparse.Namespace) -> dict[str, dict]:
+def run_scenarios(
+    servers: dict[str, Server], args: argparse.Namespace, turn: int = 0
+) -> dict[str, dict]:
     results: dict[str, dict] = {}
-    for n, scenario in enumerate(args.scenarios):
+    for n, scenario in enumerate(args.scenarios, start=turn):
         names = list(servers)  # the order rotates, so no server always runs first or last
         order = names[n % len(names) :] + names[: n % len(names)]
         results[scenario] = {}
@@ -305,14 +309,41 @@ def run_scenarios(servers: dict[str, Server], args: argparse.Namespace) -> dict[
                 wrk(servers[target], scenario, args, args.warmup, f"warmup-{target}")
             result = wrk(servers[target], scenario, args, args.duration, target)
             results[scenario][target] = result
-            log(
-                f"{scenario:13s} {target:8s} {result['rps']:9.1f} req/s  "
-                f"p50 {result['p50_us'] / 1000:7.2f} ms  p99 {result['p99_us'] / 1000:7.2f} ms  "
-                f"errors {result['errors']} {result['statuses']} "
-                f"cpu {result['server_cpu_us_per_request']} us/req, "
-                f"others' cpu {100 * result['other_cpu_share']:.0f} %"
-            )
+            log_result(scenario, target, result)
     return results
+
+
+def run_together(servers: dict[str, Server], args: argparse.Namespace) -> dict[str, dict]:
+    """Each scenario on every server at the same moment, a wrk each: whatever slows the
+    machine slows them alike, and the scheduler shares the cores between their workers, so
+    the one that spends less CPU per request serves more. Not the throughput of a server
+    alone (each has about half the machine), but the ratio of two costs, measured at once."""
+    if "put_if_match" in args.scenarios:  # its wrk rewrites one shared file of ids
+        raise SystemExit("--together: put_if_match runs only alternating")
+    results: dict[str, dict] = {}
+    for scenario in args.scenarios:
+        for seconds, prefix in ((args.warmup, "warmup-"), (args.duration, "")):
+            if seconds <= 0:
+                continue
+            with ThreadPoolExecutor(len(servers)) as pool:
+                running = {
+                    name: pool.submit(wrk, server, scenario, args, seconds, prefix + name)
+                    for name, server in servers.items()
+                }
+            results[scenario] = {name: future.result() for name, future in running.items()}
+        for target, result in results[scenario].items():
+            log_result(scenario, f"{target}+", result)
+    return results
+
+
+def log_result(scenario: str, target: str, result: dict) -> None:
+    log(
+        f"{scenario:13s} {target:8s} {result['rps']:9.1f} req/s  "
+        f"p50 {result['p50_us'] / 1000:7.2f} ms  p99 {result['p99_us'] / 1000:7.2f} ms  "
+        f"errors {result['errors']} {result['statuses']} "
+        f"cpu {result['server_cpu_us_per_request']} us/req, "
+        f"others' cpu {100 * result['other_cpu_share']:.0f} %"
+    )
 
 
 # ---------------------------------------------------------------- profile
@@ -620,24 +651,44 @@ def compare_variants(
         deployed = service(url, args.workers)
         variant = service(url, args.workers, f"service-{name}.log", name="variant", **variant_env)
         with running(deployed, variant):
-            results = run_scenarios({"service": deployed, "variant": variant}, args)
+            rounds = []
+            for n in range(args.rounds):
+                log(f"round {n + 1} of {args.rounds}")
+                # Each round turns the order again, so that a drift in the machine's speed
+                # does not always favour the same server in a scenario.
+                servers = {"service": deployed, "variant": variant}
+                if args.together:
+                    rounds.append(run_together(servers, args))
+                else:
+                    rounds.append(run_scenarios(servers, args, turn=n))
     on_name, off_name = ("variant", "service") if variant_is_on else ("service", "variant")
-    for scenario, pair in results.items():
-        with_, without = pair[on_name], pair[off_name]
-        ratio = with_["rps"] / max(without["rps"], 1e-9)
+    for scenario in args.scenarios:
+        pairs = [(results[scenario][on_name], results[scenario][off_name]) for results in rounds]
+        ratios = [on["rps"] / max(off["rps"], 1e-9) for on, off in pairs]
+
+        def median(key: str, side: int, pairs: list = pairs) -> float:
+            return statistics.median(pair[side][key] for pair in pairs)
+
+        cpu = "server_cpu_us_per_request"
         rows.append(
-            f"| {scenario} | {with_['rps']:.0f} | {without['rps']:.0f} | {ratio:.2f} | "
-            f"{with_['server_cpu_us_per_request']} / {without['server_cpu_us_per_request']} | "
-            f"{with_['errors']} / {without['errors']} |"
+            f"| {scenario} | {median('rps', 0):.0f} | {median('rps', 1):.0f} | "
+            f"{' '.join(f'{r:.3f}' for r in ratios)} | **{statistics.median(ratios):.3f}** | "
+            f"{median(cpu, 0):.1f} / {median(cpu, 1):.1f} | "
+            f"{sum(on['errors'] for on, _ in pairs)} / {sum(off['errors'] for _, off in pairs)} |"
         )
     text = "\n".join(
         [
             f"# {title}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
             "",
-            f"Same run, alternating: {what}",
+            f"Same run, {'both at once' if args.together else 'alternating'}, "
+            f"{args.rounds} round(s): {what}",
             "",
-            "| scenario | on req/s | off req/s | on / off | CPU us/req on / off | errors |",
-            "| --- | ---: | ---: | ---: | ---: | --- |",
+            "Requests/s and CPU are the medians of the rounds; on / off is each round's ratio, "
+            "then their median.",
+            "",
+            "| scenario | on req/s | off req/s | on / off by round | median on / off "
+            "| CPU us/req on / off | errors on / off |",
+            "| --- | ---: | ---: | --- | ---: | ---: | --- |",
             *rows,
             "",
         ]
@@ -756,7 +807,17 @@ def main() -> int:
     parser.add_argument("--max-minutes", type=float, default=240, help="soak: time limit")
     parser.add_argument("--chunk-seconds", type=float, default=30, help="soak: wrk run length")
     parser.add_argument("--soak-scenario", default="mix", choices=SCENARIOS)
-    parser.add_argument("--rounds", type=int, default=3, help="search: rounds of list and search")
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help="the modes comparing two services: load both at once instead of alternating",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="search, and the modes comparing two services: rounds of every scenario on each",
+    )
     parser.add_argument("--baseline-src", help="baseline: the src/ of the tree to compare with")
     parser.add_argument(
         "--trace-ratio", type=float, default=0.1, help="tracing: the share of requests sampled"
