@@ -10,8 +10,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
+from opentelemetry.context import Context
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 from opentelemetry.util.types import AttributeValue
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ HTTP_SCOPE: Final = InstrumentationScope("cme.http")
 DB_SCOPE: Final = InstrumentationScope("cme.db")
 _UNSET: Final = Status(StatusCode.UNSET)
 _NO_SPAN: Final = nullcontext()
+_NO_PARENT: Final = Context()
 
 
 class OpenSpan:
@@ -34,6 +36,7 @@ class OpenSpan:
     __slots__ = (
         "attributes",
         "context",
+        "ended",
         "events",
         "kind",
         "name",
@@ -61,6 +64,8 @@ class OpenSpan:
         self.status = _UNSET
         self.events: tuple[Event, ...] = ()
         self.start_time = time.time_ns()
+        # A task the request started may outlive it with this span in its context.
+        self.ended = False
 
     def record_exception(self, exc: BaseException) -> None:
         """As the SDK's Span.record_exception: an "exception" event and an error status."""
@@ -94,14 +99,40 @@ class Traces:
         # The SDK's span module is imported only once tracing is on, as the exporter is.
         from opentelemetry.sdk.trace import ReadableSpan
 
+        from cme_adapters.trace_sampling import ratio_rule
+
         self._readable = ReadableSpan
         provider.add_span_processor(processor)  # so that shutdown flushes it
         self._provider = provider
         self._processor = processor
         self._resource = provider.resource
         self.sampler: Sampler = provider.sampler
+        # The standard samplers' rule; None for a sampler of another kind, asked for each span.
+        self.rule = ratio_rule(provider.sampler)
+
+    def ask(
+        self,
+        parent: SpanContext | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind,
+        attributes: dict[str, AttributeValue],
+    ) -> tuple[dict[str, AttributeValue], TraceState | None] | None:
+        """As the SDK's Tracer asks a sampler: None when the span is not sampled (a recorded
+        but unsampled span would reach no exporter); else the span's attributes, which are the
+        sampler's, and its trace state."""
+        from opentelemetry.trace import NonRecordingSpan, set_span_in_context
+
+        context = _NO_PARENT
+        if parent is not None:
+            context = set_span_in_context(NonRecordingSpan(parent), _NO_PARENT)
+        result = self.sampler.should_sample(context, trace_id, name, kind, attributes)
+        if not result.decision.is_sampled():  # type: ignore[no-untyped-call]  # the SDK's
+            return None
+        return dict(result.attributes or {}), result.trace_state
 
     def end(self, span: OpenSpan) -> None:
+        span.ended = True
         self._processor.on_end(
             self._readable(
                 name=span.name,
@@ -136,7 +167,9 @@ def traces(enabled: bool, endpoint: str = "") -> Traces | None:
     sampler (OTEL_TRACES_SAMPLER, default parentbased_always_on, and OTEL_TRACES_SAMPLER_ARG),
     OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, and OTEL_BSP_* for the batching.
     """
-    if not enabled:
+    # OTEL_SDK_DISABLED turns the SDK's providers into no-ops; the spans recorded here
+    # bypass its Tracer, so they honour it by not existing.
+    if not enabled or os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return None
     # Imported only when tracing is on: the exporter brings protobuf and requests, megabytes
     # per worker that a service without tracing never uses.
@@ -180,8 +213,9 @@ class DatabaseSpans:
 
     def __call__(self, operation: str, collection: str = "") -> AbstractContextManager[object]:
         parent = CURRENT_SPAN.get()
-        if parent is None:
+        if parent is None or parent.ended:
             return _NO_SPAN
+        name = f"{operation} {collection}" if collection else operation
         attributes: dict[str, AttributeValue] = {
             "db.system": self._system,  # the name before semantic conventions 1.26
             "db.system.name": self._system,
@@ -190,10 +224,16 @@ class DatabaseSpans:
         if collection:
             attributes["db.collection.name"] = collection
         ids = parent.context
+        trace_state: TraceState | None = ids.trace_state
+        if self._traces.rule is None:
+            decided = self._traces.ask(ids, ids.trace_id, name, SpanKind.CLIENT, attributes)
+            if decided is None:
+                return _NO_SPAN
+            attributes, trace_state = decided
         span = OpenSpan(
-            f"{operation} {collection}" if collection else operation,
+            name,
             SpanKind.CLIENT,
-            SpanContext(ids.trace_id, _span_id(), False, SAMPLED, ids.trace_state),
+            SpanContext(ids.trace_id, _span_id(), False, SAMPLED, trace_state),
             ids,
             attributes,
             DB_SCOPE,

@@ -136,3 +136,25 @@ def test_installed_the_otlp_http_exporter_sends_what_it_encodes(
         exporter.shutdown()
     assert encoded == [4]
     assert sorted(span.name for span in receiver.spans) == sorted(s.name for s in spans)
+
+
+def test_a_failed_statements_span_goes_to_the_exporters_encoder_with_its_exception() -> None:
+    exporter = InMemorySpanExporter()
+    traces = Traces(TracerProvider(), SimpleSpanProcessor(exporter))
+    server = ServerSpans(traces)
+    context = RequestContext("r", "4bf92f3577b34da6a3ce929d0e0e4736", "1" * 16, False, None)
+    scope = {"type": "http", "method": "GET", "path": "/products/1", "headers": []}
+    handle, _ = server.start(scope, context)
+    with (
+        pytest.raises(ConnectionError),
+        DatabaseSpans(traces, "postgresql")("SELECT", "products"),
+    ):
+        raise ConnectionError("server closed the connection")
+    server.finish(handle, "GET", "/products/{id}", 503)
+    spans = exporter.get_finished_spans()
+    encoded = otlp_spans.encode_spans(spans)
+    assert encoded == sdk_encode(spans)
+    select = encoded.resource_spans[0].scope_spans
+    events = [event for scope in select for span in scope.spans for event in span.events]
+    assert [event.name for event in events] == ["exception"]
+    assert {kv.key for kv in events[0].attributes} >= {"exception.type", "exception.stacktrace"}

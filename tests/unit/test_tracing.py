@@ -2,6 +2,7 @@
 only a request the sampler keeps has spans, handed to the SDK's processor as it would its own."""
 
 import asyncio
+import contextvars
 from contextlib import nullcontext
 from typing import Final
 
@@ -12,7 +13,7 @@ from google.auth.credentials import AnonymousCredentials
 from hypothesis import given
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import (
@@ -346,3 +347,137 @@ def test_a_cancelled_statement_ends_its_span_without_calling_it_an_error() -> No
 def test_the_page_for_q_is_traced_as_a_select_on_products() -> None:
     assert span_name(page_sql(ProductQuery(name_contains="lamp"))) == ("SELECT", "products")
     assert span_name(page_sql(ProductQuery())) == ("SELECT", "products")
+
+
+def test_a_dropped_request_started_from_inside_a_sampled_one_makes_no_statement_span() -> None:
+    """uvicorn starts a pipelined request's task inside the previous request's send: the new
+    task's context holds the previous request's span until the new request decides."""
+    traces, exporter = traced(ParentBasedTraceIdRatio(0.5))
+    spans = ServerSpans(traces)
+    first, _ = spans.start(SCOPE, RequestContext("r-1", LOW_TRACE_ID, "1" * 16, False, None))
+
+    async def pipelined() -> object:
+        dropped = RequestContext("r-2", HIGH_TRACE_ID, "2" * 16, False, None)
+        handle, _ = spans.start(SCOPE, dropped)
+        assert handle is None
+        return DatabaseSpans(traces, "postgresql")("SELECT", "products")
+
+    statement = asyncio.run(pipelined())  # a task, with a copy of this context
+    assert isinstance(statement, nullcontext)
+    spans.finish(first, "GET", "/products/{id}", 200)
+    assert [span.name for span in exporter.get_finished_spans()] == ["GET /products/{id}"]
+
+
+def test_a_task_that_outlives_its_sampled_request_makes_no_statement_span() -> None:
+    traces, exporter = traced(ALWAYS_ON)
+    spans = ServerSpans(traces)
+    handle, _ = spans.start(SCOPE, RequestContext("r-1", LOW_TRACE_ID, "1" * 16, False, None))
+    left_behind = contextvars.copy_context()  # as a task the request started holds it
+    spans.finish(handle, "GET", "/products/{id}", 200)
+    statement = left_behind.run(DatabaseSpans(traces, "postgresql"), "SELECT", "products")
+    assert isinstance(statement, nullcontext)
+    assert len(exporter.get_finished_spans()) == 1
+
+
+def test_otel_sdk_disabled_turns_tracing_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    assert tracing.traces(enabled=True, endpoint="http://127.0.0.1:4318") is None
+
+
+class ServerSpansOnly(Sampler):
+    """A sampler of another kind that keeps server spans with no attributes of its own."""
+
+    def should_sample(  # type: ignore[override]  # the SDK's signature, as called
+        self, parent_context: Context, trace_id: int, name: str, kind: SpanKind, attributes: dict
+    ) -> SamplingResult:
+        kept = Decision.RECORD_AND_SAMPLE if kind is SpanKind.SERVER else Decision.DROP
+        return SamplingResult(kept, None)
+
+    def get_description(self) -> str:
+        return "ServerSpansOnly"
+
+
+def test_a_sampler_of_another_kind_decides_each_statement_and_gives_each_span_its_attributes() -> (
+    None
+):
+    traces, exporter = traced(ServerSpansOnly())
+    context = RequestContext("r-8", LOW_TRACE_ID, "1111111111111111", False, None)
+    logged, real_statement_span = serve(traces, context)
+    assert logged.sampled is True
+    assert not real_statement_span  # the sampler dropped the client span
+    (server,) = exporter.get_finished_spans()
+    # As the SDK's Tracer does: the span's attributes are those the sampler returned (none),
+    # plus what was set afterwards.
+    assert dict(server.attributes or {}) == {
+        "http.route": "/products/{id}",
+        "http.response.status_code": 200,
+    }
+
+
+def test_the_spans_are_those_the_sdks_tracer_would_have_made() -> None:
+    """The fields an exporter reads, for the same request, both ways (ids and times apart)."""
+    traces, exporter = traced(ALWAYS_ON)
+    caller = RequestContext("r-9", LOW_TRACE_ID, "1111111111111111", True, PARENT)
+    spans = ServerSpans(traces)
+    handle, _ = spans.start(SCOPE, caller)
+    with pytest.raises(ConnectionError), DatabaseSpans(traces, "postgresql")("SELECT", "products"):
+        raise ConnectionError("server closed the connection")
+    spans.finish(handle, "GET", "/products/{id}", 503)
+    ours = exporter.get_finished_spans()
+
+    sdk_exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_ON)
+    provider.add_span_processor(SimpleSpanProcessor(sdk_exporter))
+    remote = SpanContext(int(LOW_TRACE_ID, 16), int(PARENT, 16), True, TraceFlags(1))
+    server = provider.get_tracer("cme.http").start_span(
+        "GET",
+        trace.set_span_in_context(NonRecordingSpan(remote)),
+        SpanKind.SERVER,
+        {
+            "http.request.method": "GET",
+            "url.path": "/products/1",
+            "url.scheme": "http",
+            "network.protocol.version": "1.1",
+        },
+    )
+    statement = provider.get_tracer("cme.db").start_span(
+        "SELECT products",
+        trace.set_span_in_context(server),
+        SpanKind.CLIENT,
+        {
+            "db.system": "postgresql",
+            "db.system.name": "postgresql",
+            "db.operation.name": "SELECT",
+            "db.collection.name": "products",
+        },
+    )
+    failure = ConnectionError("server closed the connection")
+    statement.record_exception(failure)
+    statement.set_status(StatusCode.ERROR, "ConnectionError: server closed the connection")
+    statement.end()
+    server.update_name("GET /products/{id}")
+    server.set_attribute("http.route", "/products/{id}")
+    server.set_attribute("http.response.status_code", 503)
+    server.set_status(StatusCode.ERROR)
+    server.end()
+
+    def fields(span: ReadableSpan) -> tuple[object, ...]:
+        parent = span.parent
+        return (
+            span.name,
+            span.kind,
+            dict(span.attributes or {}),
+            span.status.status_code,
+            span.status.description,
+            [(e.name, sorted((e.attributes or {}).keys())) for e in span.events],
+            span.context.trace_id,
+            span.context.trace_flags.sampled,
+            span.context.is_remote,
+            (parent.is_remote, parent.trace_id) if parent is not None else None,
+            span.instrumentation_scope.name if span.instrumentation_scope else None,
+            dict(span.resource.attributes),
+        )
+
+    assert [fields(s) for s in ours] == [fields(s) for s in sdk_exporter.get_finished_spans()]
+    assert ours[1].parent is not None
+    assert f"{ours[1].parent.span_id:016x}" == PARENT

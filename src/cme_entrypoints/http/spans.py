@@ -4,17 +4,7 @@ conventions."""
 from contextvars import Token
 from typing import Any, Final
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace import (
-    NonRecordingSpan,
-    SpanContext,
-    SpanKind,
-    Status,
-    StatusCode,
-    TraceFlags,
-    TraceState,
-)
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import AttributeValue
 from starlette.types import Scope
 
@@ -22,7 +12,6 @@ from cme_adapters.tracing import CURRENT_SPAN, HTTP_SCOPE, SAMPLED, OpenSpan, Tr
 from cme_entrypoints.http.middleware import UNMATCHED_PATH
 from cme_entrypoints.trace_context import RequestContext
 
-_NO_PARENT: Final = otel_context.Context()
 _NOT_SAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
 _SERVER_ERROR: Final = Status(StatusCode.ERROR)
 
@@ -36,54 +25,40 @@ class ServerSpans:
     """
 
     def __init__(self, traces: Traces) -> None:
-        from cme_adapters.trace_sampling import ratio_rule
-
         self._traces = traces
-        self._rule = ratio_rule(traces.sampler)
+        self._rule = traces.rule
 
     def start(self, scope: Scope, context: RequestContext) -> tuple[Any, RequestContext]:
         rule = self._rule
-        attributes = trace_state = None
         if rule is not None:
             follows = context.sampled if context.parent_span_id is not None else None
             sampled = rule.sampled(context.trace_id, follows)
+            trace_state = None
+            attributes = _request_attributes(scope) if sampled else {}
         else:
-            attributes = _request_attributes(scope)
-            sampled, trace_state = self._ask(scope, _parent(context), context.trace_id, attributes)
+            decided = self._traces.ask(
+                _parent(context),
+                int(context.trace_id, 16),
+                scope["method"],
+                SpanKind.SERVER,
+                _request_attributes(scope),
+            )
+            sampled = decided is not None
+            attributes, trace_state = decided or ({}, None)
         if not sampled:
+            # uvicorn starts a pipelined request's task from inside the previous request,
+            # whose span the new task's context then holds: not this request's parent.
+            if CURRENT_SPAN.get() is not None:
+                CURRENT_SPAN.set(None)
             return None, context._replace(sampled=False) if context.sampled else context
         own = SpanContext(
             int(context.trace_id, 16), int(context.span_id, 16), False, SAMPLED, trace_state
         )
         span = OpenSpan(
-            scope["method"],
-            SpanKind.SERVER,
-            own,
-            _parent(context),
-            _request_attributes(scope) if attributes is None else attributes,
-            HTTP_SCOPE,
+            scope["method"], SpanKind.SERVER, own, _parent(context), attributes, HTTP_SCOPE
         )
         token = CURRENT_SPAN.set(span)
         return (span, token), context if context.sampled else context._replace(sampled=True)
-
-    def _ask(
-        self,
-        scope: Scope,
-        parent: SpanContext | None,
-        trace_id: str,
-        attributes: dict[str, AttributeValue],
-    ) -> tuple[bool, TraceState | None]:
-        """The sampler's decision, its trace state, and its attributes added to `attributes`."""
-        parent_context = _NO_PARENT
-        if parent is not None:
-            parent_context = trace.set_span_in_context(NonRecordingSpan(parent), _NO_PARENT)
-        result = self._traces.sampler.should_sample(
-            parent_context, int(trace_id, 16), scope["method"], SpanKind.SERVER, attributes
-        )
-        if not result.decision.is_sampled():  # type: ignore[no-untyped-call]  # the SDK's
-            return False, None
-        attributes.update(result.attributes or {})
-        return True, result.trace_state
 
     def finish(self, handle: Any, method: str, route: str, status: int) -> None:
         span: OpenSpan
