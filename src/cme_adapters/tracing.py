@@ -12,7 +12,16 @@ from urllib.parse import urlsplit
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+    set_span_in_context,
+)
 from opentelemetry.util.types import AttributeValue
 
 if TYPE_CHECKING:
@@ -121,8 +130,6 @@ class Traces:
         """As the SDK's Tracer asks a sampler: None when the span is not sampled (a recorded
         but unsampled span would reach no exporter); else the span's attributes, which are the
         sampler's, and its trace state."""
-        from opentelemetry.trace import NonRecordingSpan, set_span_in_context
-
         context = _NO_PARENT
         if parent is not None:
             context = set_span_in_context(NonRecordingSpan(parent), _NO_PARENT)
