@@ -47,7 +47,7 @@ CHANGE_TYPES: Final = (
     "product.deleted",
     "product.stock_adjusted",
 )
-FEED_RESULTS: Final = ("events", "empty", "latest")
+FEED_RESULTS: Final = ("events", "empty", "latest", "abandoned")
 
 STOCK_ADJUSTMENTS: Final = "stock_adjustments"  # exported as stock_adjustments_total
 ADJUSTMENT_OUTCOMES: Final = ("applied", "insufficient_stock", "overflow")
@@ -146,7 +146,8 @@ class PrometheusMetrics:
 
     def feed_answered(self, result: str, lag: int) -> None:
         self._feed[result] += 1
-        self._feed_lag.record(lag)
+        if result != "abandoned":  # its client left: nobody was told where the feed stood
+            self._feed_lag.record(lag)
 
     def declare_routes(self, routes: Iterable[tuple[str, str]]) -> None:
         """Start each (method, route template)'s 5xx series at 0."""

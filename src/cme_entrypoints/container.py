@@ -21,6 +21,7 @@ from cme_domain import feed, stock_use_cases, use_cases
 from cme_entrypoints.http.auth import RequestAuthenticator
 from cme_entrypoints.http.cursor import CursorCodec
 from cme_entrypoints.http.feed import FeedRoutes
+from cme_entrypoints.http.long_poll import WaitSlots
 from cme_entrypoints.http.operations import OperationsRoutes
 from cme_entrypoints.http.products import ProductRoutes
 from cme_entrypoints.http.schema_check import SchemaCheck
@@ -135,6 +136,11 @@ class Container(containers.DeclarativeContainer):
         FeedRoutes,
         read_changes=providers.Singleton(feed.ReadChanges, change_feed, change_notices),
         latest_cursor=providers.Singleton(feed.LatestCursor, change_feed),
+        wait_slots=providers.Singleton(
+            WaitSlots,
+            per_worker=settings.provided.feed_waits_per_worker,
+            per_caller=settings.provided.feed_waits_per_caller,
+        ),
         answered=metrics.provided.feed_answered,
     )
     prune_changes = providers.Singleton(

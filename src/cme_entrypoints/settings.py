@@ -56,6 +56,8 @@ class Settings:
     header_timeout_seconds: int = 5
     body_timeout_seconds: int = 10
     max_connections: int = 1000
+    feed_waits_per_worker: int = 100
+    feed_waits_per_caller: int = 10
     rate_limits: RateLimits = attrs.field(factory=RateLimits)
     redis_url: str = attrs.field(default="", repr=False)
     rate_limit_prefix: str = "cme:rate:"
@@ -78,6 +80,8 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
         get = _Reader({k: v for k, v in env.items() if v.strip() != ""})
+        # Waits stay below the connection cap: every other request keeps a place.
+        max_connections = get.integer("MAX_CONNECTIONS", 1000, 1, 100_000)
         return cls(
             database_url=_database_url(get),
             api_keys=_api_keys(get),
@@ -99,7 +103,11 @@ class Settings:
             cursor_secret=get.text("CURSOR_SECRET", ""),
             header_timeout_seconds=get.integer("HEADER_TIMEOUT_SECONDS", 5, 1, 300),
             body_timeout_seconds=get.integer("BODY_TIMEOUT_SECONDS", 10, 1, 300),
-            max_connections=get.integer("MAX_CONNECTIONS", 1000, 1, 100_000),
+            max_connections=max_connections,
+            feed_waits_per_worker=get.integer(
+                "FEED_WAITS_PER_WORKER", min(100, max_connections - 1), 0, max_connections - 1
+            ),
+            feed_waits_per_caller=get.integer("FEED_WAITS_PER_CALLER", 10, 1, 10_000),
             rate_limits=RateLimits(
                 reads=get.rate("RATE_LIMIT_READS", DEFAULT_LIMITS.reads),
                 writes=get.rate("RATE_LIMIT_WRITES", DEFAULT_LIMITS.writes),

@@ -19,6 +19,15 @@ API_KEY_CHALLENGE: Final = 'ApiKey header="X-API-Key"'
 BEARER_CHALLENGE: Final = 'Bearer realm="cme"'
 
 
+def caller_key(scope: Scope) -> str:
+    """Who a limit counts against: the subject the guard authenticated, else the address."""
+    subject = scope.get("state", {}).get(PRINCIPAL_SUBJECT)
+    if subject is not None:
+        return f"subject:{subject}"
+    client = scope.get("client")
+    return f"address:{client[0] if client else 'unknown'}"
+
+
 class ApiKeyCheck(Protocol):
     """The API-key port: a Principal for a known key, None otherwise."""
 

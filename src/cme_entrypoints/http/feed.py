@@ -19,6 +19,8 @@ from cme_domain.changes import (
     Change,
 )
 from cme_domain.feed import LatestCursor, ReadChanges
+from cme_entrypoints.http.auth import caller_key
+from cme_entrypoints.http.long_poll import WaitSlots, unless_gone
 from cme_entrypoints.http.problems import Problem
 from cme_entrypoints.http.representation import json_response, product_json
 from cme_entrypoints.http.routing import PathOwningRoute
@@ -66,8 +68,9 @@ def _nothing_answered(result: str, lag: int) -> None:
 class FeedRoutes:
     read_changes: ReadChanges
     latest_cursor: LatestCursor
-    # Told of every answer: what it held ("events", "empty", "latest") and how many events
-    # newer than its next_cursor the feed already had.
+    wait_slots: WaitSlots
+    # Told of every answer: what it held ("events", "empty", "latest", "abandoned": the client
+    # left while it waited) and how many events newer than its next_cursor the feed already had.
     answered: FeedAnswered = _nothing_answered
 
     def routes(self) -> list[Route]:
@@ -87,7 +90,15 @@ class FeedRoutes:
                 after = decode_cursor(raw_cursor)
             except ValueError as error:
                 raise Problem(400, str(error), slug="bad-cursor") from None
-        batch = await self.read_changes(after, limit, wait)
+        if wait:
+            with self.wait_slots.taken(caller_key(request.scope)):
+                waited = await unless_gone(self.read_changes(after, limit, wait), request.receive)
+            if waited is None:
+                self.answered("abandoned", 0)
+                return _page((), after or 0)  # nobody reads it: uvicorn drops what is sent
+            batch = waited
+        else:
+            batch = await self.read_changes(after, limit)
         self.answered("events" if batch.items else "empty", batch.lag(after))
         return _page(batch.items, batch.next_cursor(after))
 

@@ -7,10 +7,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cme_adapters.rate_limit import Limiter, Rate, RateLimits
 from cme_entrypoints.http.auth import (
-    PRINCIPAL_SUBJECT,
     PROTECTED_PATH,
     READ_METHODS,
     WRITE_METHODS,
+    caller_key,
 )
 from cme_entrypoints.http.security import route_path
 
@@ -53,7 +53,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         kind, rate, policy = limited
-        decision = await self.limiter.take(f"{kind}:{_caller(scope)}", rate)
+        decision = await self.limiter.take(f"{kind}:{caller_key(scope)}", rate)
         fields = [
             (POLICY_HEADER, policy),
             (STATE_HEADER, b'"%s";r=%d;t=%d' % (kind.encode(), decision.remaining, decision.reset)),
@@ -68,14 +68,6 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_fields)
-
-
-def _caller(scope: Scope) -> str:
-    subject = scope.get("state", {}).get(PRINCIPAL_SUBJECT)
-    if subject is not None:
-        return f"subject:{subject}"
-    client = scope.get("client")
-    return f"address:{client[0] if client else 'unknown'}"
 
 
 async def _too_many(
