@@ -6,7 +6,7 @@ from typing import Any, Final
 
 import attrs
 
-from cme_domain.errors import FieldError, InvalidProduct, SkusTaken
+from cme_domain.errors import FieldErrors, InvalidProduct, SkusTaken
 from cme_domain.product import Product, ProductSpec
 
 BATCH_MAX: Final = 1000
@@ -26,26 +26,26 @@ class Batch:
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> "Batch":
         """Validate the whole batch, naming each bad field as products[i].field."""
-        errors = [FieldError(f, "unknown field") for f in sorted(raw.keys() - BATCH_FIELDS)]
+        errors = FieldErrors()
+        errors.unknown(raw, BATCH_FIELDS)
         mode = raw.get("mode")
         if not isinstance(mode, str) or mode not in tuple(BatchMode):
-            errors.append(FieldError("mode", "must be one of create, upsert"))
+            errors.add("mode", "must be one of create, upsert")
         items = raw.get("products")
         specs: list[ProductSpec] = []
         if not isinstance(items, list) or not 1 <= len(items) <= BATCH_MAX:
-            errors.append(FieldError("products", f"must be an array of 1 to {BATCH_MAX} products"))
+            errors.add("products", f"must be an array of 1 to {BATCH_MAX} products")
             items = []
         for index, item in enumerate(items):
             where = f"products[{index}]"
             if not isinstance(item, dict):
-                errors.append(FieldError(where, "must be an object"))
+                errors.add(where, "must be an object")
                 continue
             try:
                 specs.append(ProductSpec.parse(item))
             except InvalidProduct as invalid:
-                errors.extend(FieldError(f"{where}.{e.field}", e.message) for e in invalid.errors)
-        if errors:
-            raise InvalidProduct(errors)
+                errors.nested(where, invalid)
+        errors.raise_any()
         batch = cls(BatchMode(str(mode)), tuple(specs))
         batch.refuse_repeated_skus()
         return batch

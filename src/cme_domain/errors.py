@@ -1,8 +1,16 @@
 """Domain errors: what can go wrong in the catalogue, independent of any transport."""
 
-from collections.abc import Sequence
+import heapq
+from collections.abc import Collection, Mapping, Sequence
+from typing import Final
 
 import attrs
+
+# An answer lists this many bad fields and counts the rest: a body of a million unknown keys
+# must not cost a million errors, nor an answer larger than the body.
+LISTED_ERRORS_MAX: Final = 100
+# Unknown field names are the client's own text: echoed back, but no longer than this.
+SHOWN_NAME_MAX: Final = 64
 
 
 class DomainError(Exception):
@@ -16,9 +24,50 @@ class FieldError:
 
 
 class InvalidProduct(DomainError):
-    def __init__(self, errors: Sequence[FieldError]) -> None:
-        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
-        self.errors = tuple(errors)
+    """The first LISTED_ERRORS_MAX bad fields, and how many more were found."""
+
+    def __init__(self, errors: Sequence[FieldError], unlisted: int = 0) -> None:
+        self.errors = tuple(errors[:LISTED_ERRORS_MAX])
+        self.unlisted = unlisted + len(errors) - len(self.errors)
+        more = f"; and {self.unlisted} more" if self.unlisted else ""
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in self.errors) + more)
+
+
+class FieldErrors:
+    """Collects a body's bad fields: keeps the first LISTED_ERRORS_MAX, counts the rest."""
+
+    def __init__(self) -> None:
+        self.listed: list[FieldError] = []
+        self.unlisted = 0
+
+    def add(self, field: str, message: str) -> None:
+        if len(self.listed) < LISTED_ERRORS_MAX:
+            self.listed.append(FieldError(field, message))
+        else:
+            self.unlisted += 1
+
+    def unknown(self, raw: Mapping[str, object], known: Collection[str]) -> None:
+        """Name the keys of raw that are not fields, in sorted order, without sorting them all."""
+        unknown = [key for key in raw if key not in known]
+        room = LISTED_ERRORS_MAX - len(self.listed)
+        for key in heapq.nsmallest(room, unknown):
+            self.add(shown_name(key), "unknown field")
+        self.unlisted += len(unknown) - min(room, len(unknown))
+
+    def nested(self, where: str, invalid: InvalidProduct) -> None:
+        """Take in the errors of one part of the body, named where.field."""
+        for error in invalid.errors:
+            self.add(f"{where}.{error.field}", error.message)
+        self.unlisted += invalid.unlisted
+
+    def raise_any(self) -> None:
+        if self.listed:
+            raise InvalidProduct(self.listed, self.unlisted)
+
+
+def shown_name(name: str) -> str:
+    """A client-chosen name as an error echoes it: cut to SHOWN_NAME_MAX characters."""
+    return name if len(name) <= SHOWN_NAME_MAX else name[: SHOWN_NAME_MAX - 1] + "\u2026"
 
 
 class ProductNotFound(DomainError):

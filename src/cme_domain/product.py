@@ -10,7 +10,7 @@ from uuid import UUID
 
 import attrs
 
-from cme_domain.errors import FieldError, InvalidProduct
+from cme_domain.errors import FieldErrors
 
 SKU_PATTERN: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
 NAME_MAX: Final = 200
@@ -45,39 +45,39 @@ class ProductSpec:
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> "ProductSpec":
         """Validate raw values (as decoded from JSON) and report every bad field at once."""
-        errors = [FieldError(f, "unknown field") for f in sorted(raw.keys() - EDITABLE_FIELDS)]
+        errors = FieldErrors()
+        errors.unknown(raw, EDITABLE_FIELDS)
         values: dict[str, Any] = {}
         for name, check in _CHECKS.items():
             if name not in raw:
                 if name == "description":
                     values[name] = None
                     continue
-                errors.append(FieldError(name, "is required"))
+                errors.add(name, "is required")
                 continue
             try:
                 values[name] = check(raw[name])
             except ValueError as exc:
-                errors.append(FieldError(name, str(exc)))
-        if errors:
-            raise InvalidProduct(errors)
+                errors.add(name, str(exc))
+        errors.raise_any()
         return cls(**values)
 
     @staticmethod
     def check_patch(patch: Mapping[str, Any]) -> None:
         """Reject a merge patch whose own fields are invalid, before any product is read."""
-        errors = [FieldError(f, "unknown field") for f in sorted(patch.keys() - EDITABLE_FIELDS)]
+        errors = FieldErrors()
+        errors.unknown(patch, EDITABLE_FIELDS)
         for name, check in _CHECKS.items():
             if name not in patch:
                 continue
             if patch[name] is None and name != "description":
-                errors.append(FieldError(name, "is required and cannot be removed"))
+                errors.add(name, "is required and cannot be removed")
                 continue
             try:
                 check(patch[name])
             except ValueError as exc:
-                errors.append(FieldError(name, str(exc)))
-        if errors:
-            raise InvalidProduct(errors)
+                errors.add(name, str(exc))
+        errors.raise_any()
 
     def merged(self, patch: Mapping[str, Any]) -> "ProductSpec":
         """Apply a JSON merge patch (RFC 7396): null removes a field, anything else replaces it."""

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import attrs
 
-from cme_domain.errors import FieldError, InvalidProduct
+from cme_domain.errors import FieldErrors
 from cme_domain.product import QUANTITY_MAX, Product
 
 REASON_PATTERN: Final = re.compile(r"[a-z0-9_-]{1,64}")
@@ -33,19 +33,19 @@ class StockChange:
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> "StockChange":
-        errors = [FieldError(f, "unknown field") for f in sorted(raw.keys() - ADJUSTMENT_FIELDS)]
+        errors = FieldErrors()
+        errors.unknown(raw, ADJUSTMENT_FIELDS)
         values: dict[str, Any] = {"reference": None}
         for name, check in (("delta", _delta), ("reason", _reason), ("reference", _reference)):
             if name not in raw:
                 if name != "reference":
-                    errors.append(FieldError(name, "is required"))
+                    errors.add(name, "is required")
                 continue
             try:
                 values[name] = check(raw[name])
             except ValueError as exc:
-                errors.append(FieldError(name, str(exc)))
-        if errors:
-            raise InvalidProduct(errors)
+                errors.add(name, str(exc))
+        errors.raise_any()
         return cls(**values)
 
 

@@ -1,11 +1,16 @@
 """POST /products/batch on the in-memory adapter: all or nothing, in input order."""
 
 import json
+import time
 from typing import Any
 
+import anyio
+import httpx
+import pytest
 from starlette.testclient import TestClient
 
 from cme_adapters.memory import InMemoryDatabase
+from tests.unit.test_security import API_KEY, build_app
 
 
 def item(n: int, **fields: Any) -> dict[str, Any]:
@@ -149,3 +154,96 @@ def test_a_retried_batch_whose_product_was_deleted_since_is_refused(writer: Test
     again = batch(writer, "create", products, **{"Idempotency-Key": "import-2"})
     assert again.status_code == 409
     assert again.json()["type"] == "urn:cme:problem:idempotent-product-deleted"
+
+
+def post_raw(writer: TestClient, text: str) -> Any:
+    headers = {"Content-Type": "application/json"}
+    return writer.post("/products/batch", content=text.encode(), headers=headers)
+
+
+def test_a_batch_of_300000_unknown_fields_lists_100_errors_and_counts_the_rest(
+    writer: TestClient,
+) -> None:
+    product = ",".join(f'"k{n:06}":0' for n in range(300_000))
+    response = post_raw(writer, f'{{"mode":"upsert","products":[{{{product}}}]}}')
+    assert response.status_code == 422
+    assert len(response.content) < 2**20
+    problem = response.json()
+    # The 300,000 unknown fields and the 4 required ones missing: the first 100 in field order.
+    assert problem["errors"][:2] == [
+        {"field": "products[0].k000000", "message": "unknown field"},
+        {"field": "products[0].k000001", "message": "unknown field"},
+    ]
+    assert len(problem["errors"]) == 100
+    assert problem["unlisted_errors"] == 300_004 - 100
+    assert problem["detail"] == "300004 fields are not valid; the first 100 are listed"
+
+
+def test_errors_across_many_products_are_capped_too(writer: TestClient) -> None:
+    response = batch(writer, "create", [item(n, price="-1") for n in range(1000)])
+    assert response.status_code == 422
+    problem = response.json()
+    assert [e["field"] for e in problem["errors"]] == [f"products[{n}].price" for n in range(100)]
+    assert problem["unlisted_errors"] == 900
+
+
+def test_a_long_unknown_field_name_is_echoed_cut_to_64_characters(writer: TestClient) -> None:
+    response = batch(writer, "create", [item(1, **{"x" * 1_000_000: 1})])
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error == {"field": "products[0]." + "x" * 63 + "\u2026", "message": "unknown field"}
+    assert len(response.content) < 1000
+
+
+def test_a_body_of_200000_names_with_lone_surrogates_lists_100_of_them(writer: TestClient) -> None:
+    names = ",".join(f'"\\ud800{n}":0' for n in range(200_000))
+    response = post_raw(writer, f"{{{names}}}")
+    assert response.status_code == 422
+    assert len(response.content) < 2**20
+    problem = response.json()
+    assert len(problem["errors"]) == 100
+    assert problem["errors"][0]["field"] == "(a field name)"
+    assert problem["unlisted_errors"] == 200_000 - 100
+
+
+@pytest.mark.parametrize(("lists", "status"), [(30, 422), (31, 400)])
+def test_json_nested_32_levels_is_read_and_33_is_too_deep(
+    writer: TestClient, lists: int, status: int
+) -> None:
+    # The body object is level 1, each list one more, the 0 inside the innermost the last.
+    response = post_raw(writer, '{"x":' + "[" * lists + "0" + "]" * lists + "}")
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert response.json()["type"] == "urn:cme:problem:too-deep"
+
+
+@pytest.mark.anyio
+async def test_a_batch_sized_body_is_decoded_off_the_event_loop(memory: InMemoryDatabase) -> None:
+    """While a 3.6 MB body decodes, the worker's other tasks still run."""
+    product = ",".join(f'"k{n:06}":0' for n in range(300_000))
+    body = f'{{"mode":"upsert","products":[{{{product}}}]}}'.encode()
+    transport = httpx.ASGITransport(app=build_app(memory))
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(time.perf_counter())
+            await anyio.sleep(0.001)
+
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://cme") as client,
+        anyio.create_task_group() as tasks,
+    ):
+        tasks.start_soon(ticker)
+        await anyio.sleep(0.01)
+        start = time.perf_counter()
+        response = await client.post(
+            "/products/batch",
+            content=body,
+            headers={"Content-Type": "application/json", "X-API-Key": API_KEY},
+        )
+        end = time.perf_counter()
+        tasks.cancel_scope.cancel()
+    assert response.status_code == 422
+    during = [t for t in ticks if start < t < end]
+    assert len(during) >= 10, f"{len(during)} ticks in {end - start:.2f} s"

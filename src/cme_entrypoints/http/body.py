@@ -2,11 +2,14 @@
 
 import json
 import re
+from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
+import anyio
 from starlette.requests import ClientDisconnect, Request
 
+from cme_domain.errors import FieldErrors, shown_name
 from cme_entrypoints.http.problems import Problem
 
 MAX_BODY_BYTES: Final = 64 * 1024
@@ -34,6 +37,14 @@ async def read_json_object(
         )
     _check_encoding(request, media_types)
     raw = await _read_limited(request, limit)
+    if len(raw) <= MAX_BODY_BYTES:
+        return _decoded(raw)
+    # A batch-sized body takes a good part of a second to decode: off the event loop, so that
+    # the worker's other requests (/health among them) are answered meanwhile.
+    return await anyio.to_thread.run_sync(_decoded, raw)
+
+
+def _decoded(raw: bytes) -> dict[str, Any]:
     try:
         # RFC 8259: JSON between systems is UTF-8; json.loads(bytes) would also guess UTF-16/32.
         text = raw.decode("utf-8")
@@ -49,7 +60,7 @@ async def read_json_object(
         ) from None
     except (ValueError, RecursionError):
         raise Problem(400, "the body is not valid JSON", slug="malformed-json") from None
-    if _depth(value) > MAX_JSON_DEPTH:
+    if _nested_deeper_than(MAX_JSON_DEPTH, value):
         raise Problem(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels", slug="too-deep")
     if not isinstance(value, dict):
         raise Problem(422, "the body must be a JSON object", slug="validation-error")
@@ -109,22 +120,19 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+_NO_LONE_SURROGATE: Final = "must not contain a lone surrogate (U+D800 to U+DFFF)"
+
+
 def _refuse_lone_surrogates(body: dict[str, Any]) -> None:
     """422 naming each field that holds a lone surrogate: no store can write one, and echoing
     one in an error would fail to encode."""
-    fields = [
-        "(a field name)" if _has_lone_surrogate(name) else name
-        for name, value in body.items()
-        if _has_lone_surrogate(name) or _has_lone_surrogate(value)
-    ]
-    if fields:
-        message = "must not contain a lone surrogate (U+D800 to U+DFFF)"
-        raise Problem(
-            422,
-            "one or more fields are not valid",
-            slug="validation-error",
-            errors=[{"field": field, "message": message} for field in fields],
-        )
+    errors = FieldErrors()
+    for name, value in body.items():
+        if _has_lone_surrogate(name):
+            errors.add("(a field name)", _NO_LONE_SURROGATE)
+        elif _has_lone_surrogate(value):
+            errors.add(shown_name(name), _NO_LONE_SURROGATE)
+    errors.raise_any()
 
 
 def _has_lone_surrogate(value: Any) -> bool:
@@ -137,10 +145,17 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
-def _depth(value: Any, level: int = 1) -> int:
-    if level > MAX_JSON_DEPTH:
-        return level
-    children = (
-        value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-    )
-    return max((_depth(child, level + 1) for child in children), default=level)
+def _nested_deeper_than(limit: int, value: Any) -> bool:
+    """Level by level, so that a million scalars cost one pass and no call each."""
+    level, containers = 1, [value]
+    while containers:
+        children = [c for v in containers for c in _children(v)]
+        if children and level + 1 > limit:
+            return True
+        containers = [c for c in children if isinstance(c, dict | list)]
+        level += 1
+    return False
+
+
+def _children(value: Any) -> Iterable[Any]:
+    return value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()

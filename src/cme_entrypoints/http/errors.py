@@ -38,7 +38,13 @@ _RETRY_SOON: Final = {"Retry-After": "1"}
 def _invalid(error: DomainError) -> Problem:
     assert isinstance(error, InvalidProduct)
     errors = [{"field": e.field, "message": e.message} for e in error.errors]
-    return Problem(422, "one or more fields are not valid", slug="validation-error", errors=errors)
+    detail = "one or more fields are not valid"
+    if error.unlisted:
+        found = len(errors) + error.unlisted
+        detail = f"{found} fields are not valid; the first {len(errors)} are listed"
+    return Problem(
+        422, detail, slug="validation-error", errors=errors, unlisted_errors=error.unlisted
+    )
 
 
 _DOMAIN: Final[dict[type[DomainError], Callable[[DomainError], Problem]]] = {

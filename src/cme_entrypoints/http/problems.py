@@ -42,12 +42,14 @@ class Problem(Exception):
         slug: str | None = None,
         errors: Iterable[Mapping[str, str]] = (),
         headers: Mapping[str, str] | None = None,
+        unlisted_errors: int = 0,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.slug = slug
         self.errors = list(errors)
+        self.unlisted_errors = unlisted_errors
         self.headers = dict(headers or {})
 
 
@@ -67,5 +69,7 @@ def render(problem: Problem, instance: str) -> Response:
     }
     if problem.errors:
         body["errors"] = problem.errors
+    if problem.unlisted_errors:
+        body["unlisted_errors"] = problem.unlisted_errors
     headers = {"Cache-Control": "no-store", **problem.headers}
     return Response(orjson.dumps(body), problem.status, headers, media_type=PROBLEM_JSON)
