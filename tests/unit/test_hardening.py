@@ -136,7 +136,7 @@ def test_a_body_in_utf_16_or_32_is_refused(writer: TestClient, codec: str) -> No
     response = writer.post("/products", content=body, headers={"Content-Type": "application/json"})
     # Bytes that are not UTF-8 are named as such; UTF-16 of ASCII is UTF-8 with NULs: not JSON.
     detail = assert_problem(response, 400)["detail"]
-    assert detail in ("the body is not valid UTF-8", "the body is not valid JSON")
+    assert detail.startswith(("the body is not valid UTF-8", "the body is not valid JSON"))
     declared = writer.post(
         "/products", content=body, headers={"Content-Type": f"application/json; charset={codec}"}
     )
@@ -273,3 +273,31 @@ def test_a_wrong_body_is_reported_before_a_wrong_if_match(writer: TestClient) ->
     assert_problem(writer.patch(url, json={"sku": "bad*"}, headers=headers), 422)
     assert_problem(writer.put(url, json={**LAMP, "sku": "bad*"}, headers=headers), 422)
     assert_problem(writer.patch(url, json={"sku": "GOOD"}, headers=headers), 412)
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b"", "the body is empty: send a JSON object"),
+        (b" \r\n", "the body is empty: send a JSON object"),
+        (
+            b'{\n  "sku": "A-1",\n  "name": "Lamp"\n  "price": "1.00"}',
+            "the body is not valid JSON: Expecting ',' delimiter at line 4, column 3",
+        ),
+        (b'{"price": NaN}', "the body is not valid JSON: NaN is not JSON"),
+        (b'{"name": "caf\xc3"}', "the body is not valid UTF-8 (byte 14)"),
+    ],
+)
+def test_a_body_that_is_not_json_says_where_it_breaks(
+    writer: TestClient, body: bytes, detail: str
+) -> None:
+    response = writer.post("/products", content=body, headers={"Content-Type": "application/json"})
+    problem = assert_problem(response, 400)
+    assert problem["type"] == "urn:cme:problem:malformed-json"
+    assert problem["detail"] == detail
+
+
+def test_json_nested_past_the_interpreter_recursion_limit_is_too_deep(writer: TestClient) -> None:
+    body = b"[" * 30_000 + b"]" * 30_000
+    response = writer.post("/products", content=body, headers={"Content-Type": "application/json"})
+    assert assert_problem(response, 400)["type"] == "urn:cme:problem:too-deep"

@@ -48,8 +48,11 @@ def _decoded(raw: bytes) -> dict[str, Any]:
     try:
         # RFC 8259: JSON between systems is UTF-8; json.loads(bytes) would also guess UTF-16/32.
         text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise Problem(400, "the body is not valid UTF-8", slug="malformed-json") from None
+    except UnicodeDecodeError as error:
+        detail = f"the body is not valid UTF-8 (byte {error.start + 1})"
+        raise Problem(400, detail, slug="malformed-json") from None
+    if not text.strip():
+        raise Problem(400, "the body is empty: send a JSON object", slug="malformed-json")
     try:
         value = json.loads(
             text, parse_float=Decimal, parse_int=_json_int, parse_constant=_reject_constant
@@ -58,10 +61,18 @@ def _decoded(raw: bytes) -> dict[str, Any]:
         raise Problem(
             422, "a number in the body has an exponent out of range", slug="validation-error"
         ) from None
-    except (ValueError, RecursionError):
-        raise Problem(400, "the body is not valid JSON", slug="malformed-json") from None
+    except json.JSONDecodeError as error:
+        # The decoder's own words name the syntax, never the body's text.
+        detail = (
+            f"the body is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
+        )
+        raise Problem(400, detail, slug="malformed-json") from None
+    except ValueError as error:
+        raise Problem(400, f"the body is not valid JSON: {error}", slug="malformed-json") from None
+    except RecursionError:
+        raise _too_deep() from None
     if _nested_deeper_than(MAX_JSON_DEPTH, value):
-        raise Problem(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels", slug="too-deep")
+        raise _too_deep()
     if not isinstance(value, dict):
         raise Problem(422, "the body must be a JSON object", slug="validation-error")
     if _LONE_SURROGATE.search(text):
@@ -106,6 +117,10 @@ async def _read_limited(request: Request, limit: int) -> bytes:
         # client never sees this answer, but the access log and metrics get a 408, not a 500.
         raise Problem(408, "the body did not arrive in time", slug="timeout") from None
     return bytes(chunks)
+
+
+def _too_deep() -> Problem:
+    return Problem(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels", slug="too-deep")
 
 
 def _too_large(limit: int) -> Problem:
