@@ -5,24 +5,29 @@ import argparse
 import asyncio
 import errno
 import json
+import logging
+import os
 import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import uvicorn
+from dotenv import dotenv_values
 
 from cme_domain.errors import StorageUnavailable
 from cme_entrypoints import import_command, logs, token_command
 from cme_entrypoints.http.head_limit import MAX_HEAD_BYTES
-from cme_entrypoints.settings import Settings, SettingsError
+from cme_entrypoints.settings import WORKERS_MAX, Settings, SettingsError
 
 DESCRIPTION = """\
 cme: the product-catalogue API.
 
-Configuration comes from environment variables (see the README): DATABASE_URL, or
+Configuration comes from environment variables (see the README), and from ./.env for those
+the shell has not set, as docker compose reads it: DATABASE_URL, or
 DB_HOST/DB_PORT/DB_USER/DB_PASS/DB_NAME; with neither, an embedded SQLite file at var/cme.db.
 Credentials: API_KEY/API_KEYS; JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWT_JWKS_FILE or
 JWT_JWKS_URL with JWT_ISSUER, JWT_AUDIENCE, JWT_ALGORITHMS, JWT_LEEWAY_SECONDS;
@@ -41,13 +46,34 @@ OpenTelemetry SDK's OTEL_*.
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    from_dotenv = _read_dotenv(Path(".env"))
     try:
         settings = Settings.from_env()
     except SettingsError as error:
         print(f"cme: configuration error: {error}", file=sys.stderr)
         return 2
-    result: int = args.run(settings, args)
+    args.from_dotenv = from_dotenv
+    try:
+        result: int = args.run(settings, args)
+    except BrokenPipeError:
+        # The reader left (cme openapi | head). Python's own advice: point stdout at devnull,
+        # so that the interpreter's last flush does not raise a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return result
+
+
+def _read_dotenv(path: Path) -> str | None:
+    """Set the variables of ./.env that the shell has not set, as docker compose reads it.
+
+    Returns a line saying which were read (names only), or None without a .env file."""
+    if not path.is_file():
+        return None
+    values = dotenv_values(path, interpolate=True)
+    read = [name for name, value in values.items() if value is not None and name not in os.environ]
+    os.environ.update({name: str(values[name]) for name in read})
+    names = ", ".join(read) if read else "nothing the shell had not set"
+    return f"read {names} from {path.resolve()} (the shell's own values win)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,7 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="interface to listen on (env HOST, default 0.0.0.0)")
     serve.add_argument("--port", type=int, help="TCP port (env PORT, default 5000)")
     serve.add_argument(
-        "--workers", type=int, help="worker processes (env WEB_CONCURRENCY, default 1)"
+        "--workers",
+        type=_workers,
+        help=f"worker processes, 1 to {WORKERS_MAX} (env WEB_CONCURRENCY, default 1)",
     )
     serve.set_defaults(run=_serve)
 
@@ -104,19 +132,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _workers(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if not 1 <= value <= WORKERS_MAX:
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to {WORKERS_MAX}")
+    return value
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     host, port = args.host or settings.host, args.port or settings.port
-    # uvicorn would report this as the 6th of several log lines and exit 3: say it in one.
-    if _in_use(host, port):
-        print(
-            f"cme: port {port} on {host} is already in use; "
-            "serve on another with PORT=N or --port N",
-            file=sys.stderr,
-        )
+    # uvicorn would report these after "Application startup complete" and exit 3: say it in one.
+    refusal = _cannot_listen(host, port, "--host" if args.host else "HOST")
+    if refusal:
+        print(f"cme: {refusal}", file=sys.stderr)
         return 1
     log_config = logs.configure(
         settings.log_level, settings.log_format, settings.google_cloud_project
     )
+    if args.from_dotenv:
+        logging.getLogger("cme").info(args.from_dotenv)
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal to end the
     # process; this handler turns that graceful stop into exit status 0 for orchestrators.
     signal.signal(signal.SIGTERM, lambda _signal, _frame: sys.exit(0))
@@ -142,16 +176,25 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _in_use(host: str, port: int) -> bool:
-    """True when another socket listens there (bound as uvicorn binds, so TIME_WAIT is no)."""
+def _cannot_listen(host: str, port: int, host_from: str) -> str | None:
+    """Why uvicorn could not listen there, bound as it binds (so TIME_WAIT is no reason)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
+        except socket.gaierror as error:
+            return f"{host_from} {host!r} is not a name this machine can resolve: {error.strerror}"
         except OSError as error:
-            return error.errno == errno.EADDRINUSE
-    return False
+            if error.errno == errno.EADDRINUSE:
+                return (
+                    f"port {port} on {host} is already in use; "
+                    "serve on another with PORT=N or --port N"
+                )
+            if error.errno == errno.EADDRNOTAVAIL:
+                return f"{host_from} {host!r} is no address of this machine (0.0.0.0 is every one)"
+            return f"cannot listen on {host}:{port}: {error.strerror}"
+    return None
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -164,19 +207,21 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
         asyncio.run(migrations.upgrade(settings.database_url))
     except StorageUnavailable as error:
         print(f"cme: cannot reach the database: {error}", file=sys.stderr)
-        hint = _missing_database_hint(settings.database_url, str(error))
+        hint = _missing_database_hint(settings, str(error))
         if hint:
             print(hint, file=sys.stderr)
         return 1
-    print(f"cme: {settings.database_kind} schema is up to date")
+    print(f"cme: the schema of {settings.database_location} is up to date")
     return 0
 
 
-def _missing_database_hint(url: str, error: str) -> str | None:
-    """How to create a PostgreSQL role or database that the server says does not exist."""
+def _missing_database_hint(settings: Settings, error: str) -> str | None:
+    """How to create the SQLite file's folder, or a PostgreSQL role or database, that is missing."""
     from sqlalchemy.engine import make_url
 
-    parts = make_url(url)
+    if settings.missing_sqlite_folder:
+        return f"cme: the folder {settings.missing_sqlite_folder} does not exist: create it first"
+    parts = make_url(settings.database_url)
     role, name = parts.username or "cme", parts.database or "cme"
     if f'role "{role}" does not exist' in error:
         return (

@@ -20,6 +20,7 @@ DEFAULT_SQLITE_PATH: Final = Path("var/cme.db")
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS: Final = ("json", "console")
 TRACES_EXPORTERS: Final = ("none", "otlp")
+WORKERS_MAX: Final = 64
 _ORIGIN: Final = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 _ASCII_INT: Final = re.compile(r"[0-9]{1,7}")
 _REDIS_URL: Final = re.compile(r"rediss?://[^\s]+")
@@ -76,6 +77,30 @@ class Settings:
     def database_kind(self) -> str:
         return async_url(self.database_url).get_backend_name()
 
+    @property
+    def database_location(self) -> str:
+        """Where the data lives, as a person checks it: the file, or host/database (no secret)."""
+        url = async_url(self.database_url)
+        if url.get_backend_name() == "sqlite":
+            path = self.sqlite_path
+            return f"the SQLite file {path}" if path else "an in-memory SQLite database"
+        host = url.host or url.query.get("host") or "localhost"
+        return f"PostgreSQL at {host}:{url.port or 5432}/{url.database}"
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file, made absolute; None on PostgreSQL."""
+        url = async_url(self.database_url)
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        return Path(url.database).resolve()
+
+    @property
+    def missing_sqlite_folder(self) -> Path | None:
+        """The folder the SQLite file should be in, when it does not exist."""
+        path = self.sqlite_path
+        return path.parent if path is not None and not path.parent.is_dir() else None
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
@@ -91,7 +116,7 @@ class Settings:
             metrics_token=_metrics_token(get),
             host=get.text("HOST", "0.0.0.0"),  # noqa: S104  # nosec B104  # as above
             port=get.integer("PORT", 5000, 1, 65535),
-            workers=get.integer("WEB_CONCURRENCY", 1, 1, 64),
+            workers=get.integer("WEB_CONCURRENCY", 1, 1, WORKERS_MAX),
             log_level=get.choice("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
             log_format=get.choice("LOG_FORMAT", "json", LOG_FORMATS),
             pool_size=get.integer("DB_POOL_SIZE", 5, 1, 100),
@@ -178,12 +203,18 @@ def _database_url(get: _Reader) -> str:
     if "DATABASE_URL" in get.env:
         url = get.text("DATABASE_URL", "")
         try:
-            async_url(url)
+            parsed = async_url(url)
         except Exception:  # any parse failure: the message must not echo a password
             raise SettingsError(
                 "DATABASE_URL must look like postgresql://user:pass@host:5432/db "
                 "or sqlite:///path/to/file.db"
             ) from None
+        if parsed.get_backend_name() == "sqlite" and parsed.host:
+            # sqlite://name.db reads name.db as a host, and SQLAlchemy refuses it much later.
+            raise SettingsError(
+                "DATABASE_URL names a SQLite file after three slashes: "
+                "sqlite:///relative/path.db or sqlite:////absolute/path.db"
+            )
         return url
     if "DB_HOST" in get.env:
         missing = [n for n in ("DB_USER", "DB_NAME") if n not in get.env]

@@ -3,6 +3,7 @@
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from unittest.mock import ANY
 
 import pytest
@@ -250,3 +251,18 @@ def test_json_lines_keep_control_characters_inside_their_strings(
         logging.getLogger().handlers.clear()
     (line,) = access_lines(capsys.readouterr().out)
     assert line["httpRequest"]["requestUrl"] == "/x\n\r\x1b"  # type: ignore[index]
+
+
+def test_the_start_up_line_names_the_sqlite_file_and_a_missing_folder(
+    memory: InMemoryDatabase, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    container = Container(settings=Settings(database_url=f"sqlite:///{tmp_path}/no/shop.db"))
+    container.database.override(providers.Object(memory))
+    with caplog.at_level(logging.INFO, logger="cme"), TestClient(create_app(container)):
+        pass
+    said = [record.getMessage() for record in caplog.records if record.name == "cme"]
+    assert said[:2] == [
+        f"starting on the SQLite file {tmp_path}/no/shop.db",
+        f"the folder {tmp_path}/no does not exist: create it",
+    ]
+    assert said[-1] == "stopped"

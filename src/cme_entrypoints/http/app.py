@@ -65,7 +65,9 @@ def create_app(container: Container) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
-        log.info("cme starting on %s storage", settings.database_kind)
+        log.info("starting on %s", settings.database_location)
+        if settings.missing_sqlite_folder:
+            log.warning("the folder %s does not exist: create it", settings.missing_sqlite_folder)
         await database.open()
         database.listen()
         await schema_check.at_start()
@@ -90,7 +92,7 @@ def create_app(container: Container) -> Starlette:
             metrics.close()
             if traces is not None:
                 traces.shutdown()  # sends the spans still batched
-            log.info("cme stopped")
+            log.info("stopped")
 
     app = Starlette(
         routes=list(routes),
