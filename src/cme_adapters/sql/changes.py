@@ -25,6 +25,12 @@ class SqlChangeFeed:
         items = tuple(outbox.change_of(row, row[_PRICE]) for row in rows)
         return ChangeBatch(items, pruned, max(newest or 0, pruned))
 
+    async def newest(self) -> int | None:
+        """The newest event's id: what a watch for other processes' commits asks (notices.py)."""
+        async with outages_as_unavailable(), self._engine.connect() as db:
+            newest: int | None = (await db.execute(outbox.NEWEST_ID)).scalar()
+        return newest
+
     async def prune(self, before: datetime) -> int:
         removed = 0
         async with outages_as_unavailable(), self._engine.connect() as db:

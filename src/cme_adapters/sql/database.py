@@ -1,5 +1,6 @@
 """SQLite (or any engine SQLAlchemy drives) as the app sees it: units of work, probes, shutdown."""
 
+import math
 import secrets
 from collections.abc import Callable
 
@@ -8,7 +9,7 @@ from sqlalchemy import QueuePool, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cme_adapters.notices import Notices
+from cme_adapters.notices import Notices, Watch
 from cme_adapters.sql.changes import SqlChangeFeed
 from cme_adapters.sql.config import PoolSettings
 from cme_adapters.sql.engine import (
@@ -54,11 +55,17 @@ class SqlDatabase:
         gate = FirstComeGate(pool.size, pool.timeout_seconds)
         return cls(create_engine(url, pool, autocommit=True), gate, on_query)
 
-    # SQLite cannot tell a process of another's commits: waiting readers poll.
-    _notices: Notices = attrs.Factory(Notices)
+    # SQLite cannot tell a process of another's commits: one watch per worker polls for them,
+    # and sees every one, so a waiting reader needs no poll of its own while it runs.
+    _notices: Notices = attrs.Factory(lambda: Notices(safety_poll_seconds=math.inf))
+    _watch: Watch = attrs.field(
+        default=attrs.Factory(
+            lambda self: Watch(self.change_feed().newest, self._notices), takes_self=True
+        )
+    )
 
     def listen(self) -> None:
-        """Nothing to hear on SQLite; see _notices."""
+        self._watch.start()
 
     def change_feed(self) -> SqlChangeFeed:
         return SqlChangeFeed(self.engine)
@@ -68,7 +75,13 @@ class SqlDatabase:
 
     def unit_of_work(self, *, atomic: bool = True) -> SqlUnitOfWork:
         engine = self._transactional if atomic else self.engine
-        return SqlUnitOfWork(engine.sync_engine, self._gate, atomic=atomic, on_query=self._on_query)
+        return SqlUnitOfWork(
+            engine.sync_engine,
+            self._gate,
+            atomic=atomic,
+            on_query=self._on_query,
+            on_change=self._watch.poke,
+        )
 
     async def open(self) -> None:
         """Nothing to start: the engine connects on first use."""
@@ -105,4 +118,5 @@ class SqlDatabase:
 
     async def close(self) -> None:
         self._notices.stop()
+        await self._watch.close()
         await self.engine.dispose()

@@ -111,6 +111,9 @@ def change_values(
     }
 
 
+# What every commit of events changes: AUTOINCREMENT gives each a larger id than any before.
+NEWEST_ID: Final = select(func.max(_changes.id))
+
 # Is there an event a sequencing step would position? (Answered from the partial index.)
 ANY_UNPOSITIONED: Final = select(exists().where(_changes.position.is_(None)))
 

@@ -32,6 +32,7 @@ class SqlUnitOfWork:
         *,
         atomic: bool,
         on_query: Callable[[float], None] | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         # A non-atomic unit of work gets an AUTOCOMMIT engine: each statement commits itself.
         self._engine = engine
@@ -40,6 +41,9 @@ class SqlUnitOfWork:
         # Timed here rather than by engine events: any listener sends every execution through
         # SQLAlchemy's event dispatch, which cost 25-95 us per statement (bench/RESULTS.md).
         self._on_query = on_query
+        # Told once work that writes change events (every `together`) has committed.
+        self._on_change = on_change
+        self._changed = False
         self._connection: Connection | None = None
         self.products = SqlProductRepository(self.run, self.together)
         self.idempotency = SqlIdempotencyStore(self.run)
@@ -71,8 +75,12 @@ class SqlUnitOfWork:
     async def together(self, work: Callable[[Connection], T]) -> T:
         """Run work whose statements must take effect together, even outside a transaction."""
         if self._atomic:
-            return await self.run(work)
-        return await greenlet_spawn(self._together, work)
+            result = await self.run(work)
+            self._changed = True
+            return result
+        result = await greenlet_spawn(self._together, work)
+        self._announce()
+        return result
 
     def _together(self, work: Callable[[Connection], T]) -> T:
         with self._engine.connect() as connection:
@@ -84,6 +92,13 @@ class SqlUnitOfWork:
     async def commit(self) -> None:
         if self._connection is not None:
             await greenlet_spawn(self._commit)
+            if self._changed:
+                self._changed = False
+                self._announce()
+
+    def _announce(self) -> None:
+        if self._on_change is not None:
+            self._on_change()
 
     def _run(self, work: Callable[[Connection], T]) -> T:
         if not self._atomic:
