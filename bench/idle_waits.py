@@ -26,7 +26,9 @@ API_KEY = "bench-idle-waits-0123456789abcdef"
 CME = str(Path(sys.executable).with_name("cme"))
 
 
-def serve(tree: Path, database: Path, waiters: int) -> tuple[subprocess.Popen[bytes], str]:
+def serve(
+    tree: Path, database: Path, waiters: int, workers: int = 1
+) -> tuple[subprocess.Popen[bytes], str]:
     env = {
         "PATH": os.environ["PATH"],
         "PYTHONPATH": f"{tree / 'src'}:{tree}",
@@ -37,11 +39,12 @@ def serve(tree: Path, database: Path, waiters: int) -> tuple[subprocess.Popen[by
         "FEED_WAITS_PER_WORKER": str(waiters + 10),
         "FEED_WAITS_PER_CALLER": str(waiters + 10),
         "RATE_LIMIT_READS": "0",
+        "RATE_LIMIT_WRITES": "0",
     }
     subprocess.run([CME, "migrate"], env=env, check=True, capture_output=True)
     port = free_port()
     process = subprocess.Popen(
-        [CME, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        [CME, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

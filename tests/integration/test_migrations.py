@@ -123,3 +123,23 @@ def test_cme_migrate_against_an_unreachable_database_fails_in_one_line(tmp_path:
 def test_the_schema_head_the_code_names_is_the_newest_migration() -> None:
     scripts = ScriptDirectory(str(Path(migrate.__file__).with_name("migrations")))
     assert scripts.get_current_head() == SCHEMA_HEAD
+
+
+def test_on_sqlite_events_written_before_positions_at_insert_get_theirs_on_upgrade(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    asyncio.run(migrate.upgrade(url, "0005"))
+    engine = create_engine(sync_engine_url(url))
+    event = (
+        "INSERT INTO product_changes (type, product_id, version, occurred_at)"
+        " VALUES ('product.deleted', X'00000000000000000000000000000001', 2, '2026-01-01')"
+    )
+    with engine.begin() as connection:
+        connection.exec_driver_sql(event)  # as 0005's code wrote it: no position yet
+    asyncio.run(migrate.upgrade(url))
+    with engine.begin() as connection:
+        connection.exec_driver_sql(event)  # as this code writes it
+        positions = connection.exec_driver_sql("SELECT id, position FROM product_changes")
+        assert positions.all() == [(1, 1), (2, 2)]
+    engine.dispose()

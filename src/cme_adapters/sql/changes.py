@@ -1,9 +1,13 @@
-"""The change feed on SQLite: events positioned by id, which is commit order there."""
+"""The change feed on SQLite: events positioned by id, which is commit order there.
+
+Each event gets its position as its write inserts it (migration 0006), so reading the feed
+only reads: it never waits for the one writer's lock.
+"""
 
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cme_adapters.sql import outbox
 from cme_adapters.sql.engine import outages_as_unavailable
@@ -18,7 +22,6 @@ class SqlChangeFeed:
 
     async def read(self, after: int | None, limit: int) -> ChangeBatch:
         async with outages_as_unavailable(), self._engine.connect() as db:
-            await _sequence(db)
             params = {"after": after or 0, "limit": limit}
             rows = (await db.execute(outbox.READ, params)).all()
             pruned, newest = (await db.execute(outbox.BOUNDS)).one()
@@ -34,7 +37,6 @@ class SqlChangeFeed:
     async def prune(self, before: datetime) -> int:
         removed = 0
         async with outages_as_unavailable(), self._engine.connect() as db:
-            await _sequence(db)
             through = (await db.execute(outbox.PRUNE_THROUGH, {"before": before})).scalar()
             if through is not None:
                 await db.execute(outbox.RAISE_HORIZON, {"through": through})
@@ -43,9 +45,3 @@ class SqlChangeFeed:
                 removed += result.rowcount
                 if result.rowcount < outbox.PRUNE_BATCH:
                     return removed
-
-
-async def _sequence(db: AsyncConnection) -> None:
-    """Give committed events their positions: their ids, as SQLite has one writer at a time."""
-    if (await db.execute(outbox.ANY_UNPOSITIONED)).scalar():
-        await db.execute(outbox.SEQUENCE_BY_ID)

@@ -135,18 +135,13 @@ _numbered = select(
     (_base + func.row_number().over(order_by=_pending.c.id)).label("position"),
 ).subquery()
 # PostgreSQL: every committed unpositioned event, in id order, after the highest position.
-# Run under SEQUENCER_LOCK in a transaction of its own, after taking the lock (sequencing.py).
+# Run under SEQUENCER_LOCK in a transaction of its own, after taking the lock
+# (postgres/changes.py).
 SEQUENCE_COMMITTED: Final = (
     update(product_changes)
     .where(_changes.id == _numbered.c.id)
     .values(position=_numbered.c.position)
 )
-# SQLite: one writer at a time, from its first write to its commit, so id order is commit
-# order and an event's id is a position no later commit can take.
-SEQUENCE_BY_ID: Final = (
-    update(product_changes).where(_changes.position.is_(None)).values(position=_changes.id)
-)
-
 _horizon: Final = select(change_feed_horizon.c.pruned_through).scalar_subquery()
 # Never below the horizon: rows a prune has not finished deleting are gone to readers already.
 READ: Final = (

@@ -25,7 +25,7 @@ from sqlalchemy import (
 
 # The newest Alembic revision this code needs (tests/integration/test_migrations.py holds it to
 # the migrations folder): a database behind it must be migrated before the code can serve it.
-SCHEMA_HEAD: Final = "0005"
+SCHEMA_HEAD: Final = "0006"
 
 # Named constraints, so migrations and error translation can refer to them on every dialect.
 metadata = MetaData(
@@ -150,9 +150,11 @@ service_secrets = Table(
 
 # The transactional outbox: one row per committed product change, written by the same statement
 # (PostgreSQL) or transaction (SQLite) as the change. `id` is insert order; `position` is the
-# feed order, given after commit by a sequencer (sql/sequencing.py), so a consumer reading
-# `position > cursor` never skips an event that committed late. The product columns hold the
-# state after the change (null after a delete): the product may have changed again since.
+# feed order, so a consumer reading `position > cursor` never skips an event that committed
+# late: on PostgreSQL given after commit by a sequencer (postgres/changes.py); on SQLite, where
+# insert order is commit order, set to the id as the event is inserted (a trigger, migration
+# 0006). The product columns hold the state after the change (null after a delete): the
+# product may have changed again since.
 ChangeId = BigInteger().with_variant(Integer, "sqlite")  # SQLite's rowid is an INTEGER key
 product_changes = Table(
     "product_changes",
