@@ -177,8 +177,8 @@ class InMemoryProductRepository:
         return self.store.ledger.get(entry_id)
 
     async def stock_entries(self, product_id: UUID, query: LedgerQuery) -> LedgerPage:
-        def key(e: StockEntry) -> tuple[datetime, UUID]:
-            return e.created_at, e.id
+        def key(e: StockEntry) -> tuple[int, UUID]:
+            return e.version_after, e.id
 
         rows = sorted(
             (e for e in self.store.ledger.values() if e.product_id == product_id),
@@ -190,7 +190,9 @@ class InMemoryProductRepository:
             rows = [e for e in rows if key(e) < after]
         page = rows[: query.limit]
         more = len(rows) > query.limit
-        return LedgerPage(tuple(page), Keyset(page[-1].created_at, page[-1].id) if more else None)
+        return LedgerPage(
+            tuple(page), Keyset(page[-1].version_after, page[-1].id) if more else None
+        )
 
     async def delete(self, product_id: UUID, now: datetime, expected_version: int | None) -> bool:
         current = self.store.products.get(product_id)

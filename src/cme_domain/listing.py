@@ -34,7 +34,8 @@ class SortOrder(enum.StrEnum):
     DESC = "desc"
 
 
-SortValue = datetime | str | Decimal
+# int: a ledger entry's version_after, the order its entries were applied in.
+SortValue = datetime | str | Decimal | int
 
 
 @attrs.frozen

@@ -1,6 +1,7 @@
 """Stock under concurrent writers, over real HTTP against two uvicorn workers on PostgreSQL."""
 
 import asyncio
+import itertools
 import random
 from collections import Counter
 from collections.abc import Iterator
@@ -74,6 +75,40 @@ def test_200_concurrent_sales_of_50_in_stock_sell_exactly_50(
     assert sorted(r.json()["quantity_after"] for r in responses if r.status_code == 201) == list(
         range(50)
     )
+
+
+def test_after_100_concurrent_adjustments_the_ledger_lists_them_newest_applied_first(
+    base_url: str,
+) -> None:
+    product = httpx.post(f"{base_url}/products", json={**LAMP, "quantity": 1}, headers=AUTH)
+    product_url = f"{base_url}/products/{product.json()['id']}"
+
+    async def add_one() -> None:
+        limits = httpx.Limits(max_connections=100)
+        async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as http:
+            one = {"delta": 1, "reason": "restock"}
+            url = f"{product_url}/stock-adjustments"
+            answers = await asyncio.gather(
+                *(http.post(url, json=one, headers=AUTH) for _ in range(100))
+            )
+            assert {r.status_code for r in answers} == {201}
+
+    asyncio.run(add_one())
+    entries: list[dict[str, int]] = []
+    params: dict[str, str] = {"limit": "30"}
+    while True:
+        page = httpx.get(f"{product_url}/stock-adjustments", params=params).json()
+        entries += page["items"]
+        if page["next_cursor"] is None:
+            break
+        params["cursor"] = page["next_cursor"]
+    final = httpx.get(product_url).json()
+
+    versions = [e["version_after"] for e in entries]
+    inversions = sum(newer < older for newer, older in itertools.pairwise(versions))
+    assert inversions == 0, f"{inversions} inversions, the first entry at v{versions[0]}"
+    assert versions == list(range(final["version"], 0, -1))
+    assert entries[0]["quantity_after"] == final["quantity"] == 101
 
 
 def test_concurrent_adjustments_patches_and_puts_keep_quantity_equal_to_the_ledger_sum(

@@ -142,7 +142,32 @@ async def test_the_ledger_pages_newest_first_from_a_keyset(database: Any) -> Non
     assert times == sorted(times, reverse=True)
     assert len(times) == 6
     assert rest.next is None
-    assert first.next == Keyset(first.items[-1].created_at, first.items[-1].id)
+    assert first.next == Keyset(first.items[-1].version_after, first.items[-1].id)
+
+
+async def test_the_ledger_lists_the_latest_applied_first_whatever_its_clock_said(
+    database: Any,
+) -> None:
+    # Two requests race: the one that read the clock first commits second.
+    product = await created(database, make("ORDER", quantity=50))
+    async with database.unit_of_work(atomic=False) as uow:
+        for at in (T0 + timedelta(seconds=2), T0 + timedelta(seconds=1)):
+            await uow.products.adjust(product.id, change(-1), IDS.new_id(), at, None)
+        whole = await uow.products.stock_entries(product.id, LedgerQuery(10))
+        paged: list[StockEntry] = []
+        page = await uow.products.stock_entries(product.id, LedgerQuery(1))
+        while True:
+            paged += page.items
+            if page.next is None:
+                break
+            page = await uow.products.stock_entries(product.id, LedgerQuery(1, page.next))
+        current = await uow.products.get(product.id)
+
+    assert current is not None
+    assert [e.version_after for e in whole.items] == [3, 2, 1]
+    assert [e.quantity_after for e in whole.items] == [48, 49, 50]
+    assert whole.items[0].quantity_after == current.quantity
+    assert paged == list(whole.items)
 
 
 async def test_deleting_a_product_deletes_its_ledger(database: Any) -> None:

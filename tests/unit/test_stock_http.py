@@ -1,13 +1,20 @@
 """Stock adjustments, the ledger and batch writes over HTTP, on the in-memory adapter."""
 
 import json
+from datetime import UTC, datetime
 from typing import Any
+from uuid import uuid4
 
+import orjson
 import pytest
 from starlette.testclient import TestClient
 
+from cme_domain.listing import Keyset, SortField, SortOrder
+from cme_entrypoints.http.cursor import LEDGER_SORT, BadCursor, CursorCodec, _b64
+
 LAMP = {"sku": "LAMP-1", "name": "Desk lamp", "price": "19.99", "quantity": 4}
 SALE = {"delta": -3, "reason": "sale", "reference": "order-1042"}
+T0 = datetime(2026, 1, 2, tzinfo=UTC)
 
 
 def create(writer: TestClient, **fields: Any) -> dict[str, Any]:
@@ -210,6 +217,26 @@ def test_the_ledger_pages_with_a_signed_cursor(writer: TestClient) -> None:
     assert len(set(seen)) == 5
     assert writer.get(f"{url}?cursor=bogus").status_code == 400
     assert writer.get(f"{url}?limit=0").status_code == 422
+
+
+def test_a_ledger_cursor_holds_a_version_and_nothing_else_passes_for_one() -> None:
+    codec = CursorCodec(b"k" * 32, _no_secret)
+    entry = uuid4()
+    cursor = codec.encode(Keyset(7, entry), LEDGER_SORT, SortOrder.DESC)
+    assert codec.decode(cursor, LEDGER_SORT, SortOrder.DESC) == Keyset(7, entry)
+    product_page = codec.encode(Keyset(T0, entry), SortField.CREATED_AT, SortOrder.DESC)
+    for value in ("0", "07", "-1", "2147483648", "1.5", "x"):
+        forged = orjson.dumps([LEDGER_SORT, "desc", value, entry.hex])
+        signature = codec._sign(forged)
+        bad = f"{_b64(forged)}.{_b64(signature)}"
+        with pytest.raises(BadCursor, match="malformed"):
+            codec.decode(bad, LEDGER_SORT, SortOrder.DESC)
+    with pytest.raises(BadCursor, match="different sort"):
+        codec.decode(product_page, LEDGER_SORT, SortOrder.DESC)
+
+
+async def _no_secret() -> bytes:
+    raise AssertionError("the codec has its key")
 
 
 def test_deleting_a_product_deletes_its_ledger(writer: TestClient, memory: Any) -> None:

@@ -197,11 +197,13 @@ class PostgresStockMixin:
         sql = _LEDGER_PAGE
         if query.after is not None:
             sql = _LEDGER_PAGE_AFTER
-            params["after_created_at"], params["after_id"] = query.after.value, query.after.id
+            params["after_version"], params["after_id"] = query.after.value, query.after.id
         rows = await self._session.fetch_all(sql, params)
         page = [_entry(row) for row in rows[: query.limit]]
         last = page[-1] if len(rows) > query.limit else None
-        return LedgerPage(tuple(page), None if last is None else Keyset(last.created_at, last.id))
+        return LedgerPage(
+            tuple(page), None if last is None else Keyset(last.version_after, last.id)
+        )
 
 
 def _product(row: Row) -> Product:

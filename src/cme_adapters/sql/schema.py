@@ -25,7 +25,7 @@ from sqlalchemy import (
 
 # The newest Alembic revision this code needs (tests/integration/test_migrations.py holds it to
 # the migrations folder): a database behind it must be migrated before the code can serve it.
-SCHEMA_HEAD: Final = "0006"
+SCHEMA_HEAD: Final = "0007"
 
 # Named constraints, so migrations and error translation can refer to them on every dialect.
 metadata = MetaData(
@@ -132,11 +132,11 @@ stock_ledger = Table(
     CheckConstraint("delta <> 0", name="delta_nonzero"),
 )
 
-# A product's ledger, newest first, in keyset pages.
+# A product's ledger, the latest applied first, in keyset pages (stock_statements.ledger_page).
 Index(
-    "ix_stock_ledger_product_id_created_at_id",
+    "ix_stock_ledger_product_id_version_after_id",
     stock_ledger.c.product_id,
-    stock_ledger.c.created_at,
+    stock_ledger.c.version_after,
     stock_ledger.c.id,
 )
 

@@ -165,9 +165,11 @@ class SqlStockMixin:
         statement = stock_statements.LEDGER_PAGE
         if query.after is not None:
             statement = stock_statements.LEDGER_PAGE_AFTER
-            params["after_created_at"], params["after_id"] = query.after.value, query.after.id
+            params["after_version"], params["after_id"] = query.after.value, query.after.id
         rows = await self._run(lambda db: db.execute(statement, params).all())
         page = [_entry(row) for row in rows[: query.limit]]
         more = len(rows) > query.limit
         last = page[-1] if more else None
-        return LedgerPage(tuple(page), None if last is None else Keyset(last.created_at, last.id))
+        return LedgerPage(
+            tuple(page), None if last is None else Keyset(last.version_after, last.id)
+        )

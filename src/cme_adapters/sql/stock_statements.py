@@ -27,8 +27,6 @@ from cme_adapters.sql.schema import products, stock_ledger
 from cme_domain.changes import ChangeType
 from cme_domain.product import QUANTITY_MAX
 
-_TIME: Final = stock_ledger.c.created_at.type
-
 INSERT_ENTRY: Final = stock_ledger.insert().values(
     {c.name: bindparam(f"entry_{c.name}", type_=c.type) for c in stock_ledger.c}
 )
@@ -151,16 +149,18 @@ INSERT_WITH_ENTRY: Final = with_change(_insert_with_entry(), ChangeType.CREATED)
 
 
 def ledger_page(*, after: bool) -> Select[Any]:
-    """A product's ledger, newest first: (created_at, id) descending, from a keyset."""
+    """A product's ledger, the latest applied first: (version_after, id) descending, from a
+    keyset. Not created_at: two writes that race commit in another order than they read the
+    clock, and each write to a product raises its version."""
     statement = select(stock_ledger).where(stock_ledger.c.product_id == bindparam("product_id"))
     if after:
-        mine = tuple_(stock_ledger.c.created_at, stock_ledger.c.id)
+        mine = tuple_(stock_ledger.c.version_after, stock_ledger.c.id)
         theirs = tuple_(
-            bindparam("after_created_at", type_=_TIME),
+            bindparam("after_version", type_=stock_ledger.c.version_after.type),
             bindparam("after_id", type_=stock_ledger.c.id.type),
         )
         statement = statement.where(mine < theirs)
-    ordering = (stock_ledger.c.created_at.desc(), stock_ledger.c.id.desc())
+    ordering = (stock_ledger.c.version_after.desc(), stock_ledger.c.id.desc())
     return statement.order_by(*ordering).limit(bindparam("limit"))
 
 

@@ -14,7 +14,7 @@ from uuid import UUID
 import orjson
 
 from cme_domain.listing import Keyset, SortField, SortOrder, SortValue
-from cme_domain.product import NAME_MAX, PRICE_TEXT
+from cme_domain.product import NAME_MAX, PRICE_TEXT, VERSION_MAX
 
 _SIGNATURE_BYTES = 16
 _ID_HEX: Final = re.compile(r"[0-9a-f]{32}")
@@ -23,6 +23,9 @@ _TIMESTAMP: Final = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{6})?\+00:00"
 )
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_VERSION: Final = re.compile(r"[1-9][0-9]{0,9}")
+# The stock ledger's one order, beside the product sorts: an entry's version_after.
+LEDGER_SORT: Final = "version_after"
 # Timestamps far from now cannot be a product's, and near year 1 or 9999 converting them
 # between time zones overflows.
 EARLIEST: Final = 1970
@@ -48,11 +51,11 @@ class CursorCodec:
         if not self._secret:
             self._secret = hashlib.sha256(await self._load_secret()).digest()
 
-    def encode(self, keyset: Keyset, sort: SortField, order: SortOrder) -> str:
-        payload = orjson.dumps([sort.value, order.value, _text(keyset.value), keyset.id.hex])
+    def encode(self, keyset: Keyset, sort: SortField | str, order: SortOrder) -> str:
+        payload = orjson.dumps([str(sort), order.value, _text(keyset.value), keyset.id.hex])
         return f"{_b64(payload)}.{_b64(self._sign(payload))}"
 
-    def decode(self, cursor: str, sort: SortField, order: SortOrder) -> Keyset:
+    def decode(self, cursor: str, sort: SortField | str, order: SortOrder) -> Keyset:
         try:
             body, signature = cursor.split(".")
             payload, offered = _unb64(body), _unb64(signature)
@@ -71,7 +74,7 @@ class CursorCodec:
         ):
             raise BadCursor("the cursor is malformed")
         sort_name, order_name, value, id_hex = fields
-        if (sort_name, order_name) != (sort.value, order.value):
+        if (sort_name, order_name) != (str(sort), order.value):
             raise BadCursor("the cursor belongs to a different sort or order")
         if not _ID_HEX.fullmatch(id_hex):
             raise BadCursor("the cursor is malformed")
@@ -85,8 +88,12 @@ def _text(value: SortValue) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
-def _value(sort: SortField, text: str) -> SortValue:
-    """The sort value, only if a product could have it; BadCursor otherwise."""
+def _value(sort: SortField | str, text: str) -> SortValue:
+    """The sort value, only if a product (or a ledger entry) could have it; BadCursor otherwise."""
+    if sort == LEDGER_SORT:
+        if not _VERSION.fullmatch(text) or int(text) > VERSION_MAX:
+            raise BadCursor("the cursor is malformed")
+        return int(text)
     if sort is SortField.CREATED_AT:
         return _timestamp(text)
     if sort is SortField.PRICE:

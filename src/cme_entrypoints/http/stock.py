@@ -11,7 +11,7 @@ from starlette.routing import Route
 from cme_domain.batch import Batch, BatchItem
 from cme_domain.changes import ChangeType
 from cme_domain.errors import InsufficientStock, StockEntryNotFound, StockOverflow
-from cme_domain.listing import PAGE_DEFAULT, SortField, SortOrder
+from cme_domain.listing import PAGE_DEFAULT, SortOrder
 from cme_domain.ports import LedgerQuery
 from cme_domain.stock import StockChange, StockEntry
 from cme_domain.stock_use_cases import (
@@ -22,7 +22,7 @@ from cme_domain.stock_use_cases import (
 )
 from cme_entrypoints.http.auth import RequestAuthenticator
 from cme_entrypoints.http.body import read_json_object
-from cme_entrypoints.http.cursor import BadCursor, CursorCodec
+from cme_entrypoints.http.cursor import LEDGER_SORT, BadCursor, CursorCodec
 from cme_entrypoints.http.problems import Problem
 from cme_entrypoints.http.products import (
     JSON,
@@ -39,8 +39,8 @@ from cme_entrypoints.http.routing import PathOwningRoute
 # 1000 products with 4000-character ASCII descriptions fit; the rest of the API keeps its
 # 64 KiB limit.
 BATCH_BODY_BYTES: Final = 4 * 1024 * 1024
-# Ledger cursors are product-page cursors over created_at, newest first: one signing scheme.
-_LEDGER_SORT: Final = (SortField.CREATED_AT, SortOrder.DESC)
+# Ledger cursors are signed as product-page cursors are, over version_after, latest first.
+_LEDGER_SORT: Final = (LEDGER_SORT, SortOrder.DESC)
 
 
 def entry_json(entry: StockEntry) -> dict[str, Any]:
