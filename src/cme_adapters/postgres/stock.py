@@ -28,6 +28,9 @@ _LEDGER_PAGE_AFTER: Final = compiled(stock_statements.LEDGER_PAGE_AFTER)
 # and their change events (changes, inserted in input order so their ids follow it; each
 # after its product's row is written, as sql/outbox.py's with_change does) in one statement.
 #
+# Rows are locked and inserted in sku order, whatever the input order: two batches sharing
+# skus then wait for each other instead of each holding a row the other needs (a deadlock).
+#
 # Create mode: every sku must be free. A taken one is skipped (ON CONFLICT DO NOTHING) and
 # so missing from the answer, which the repository turns into SkusTaken; the unit of work
 # then rolls back the rest.
@@ -42,7 +45,7 @@ written AS (
   INSERT INTO products
     (id, sku, name, description, price_cents, quantity, created_at, updated_at, version)
   SELECT id, sku, name, description, price_cents, quantity, %(now)s, %(now)s, 1
-  FROM input ORDER BY ord
+  FROM input ORDER BY sku
   ON CONFLICT (sku) DO NOTHING
   RETURNING
     id, sku, name, description, price_cents, quantity, created_at, updated_at, version,
@@ -81,13 +84,13 @@ WITH input AS (
   ) WITH ORDINALITY AS t(id, sku, name, description, price_cents, quantity, entry_id, ord)
 ),
 old AS (
-  SELECT p.sku, p.quantity FROM products p JOIN input USING (sku) FOR UPDATE OF p
+  SELECT p.sku, p.quantity FROM products p JOIN input USING (sku) ORDER BY sku FOR UPDATE OF p
 ),
 written AS (
   INSERT INTO products
     (id, sku, name, description, price_cents, quantity, created_at, updated_at, version)
   SELECT id, sku, name, description, price_cents, quantity, %(now)s, %(now)s, 1
-  FROM input WHERE (SELECT count(*) FROM old) >= 0 ORDER BY ord
+  FROM input WHERE (SELECT count(*) FROM old) >= 0 ORDER BY sku
   ON CONFLICT (sku) DO UPDATE SET
     name = excluded.name, description = excluded.description,
     price_cents = excluded.price_cents, quantity = excluded.quantity,

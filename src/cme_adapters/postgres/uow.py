@@ -18,11 +18,14 @@ from cme_adapters.postgres.repository import (
     Row,
 )
 from cme_adapters.tracing import DatabaseSpans
-from cme_domain.errors import StorageUnavailable, WriteOutcomeUnknown
+from cme_domain.errors import StorageUnavailable, WriteContention, WriteOutcomeUnknown
 
 # Errors that mean "the database cannot serve us now", as opposed to a bug or bad data. The
 # pool's PoolTimeout and a statement_timeout's QueryCanceled are OperationalErrors.
 OUTAGE_ERRORS: Final = (psycopg.OperationalError, psycopg.InterfaceError, OSError, TimeoutError)
+# OperationalErrors too, but the database is fine: it ended this transaction to let a
+# concurrent one finish, and wrote nothing of it. Running it again is safe.
+CONTENTION_ERRORS: Final = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
 Connection = AsyncConnection[Row]
 Cursor = AsyncCursor[Row]
@@ -111,6 +114,8 @@ class PostgresUnitOfWork:
             return
         try:
             await self._connection.execute("COMMIT")
+        except CONTENTION_ERRORS as error:
+            raise WriteContention(first_line(error)) from error
         except OUTAGE_ERRORS as error:
             # PostgreSQL may have committed before the connection broke: nobody can tell.
             raise WriteOutcomeUnknown(first_line(error)) from error
@@ -157,6 +162,8 @@ class PostgresUnitOfWork:
                 if last_try:
                     raise self._unavailable(error, writes=False) from error
                 await self._replace_ended_connections()
+            except CONTENTION_ERRORS as error:
+                raise WriteContention(first_line(error)) from error
             except OUTAGE_ERRORS as error:
                 raise self._unavailable(error, writes) from error
             finally:
