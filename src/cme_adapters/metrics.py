@@ -53,6 +53,9 @@ STOCK_ADJUSTMENTS: Final = "stock_adjustments"  # exported as stock_adjustments_
 ADJUSTMENT_OUTCOMES: Final = ("applied", "insufficient_stock", "overflow")
 BATCH_PRODUCTS: Final = "batch_products"  # exported as batch_products_total
 BATCH_OUTCOMES: Final = ("created", "replaced")
+# Failed attempts to connect to the database (pool, change listener, outage probe): an outage
+# is one log line when it starts and one when it ends; this counts what happened between.
+CONNECTION_FAILURES: Final = "db_connection_failures"  # exported as ..._total
 
 PoolStats = Callable[[], dict[str, int]]
 
@@ -136,10 +139,19 @@ class PrometheusMetrics:
             callbacks=[lambda _o: [Observation(n, {"result": r}) for r, n in self._feed.items()]],
             description="Change feed answers by what they held: events, empty, latest",
         )
+        self._connection_failures = 0
+        meter.create_observable_counter(
+            CONNECTION_FAILURES,
+            callbacks=[lambda _o: [Observation(self._connection_failures)]],
+            description="Failed attempts to connect to the database",
+        )
         self._feed_lag = meter.create_histogram(
             FEED_LAG,
             description="Events the feed already had past each answer's next_cursor",
         )
+
+    def connection_failed(self) -> None:
+        self._connection_failures += 1
 
     def change_written(self, kind: str, count: int = 1) -> None:
         self._changes[kind] += count

@@ -113,6 +113,13 @@ class StorageUnavailable(DomainError):
     """The product store cannot be reached right now; the request may be retried."""
 
 
+class StorageStillUnavailable(StorageUnavailable):
+    """The store was already known to be unreachable: refused at once, without trying.
+
+    The adapter said so once when the outage began; each refusal need not say it again.
+    """
+
+
 class WriteOutcomeUnknown(StorageUnavailable):
     """The connection broke after a write was sent: it may or may not have been applied."""
 

@@ -81,6 +81,7 @@ class Container(containers.DeclarativeContainer):
             pool=_pool,
             on_query=metrics.provided.query_finished,
             spans=providers.Callable(tracing.database_spans, traces, "postgresql"),
+            on_connect_failure=metrics.provided.connection_failed,
         ),
         sqlite=providers.Singleton(
             connect_sqlite,

@@ -7,10 +7,9 @@ from typing import Final
 from psycopg_pool import AsyncConnectionPool
 
 from cme_adapters.postgres.compiled import compiled
-from cme_adapters.postgres.uow import OUTAGE_ERRORS, Connection, first_line
+from cme_adapters.postgres.uow import OUTAGE_ERRORS, Connection, unavailable
 from cme_adapters.sql import outbox
 from cme_domain.changes import ChangeBatch
-from cme_domain.errors import StorageUnavailable
 
 _ANY_UNPOSITIONED: Final = compiled(outbox.ANY_UNPOSITIONED)
 _SEQUENCE: Final = compiled(outbox.SEQUENCE_COMMITTED)
@@ -51,7 +50,7 @@ class PostgresChangeFeed:
                 rows = await (await connection.execute(_READ, params)).fetchall()
                 bounds = await (await connection.execute(_BOUNDS)).fetchone()
         except OUTAGE_ERRORS as error:
-            raise StorageUnavailable(first_line(error)) from error
+            raise unavailable(error) from error
         assert bounds is not None  # the horizon table always has its one row
         pruned, newest = bounds
         items = tuple(outbox.change_of(row, _price(row[_PRICE])) for row in rows)
@@ -73,7 +72,7 @@ class PostgresChangeFeed:
                     if cursor.rowcount < outbox.PRUNE_BATCH:
                         return removed
         except OUTAGE_ERRORS as error:
-            raise StorageUnavailable(first_line(error)) from error
+            raise unavailable(error) from error
 
 
 def _price(cents: int | None) -> Decimal | None:

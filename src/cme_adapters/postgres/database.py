@@ -2,19 +2,20 @@
 
 import asyncio
 import contextlib
+import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
 
 from cme_adapters.notices import Notices
+from cme_adapters.postgres.breaker import Breaker, GuardedPool, QuietWhileTroubled, reporting
 from cme_adapters.postgres.changes import PostgresChangeFeed
 from cme_adapters.postgres.compiled import compiled
 from cme_adapters.postgres.listener import ChangeListener
-from cme_adapters.postgres.uow import OUTAGE_ERRORS, Connection, PostgresUnitOfWork, first_line
+from cme_adapters.postgres.uow import OUTAGE_ERRORS, PostgresUnitOfWork, unavailable
 from cme_adapters.sql import statements
 from cme_adapters.sql.config import PoolSettings
 from cme_adapters.sql.statements import CURSOR_SECRET, SCHEMA_REVISION
@@ -37,16 +38,28 @@ class PostgresDatabase:
         pool: PoolSettings,
         on_query: Callable[[float], None] | None = None,
         spans: DatabaseSpans | None = None,
+        on_connect_failure: Callable[[], None] | None = None,
     ) -> None:
         self._on_query = on_query
         self._spans = spans
         self._checking: asyncio.Task[None] | None = None
+        self._conninfo = conninfo(url)
+        self._connect_timeout = pool.connect_timeout_seconds
+        self._breaker = Breaker(self._reach, self._replace_idle, on_connect_failure)
+        self._quiet = QuietWhileTroubled(self._breaker)
         self._notices = Notices()
-        self._listener = ChangeListener(conninfo(url), self._notices, pool.connect_timeout_seconds)
+        self._listener = ChangeListener(
+            self._conninfo,
+            self._notices,
+            pool.connect_timeout_seconds,
+            self._breaker,
+            reporting(self._breaker),
+        )
         # psycopg_pool hands connections to waiters first come, first served, so no gate
         # is needed in front of it (tests/integration/test_pool_fairness.py).
-        self._pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
-            conninfo(url),
+        self._pool = GuardedPool(
+            self._conninfo,
+            self._breaker,
             min_size=pool.size,
             max_size=pool.size,
             timeout=pool.timeout_seconds,
@@ -70,6 +83,7 @@ class PostgresDatabase:
 
     async def open(self) -> None:
         """Start filling the pool without waiting: a database still down must not stop start-up."""
+        logging.getLogger("psycopg.pool").addFilter(self._quiet)
         await self._pool.open(wait=False)
 
     def listen(self) -> None:
@@ -92,16 +106,36 @@ class PostgresDatabase:
             on_change=self._listener.announce,
         )
 
-    def _check_idle(self) -> None:
+    def _check_idle(self) -> "asyncio.Task[None]":
         """After a connection broke, test the idle ones too, once, in the background.
 
         A database restart breaks every pooled connection, but psycopg_pool finds that out
         one request at a time; each stale connection would fail one more request, minutes
         later if it sat idle. pool.check() replaces them all at once, without costing a
-        round trip on every check-out.
+        round trip on every check-out. The breaker first asks whether the database is there
+        at all: if not, it is open, and there is nothing to replace them with yet.
         """
         if self._checking is None or self._checking.done():
-            self._checking = asyncio.get_running_loop().create_task(self._pool.check())
+            # Asked now, not when the task starts: until the answer, the pool's warnings
+            # about the connections it discards are the breaker's to count.
+            reachable = self._breaker.check()
+            self._checking = asyncio.get_running_loop().create_task(self._check(reachable))
+        return self._checking
+
+    async def _check(self, reachable: Awaitable[bool]) -> None:
+        if await reachable:
+            await self._replace_idle()
+
+    async def _replace_idle(self) -> None:
+        with contextlib.suppress(*OUTAGE_ERRORS):
+            await self._pool.check()
+
+    async def _reach(self) -> None:
+        """One connection of its own, closed at once: the breaker's probe."""
+        connection = await psycopg.AsyncConnection.connect(
+            self._conninfo, connect_timeout=self._connect_timeout, application_name="cme-probe"
+        )
+        await connection.close()
 
     async def ping(self) -> None:
         """One trivial round trip; raises StorageUnavailable when the database cannot answer."""
@@ -109,7 +143,7 @@ class PostgresDatabase:
             async with self._pool.connection() as connection:
                 await connection.execute("SELECT 1")
         except OUTAGE_ERRORS as error:
-            raise StorageUnavailable(first_line(error)) from error
+            raise unavailable(error) from error
 
     async def cursor_secret(self) -> bytes:
         """The key cursors are signed with: made on first use and kept in the database, so
@@ -126,7 +160,7 @@ class PostgresDatabase:
         except psycopg.errors.UndefinedTable as error:
             raise StorageUnavailable("the database schema is behind: run cme migrate") from error
         except OUTAGE_ERRORS as error:
-            raise StorageUnavailable(first_line(error)) from error
+            raise unavailable(error) from error
         assert row is not None
         return str(row[0]).encode()
 
@@ -139,7 +173,7 @@ class PostgresDatabase:
         except psycopg.errors.UndefinedTable:
             return None
         except OUTAGE_ERRORS as error:
-            raise StorageUnavailable(first_line(error)) from error
+            raise unavailable(error) from error
         return None if row is None else str(row[0])
 
     def pool_stats(self) -> dict[str, int]:
@@ -154,4 +188,6 @@ class PostgresDatabase:
     async def close(self) -> None:
         self._notices.stop()
         await self._listener.close()
+        await self._breaker.close()
         await self._pool.close()
+        logging.getLogger("psycopg.pool").removeFilter(self._quiet)

@@ -10,7 +10,8 @@ from psycopg.pq import ExecStatus
 from psycopg.pq.abc import PGconn
 
 from cme_adapters.notices import Notices
-from cme_adapters.postgres.uow import OUTAGE_ERRORS, first_line
+from cme_adapters.postgres.breaker import Breaker
+from cme_adapters.postgres.uow import OUTAGE_ERRORS, Connection, first_line
 from cme_adapters.sql.outbox import CHANNEL
 
 log = logging.getLogger("cme.changes")
@@ -29,12 +30,23 @@ class ChangeListener:
     this worker's waiting readers at once and sends one NOTIFY on this connection for all the
     commits of the next ANNOUNCE_SECONDS, which wakes the other workers' readers. While the
     connection is down, Notices falls back to polling, so no waiting reader misses an event.
+    Its connection attempts report to the breaker, and while the breaker knows the database
+    is down it makes none: the breaker's probe finds out when it is back.
     """
 
-    def __init__(self, conninfo: str, notices: Notices, connect_timeout: int) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        notices: Notices,
+        connect_timeout: int,
+        breaker: Breaker,
+        connections: type[Connection],
+    ) -> None:
         self._conninfo = conninfo
         self._notices = notices
         self._connect_timeout = connect_timeout
+        self._breaker = breaker
+        self._connections = connections
         self._task: asyncio.Task[None] | None = None
         self._pgconn: PGconn | None = None
         self._failed: asyncio.Future[None] | None = None
@@ -109,13 +121,17 @@ class ChangeListener:
             try:
                 await self._follow()
             except OUTAGE_ERRORS as error:
-                log.warning("change notices interrupted, polling meanwhile: %s", first_line(error))
+                # Once per interruption; a failed reconnection is the breaker's to report.
+                if self._notices.listening:
+                    log.info("change notices interrupted, polling meanwhile: %s", first_line(error))
+                    self._breaker.check()
             finally:
                 self._notices.listening = False
             await asyncio.sleep(RECONNECT_SECONDS)
+            await self._breaker.reachable()
 
     async def _follow(self) -> None:
-        connection = await psycopg.AsyncConnection.connect(
+        connection = await self._connections.connect(
             self._conninfo,
             autocommit=True,
             connect_timeout=self._connect_timeout,

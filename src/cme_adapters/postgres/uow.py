@@ -1,5 +1,6 @@
 """The PostgreSQL unit of work: a pooled autocommit connection per statement, or one transaction."""
 
+import asyncio
 import contextlib
 import functools
 import re
@@ -18,7 +19,12 @@ from cme_adapters.postgres.repository import (
     Row,
 )
 from cme_adapters.tracing import DatabaseSpans
-from cme_domain.errors import StorageUnavailable, WriteContention, WriteOutcomeUnknown
+from cme_domain.errors import (
+    StorageStillUnavailable,
+    StorageUnavailable,
+    WriteContention,
+    WriteOutcomeUnknown,
+)
 
 # Errors that mean "the database cannot serve us now", as opposed to a bug or bad data. The
 # pool's PoolTimeout and a statement_timeout's QueryCanceled are OperationalErrors.
@@ -59,8 +65,19 @@ async def _rowcount(cursor: Cursor) -> int:
     return cursor.rowcount
 
 
+class Refused(psycopg.OperationalError):
+    """The pool refused without trying: the database is known to be unreachable (breaker.py)."""
+
+
 def first_line(error: BaseException) -> str:
     return (str(error).splitlines() or [type(error).__name__])[0]
+
+
+def unavailable(error: BaseException) -> StorageUnavailable:
+    """The domain's word for an outage error."""
+    if isinstance(error, Refused):
+        return StorageStillUnavailable(first_line(error))
+    return StorageUnavailable(first_line(error))
 
 
 class PostgresUnitOfWork:
@@ -74,7 +91,7 @@ class PostgresUnitOfWork:
         *,
         atomic: bool,
         on_query: Callable[[float], None] | None = None,
-        on_broken: Callable[[], None] | None = None,
+        on_broken: Callable[[], Awaitable[None]] | None = None,
         spans: DatabaseSpans | None = None,
         on_change: Callable[[], None] | None = None,
     ) -> None:
@@ -179,7 +196,7 @@ class PostgresUnitOfWork:
                 connection = await self._pool.getconn()
             except OUTAGE_ERRORS as error:
                 self._timed(started)
-                raise StorageUnavailable(first_line(error)) from error
+                raise unavailable(error) from error
             if not self._atomic:
                 return connection, started
             try:
@@ -207,9 +224,10 @@ class PostgresUnitOfWork:
 
     async def _replace_ended_connections(self) -> None:
         # The other idle connections were most likely ended too (a restart ends them all):
-        # test them now, so the second try gets a live one instead of the next dead one.
-        with contextlib.suppress(*OUTAGE_ERRORS):
-            await self._pool.check()
+        # test them now, so the second try gets a live one instead of the next dead one, or
+        # is refused at once if the database is not back yet.
+        if self._on_broken is not None:
+            await asyncio.shield(self._on_broken())
 
     def _broken(self) -> None:
         if self._on_broken is not None:

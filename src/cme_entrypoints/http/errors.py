@@ -22,6 +22,7 @@ from cme_domain.errors import (
     SkusTaken,
     StockEntryNotFound,
     StockOverflow,
+    StorageStillUnavailable,
     StorageUnavailable,
     VersionMismatch,
     WriteContention,
@@ -124,7 +125,8 @@ async def domain_handler(request: Request, error: Exception) -> Response:
     to_problem = next((f for kind, f in _DOMAIN.items() if isinstance(error, kind)), None)
     if to_problem is None:
         return await unexpected_handler(request, error)
-    if isinstance(error, StorageUnavailable):
+    # A refusal of a database already known to be down: its outage was logged when it began.
+    if isinstance(error, StorageUnavailable) and not isinstance(error, StorageStillUnavailable):
         log.warning("database unavailable: %s", error)
     return render(to_problem(error), request.url.path)
 
