@@ -111,9 +111,9 @@ def test_an_outage_is_one_warning_per_worker_when_it_starts_and_one_when_it_ends
     outage: Outage,
 ) -> None:
     assert len(outage.during) == WORKERS, outage.during
-    assert all("database unreachable" in line for line in outage.during), outage.during
+    assert all("cme: database unreachable" in line for line in outage.during), outage.during
     assert len(outage.after) == WORKERS, outage.after
-    assert all("database reachable again after" in line for line in outage.after), outage.after
+    assert all("cme: database reachable again after" in line for line in outage.after), outage.after
     failures = [
         line
         for line in outage.metrics.splitlines()

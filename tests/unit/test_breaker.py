@@ -34,8 +34,9 @@ async def test_one_failed_connection_refuses_at_once_and_one_probe_at_a_time_clo
     breaker = Breaker(
         database.connect, database.replace_idle, lambda: failures.append(1), retry_seconds=0.02
     )
+    breaker.reached()  # the database was up once
     breaker.refuse()  # closed: nothing to say
-    with caplog.at_level(logging.WARNING, "cme.database"):
+    with caplog.at_level(logging.WARNING, "cme"):
         asked = await asyncio.gather(*(breaker.check() for _ in range(10)))
         assert asked == [False] * 10
         assert database.attempts == 1  # the ten callers shared one attempt
@@ -63,8 +64,19 @@ async def test_a_probe_that_connects_while_the_database_is_up_says_nothing(
     database = FakeDatabase()
     database.up = True
     breaker = Breaker(database.connect, database.replace_idle)
-    with caplog.at_level(logging.WARNING, "cme.database"):
+    with caplog.at_level(logging.WARNING, "cme"):
         assert await breaker.check()
     assert not breaker.troubled
     assert (caplog.records, database.replaced) == ([], 0)
+    await breaker.close()
+
+
+@pytest.mark.anyio
+async def test_a_database_never_reached_leaves_the_warning_to_the_start_up_check(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    breaker = Breaker(FakeDatabase().connect, FakeDatabase().replace_idle, retry_seconds=1)
+    with caplog.at_level(logging.INFO, "cme"):
+        assert not await breaker.check()
+    assert [r.levelname for r in caplog.records] == ["INFO"]
     await breaker.close()

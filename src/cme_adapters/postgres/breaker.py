@@ -11,7 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from cme_adapters.postgres.uow import OUTAGE_ERRORS, Connection, Refused, first_line
 
-log = logging.getLogger("cme.database")
+log = logging.getLogger("cme")
 # How often a worker that knows the database is down tries one connection: it serves again
 # within this long of the database's return.
 RETRY_SECONDS: Final = 0.25
@@ -41,6 +41,9 @@ class Breaker:
         self._on_failure = on_failure
         self._retry_seconds = retry_seconds
         self._down_since: float | None = None
+        # Until one connection has been made, the start-up check reports the database as
+        # unreachable (http/schema_check.py): the outage's first line is its own.
+        self._reached = False
         self._reason = ""
         self._failures = 0
         self._probe: asyncio.Task[bool] | None = None
@@ -66,11 +69,20 @@ class Breaker:
         if self._down_since is None:
             self._down_since, self._reason = time.monotonic(), first_line(error)
             self._up.clear()
-            log.warning("database unreachable, answering 503 until it is back: %s", self._reason)
+            log.log(
+                logging.WARNING if self._reached else logging.INFO,
+                "database unreachable, answering 503 until it is back: %s",
+                self._reason,
+            )
         if self._retrying is None or self._retrying.done():
             self._retrying = asyncio.get_running_loop().create_task(self._retry())
 
+    def reached(self) -> None:
+        """A connection was made."""
+        self._reached = True
+
     def _succeeded(self) -> None:
+        self._reached = True
         if self._down_since is None:
             return
         down = time.monotonic() - self._down_since
@@ -118,16 +130,18 @@ class Breaker:
 
 
 def reporting(breaker: Breaker) -> type[Connection]:
-    """A connection class that tells the breaker of each connection attempt that fails."""
+    """A connection class that tells the breaker how each of its connection attempts went."""
 
     class Reporting(Connection):
         @classmethod
         async def connect(cls, *args: Any, **kwargs: Any) -> Self:
             try:
-                return await super().connect(*args, **kwargs)
+                connection = await super().connect(*args, **kwargs)
             except OUTAGE_ERRORS as error:
                 breaker.failed(error)
                 raise
+            breaker.reached()
+            return connection
 
     return Reporting
 
