@@ -68,7 +68,8 @@ def run_once(image: str, database_url: str, *command: str) -> subprocess.Complet
 def serving(image: str, postgres_url: str) -> Iterator[str]:
     migrated = run_once(image, postgres_url, "cme", "migrate")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-    assert "schema is up to date" in migrated.stdout
+    assert "cme: the schema of PostgreSQL at " in migrated.stdout
+    assert migrated.stdout.rstrip().endswith("is up to date")
     port = free_port()
     name = f"cme-test-{port}"
     podman(

@@ -102,7 +102,9 @@ def test_cme_migrate_is_safe_to_run_twice(fresh_url: str, tmp_path: Path) -> Non
             timeout=60,
         )
         assert result.returncode == 0, result.stderr
-        assert "schema is up to date" in result.stdout
+        where = "the SQLite file" if fresh_url.startswith("sqlite") else "PostgreSQL at"
+        assert f"cme: the schema of {where}" in result.stdout
+        assert result.stdout.rstrip().endswith("is up to date")
 
 
 def test_cme_migrate_against_an_unreachable_database_fails_in_one_line(tmp_path: Path) -> None:
