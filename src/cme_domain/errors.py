@@ -120,6 +120,10 @@ class StorageStillUnavailable(StorageUnavailable):
     """
 
 
+class StorageBusy(StorageUnavailable):
+    """The store answers, but every connection stayed taken past the wait: an overload."""
+
+
 class WriteOutcomeUnknown(StorageUnavailable):
     """The connection broke after a write was sent: it may or may not have been applied."""
 

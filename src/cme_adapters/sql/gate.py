@@ -2,7 +2,7 @@
 
 import asyncio
 
-from cme_domain.errors import StorageUnavailable
+from cme_domain.errors import StorageBusy
 
 
 class FirstComeGate:
@@ -27,7 +27,7 @@ class FirstComeGate:
             async with asyncio.timeout(self._timeout):
                 await self._slots.acquire()
         except TimeoutError:
-            raise StorageUnavailable(
+            raise StorageBusy(
                 f"no database connection came free within {self._timeout:g} s"
             ) from None
 

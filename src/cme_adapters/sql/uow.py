@@ -1,18 +1,20 @@
 """The SQL unit of work: statements run in one greenlet each, atomic ones in one transaction."""
 
 import contextlib
+import sqlite3
 import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Self, TypeVar
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.util import greenlet_spawn
 
 from cme_adapters.sql.engine import OUTAGE_ERRORS, first_line
 from cme_adapters.sql.gate import FirstComeGate
 from cme_adapters.sql.repository import SqlIdempotencyStore, SqlProductRepository
-from cme_domain.errors import StorageUnavailable
+from cme_domain.errors import StorageUnavailable, WriteContention
 
 T = TypeVar("T")
 
@@ -66,6 +68,10 @@ class SqlUnitOfWork:
                     await greenlet_spawn(self._release)
         finally:
             self._gate.leave()
+        if isinstance(exc, OperationalError) and _lock_wait_ended(exc):
+            # Another worker's transaction held the file's write lock for the whole busy
+            # timeout: the database is there, this write lost the race. 409, retried by a batch.
+            raise WriteContention(first_line(exc)) from exc
         if isinstance(exc, OUTAGE_ERRORS):
             raise StorageUnavailable(first_line(exc)) from exc
 
@@ -129,3 +135,8 @@ class SqlUnitOfWork:
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()
+
+
+def _lock_wait_ended(error: OperationalError) -> bool:
+    code = getattr(error.orig, "sqlite_errorcode", None)
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)

@@ -22,6 +22,7 @@ from cme_domain.errors import (
     SkusTaken,
     StockEntryNotFound,
     StockOverflow,
+    StorageBusy,
     StorageStillUnavailable,
     StorageUnavailable,
     VersionMismatch,
@@ -99,6 +100,12 @@ _DOMAIN: Final[dict[type[DomainError], Callable[[DomainError], Problem]]] = {
         slug="database-unavailable",
         headers={"Retry-After": "2"},
     ),
+    StorageBusy: lambda e: Problem(
+        503,
+        f"the database is reachable but busy: {e}; retry after the Retry-After delay",
+        slug="database-busy",
+        headers=_RETRY_SOON,
+    ),
     StorageUnavailable: lambda e: Problem(
         503,
         "the database is not reachable",
@@ -126,7 +133,10 @@ async def domain_handler(request: Request, error: Exception) -> Response:
     if to_problem is None:
         return await unexpected_handler(request, error)
     # A refusal of a database already known to be down: its outage was logged when it began.
-    if isinstance(error, StorageUnavailable) and not isinstance(error, StorageStillUnavailable):
+    # Nor is an overload (StorageBusy) an outage to warn of, one line per refused request.
+    if isinstance(error, StorageUnavailable) and not isinstance(
+        error, StorageStillUnavailable | StorageBusy
+    ):
         log.warning("database unavailable: %s", error)
     return render(to_problem(error), request.url.path)
 
