@@ -3,24 +3,34 @@
 import argparse
 import hashlib
 import os
+import re
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
 import attrs
 import orjson
 
+from cme_entrypoints.http.stock import BATCH_BODY_BYTES
 from cme_entrypoints.import_feed import Row, feed_format, rows
 from cme_entrypoints.settings import Settings
 
 BATCH_MAX: Final = 1000
 # A batch that met a network error or a 503 is sent again, with the same Idempotency-Key.
 ATTEMPTS: Final = 3
+# What a batch's body holds besides its products: {"mode":"upsert","products":[]}.
+ENVELOPE_BYTES: Final = len(b'{"mode":"create","products":[]}')
+# A batch whose earlier write was since deleted in part is sent again under the key of the
+# next generation (a run that wrote it again made that one); past this many, something else
+# keeps deleting what the feed writes, and the batch is reported.
+GENERATIONS: Final = 20
+# C0 and C1 controls, DEL, line and paragraph separators, and the bidirectional controls:
+# text from the server or the file must not move the cursor, forge a line or reorder one.
+_UNPRINTABLE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -74,31 +84,32 @@ class Tally:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     if not 1 <= args.batch_size <= BATCH_MAX:
-        print(f"cme import: --batch-size must be 1-{BATCH_MAX}", file=sys.stderr)
+        say(f"--batch-size must be 1-{BATCH_MAX}")
         return 2
     if not args.url.startswith(("http://", "https://")):
-        print("cme import: --url must be an http:// or https:// URL", file=sys.stderr)
+        say("--url must be an http:// or https:// URL")
         return 2
     api_key = args.api_key or os.environ.get("CME_API_KEY", "")
     if not api_key:
-        print("cme import: give the API key with --api-key or CME_API_KEY", file=sys.stderr)
+        say("give the API key with --api-key or CME_API_KEY")
         return 2
     try:
-        stream = args.file.open(encoding="utf-8", newline="")
+        # A byte that is not UTF-8 refuses its line (import_feed), not the whole run.
+        stream = args.file.open(encoding="utf-8", errors="surrogateescape", newline="")
     except OSError as error:
-        print(f"cme import: cannot read {args.file}: {error.strerror}", file=sys.stderr)
+        say(f"cannot read {args.file}: {error.strerror}")
         return 2
     client = BatchClient(args.url.rstrip("/"), api_key, args.mode)
     tally = Tally()
     started = time.monotonic()
     with stream:
-        for batch in _batches(rows(stream, feed_format(args.file, args.format)), args.batch_size):
+        feed = rows(stream, feed_format(args.file, args.format))
+        for batch in batches(feed, args.batch_size, BATCH_BODY_BYTES):
             _send(client, batch, tally)
             rate = tally.sent / max(time.monotonic() - started, 1e-9)
-            print(
-                f"cme import: batch {tally.batches}: {tally.sent} products so far"
-                f" ({rate:.0f}/s), {tally.rejected} rejected",
-                file=sys.stderr,
+            say(
+                f"batch {tally.batches}: {tally.sent} products so far"
+                f" ({rate:.0f}/s), {tally.rejected} rejected"
             )
     elapsed = time.monotonic() - started
     print(
@@ -110,26 +121,36 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if tally.rejected_batches else 0
 
 
-def _batches(feed: Iterator[Row], size: int) -> Iterator[list[Row]]:
+def batches(feed: Iterator[Row], size: int, limit: int) -> Iterator[list[Row]]:
+    """Runs of at most size rows whose batch body stays within limit bytes; a product too
+    large for any batch is refused on its own line."""
     batch: list[Row] = []
+    used = ENVELOPE_BYTES
     for row in feed:
-        batch.append(row)
-        if len(batch) == size:
+        cost = len(row.product) + 1 if row.product is not None else 0  # +1: the comma
+        if ENVELOPE_BYTES + cost > limit:
+            row = attrs.evolve(row, product=None, problem=f"larger than a batch's {limit} bytes")
+            cost = 0
+        if batch and (len(batch) == size or used + cost > limit):
             yield batch
-            batch = []
+            batch, used = [], ENVELOPE_BYTES
+        batch.append(row)
+        used += cost
     if batch:
         yield batch
 
 
 def _send(client: "BatchClient", batch: list[Row], tally: Tally) -> None:
     tally.batches += 1
-    unreadable = [row for row in batch if row.body is None]
+    unreadable = [row for row in batch if row.product is None]
     if unreadable:
         for row in unreadable:
-            _report(tally.batches, f"line {row.line}: {row.problem}")
+            _report(tally.batches, f"{row.where}: {row.problem}")
         _reject(batch, tally)
         return
-    status, replayed, answer = client.send([row.body for row in batch])
+    status, replayed, answer = client.send(
+        [row.product for row in batch if row.product is not None]
+    )
     if status == 200 and replayed:
         tally.already += len(batch)
         return
@@ -141,7 +162,7 @@ def _send(client: "BatchClient", batch: list[Row], tally: Tally) -> None:
     detail = answer.get("detail", "") if isinstance(answer, dict) else str(answer)
     _report(tally.batches, f"HTTP {status}: {detail}")
     for error in answer.get("errors", []) if isinstance(answer, dict) else []:
-        print(f"  {_in_file(error['field'], batch)}: {error['message']}", file=sys.stderr)
+        say(f"{_in_file(str(error.get('field')), batch)}: {error.get('message')}", prefix="  ")
     _reject(batch, tally)
 
 
@@ -151,7 +172,16 @@ def _reject(batch: list[Row], tally: Tally) -> None:
 
 
 def _report(batch: int, message: str) -> None:
-    print(f"cme import: batch {batch} rejected, nothing of it written: {message}", file=sys.stderr)
+    say(f"batch {batch} rejected, nothing of it written: {message}")
+
+
+def say(message: str, prefix: str = "cme import: ") -> None:
+    """A line on stderr, its text from the file or the server escaped."""
+    print(prefix + printable(message), file=sys.stderr)
+
+
+def printable(text: str) -> str:
+    return _UNPRINTABLE.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
 
 
 def _in_file(field: str, batch: list[Row]) -> str:
@@ -169,14 +199,25 @@ class BatchClient:
         self._api_key = api_key
         self._mode = mode
 
-    def send(self, products: list[Any]) -> tuple[int, bool, Any]:
+    def send(self, products: list[bytes]) -> tuple[int, bool, Any]:
         """The status, whether it is a replay of an earlier run's batch, and the answer."""
-        body = orjson.dumps({"mode": self._mode, "products": products}, default=_decimal)
+        mode = orjson.dumps(self._mode)
+        body = b'{"mode":' + mode + b',"products":[' + b",".join(products) + b"]}"
+        # The same batch gets the same key: sent again, it is answered, not rewritten.
+        key = "import-" + hashlib.sha256(body).hexdigest()
+        for generation in range(GENERATIONS):
+            answer = self._post(body, key if generation == 0 else f"{key}-{generation}")
+            if answer[0] != 409 or _slug(answer[2]) != "idempotent-product-deleted":
+                return answer
+            # The record answers for products deleted since: the file says they exist, so the
+            # batch is written again, under a key that a later run will find answered.
+        return answer
+
+    def _post(self, body: bytes, key: str) -> tuple[int, bool, Any]:
         headers = {
             "Content-Type": "application/json",
             "X-API-Key": self._api_key,
-            # The same batch gets the same key: sent again, it is answered, not rewritten.
-            "Idempotency-Key": "import-" + hashlib.sha256(body).hexdigest(),
+            "Idempotency-Key": key,
         }
         for attempt in range(1, ATTEMPTS + 1):
             # The URL is the operator's own --url: http(s) to the service they name.
@@ -207,7 +248,6 @@ def _json_or_text(raw: bytes) -> Any:
         return {"detail": raw.decode("utf-8", "replace")[:200]}
 
 
-def _decimal(value: object) -> str:
-    if isinstance(value, Decimal):
-        return str(value)
-    raise TypeError(type(value).__name__)
+def _slug(answer: Any) -> str:
+    kind = answer.get("type") if isinstance(answer, dict) else None
+    return kind.removeprefix("urn:cme:problem:") if isinstance(kind, str) else ""

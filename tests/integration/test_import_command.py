@@ -1,8 +1,10 @@
-"""`cme import` against a served instance on PostgreSQL: batches, summary, exit status, resume."""
+"""`cme import` against a served instance on PostgreSQL: batches, summary, exit status, resume,
+and lines it cannot send."""
 
 import json
 import os
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,3 +76,122 @@ def test_a_csv_feed_with_a_bad_row_rejects_its_batch_only_and_exits_1(
     with psycopg.connect(empty_postgres_url) as db:
         skus = {sku for (sku,) in db.execute("SELECT sku FROM products").fetchall()}
     assert skus == {f"C-{n}" for n in range(5)}
+
+
+def test_lines_that_cannot_be_read_are_refused_by_number_and_the_run_goes_on_to_its_summary(
+    base_url: str, empty_postgres_url: str, tmp_path: Path
+) -> None:
+    good = [
+        json.dumps({"sku": f"G-{n}", "name": "n", "price": "1.00", "quantity": 1}).encode()
+        for n in range(5)
+    ]
+    bad = [
+        rb'{"sku":"B-1","name":"\ud800","price":"1.00","quantity":1}',
+        b'{"sku":"B-2","name":"n","price":"1.00","quantity":123456789012345678901234}',
+        b'{"sku":"B-3","x":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"sku":"B-4","name":"\xff","price":"1.00","quantity":1}',
+    ]
+    lines = [good[0], *(x for pair in zip(bad, good[1:], strict=True) for x in pair)]
+    feed = tmp_path / "products.ndjson"
+    feed.write_bytes(b"\n".join(lines) + b"\n")
+    result = cme_import(base_url, feed, "--batch-size", "1")
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 1
+    assert "9 products in 9 batches" in result.stdout
+    assert "5 created, 0 replaced, 0 already imported, 4 rejected (4 batches)" in result.stdout
+    assert "line 2 name: must not contain a lone surrogate" in result.stderr
+    assert "line 4 quantity: must be between 0 and 2147483647" in result.stderr
+    assert "line 6: not valid JSON" in result.stderr
+    assert "line 8: not valid UTF-8" in result.stderr
+    csv_feed = tmp_path / "products.csv"
+    csv_feed.write_text(
+        "sku,name,description,price,quantity\nC-1,a,,1.00,²\n"
+        f"C-2,b,{'x' * 140_000},1.00,1\nC-3,c,,1.00,3\n"
+    )
+    result = cme_import(base_url, csv_feed, "--batch-size", "1")
+    assert "Traceback" not in result.stderr
+    assert "1 created, 0 replaced, 0 already imported, 2 rejected (2 batches)" in result.stdout
+    assert "line 2 quantity: must be an integer" in result.stderr
+    assert "line 3: field larger than field limit (131072)" in result.stderr
+    assert count(empty_postgres_url, "products") == 6
+
+
+def test_a_feed_of_large_products_is_sent_in_batches_under_the_routes_byte_limit(
+    base_url: str, empty_postgres_url: str, tmp_path: Path
+) -> None:
+    feed = tmp_path / "products.ndjson"
+    with feed.open("w", encoding="utf-8") as out:
+        for n in range(500):
+            product = {
+                "sku": f"J-{n}",
+                "name": "商品",
+                "description": "説明" * 2000,
+                "price": "1",
+                "quantity": 1,
+            }
+            print(json.dumps(product, ensure_ascii=False), file=out)
+    assert feed.stat().st_size > 6_000_000
+    result = cme_import(base_url, feed)
+    assert result.returncode == 0, result.stderr
+    assert "500 created, 0 replaced, 0 already imported, 0 rejected" in result.stdout
+    assert count(empty_postgres_url, "products") == 500
+
+
+def test_a_run_after_a_product_was_deleted_restores_it_and_the_next_run_writes_nothing(
+    base_url: str, empty_postgres_url: str, tmp_path: Path
+) -> None:
+    feed = tmp_path / "products.ndjson"
+    lines = [
+        json.dumps({"sku": f"D-{n}", "name": "n", "price": "1.00", "quantity": n}) for n in range(5)
+    ]
+    feed.write_text("\n".join(lines) + "\n")
+    assert cme_import(base_url, feed).returncode == 0
+    with psycopg.connect(empty_postgres_url) as db:
+        (product_id,) = db.execute("SELECT id FROM products WHERE sku = 'D-2'").fetchone() or ()
+    request = urllib.request.Request(
+        f"{base_url}/products/{product_id}", headers={"X-API-Key": API_KEY}, method="DELETE"
+    )
+    with urllib.request.urlopen(request) as response:  # nosec B310  # loopback
+        assert response.status == 204
+    again = cme_import(base_url, feed)
+    assert again.returncode == 0, again.stderr
+    assert "1 created, 4 replaced, 0 already imported, 0 rejected" in again.stdout
+    assert count(empty_postgres_url, "products") == 5
+    third = cme_import(base_url, feed)
+    assert third.returncode == 0, third.stderr
+    assert "0 created, 0 replaced, 5 already imported" in third.stdout
+
+
+def test_the_file_is_sent_as_written_and_the_api_decides_by_its_own_rules(
+    base_url: str, empty_postgres_url: str, tmp_path: Path
+) -> None:
+    feed = tmp_path / "products.ndjson"
+    feed.write_text('{"sku":"N-1","name":"n","price":1e1,"quantity":5.0}\n')
+    result = cme_import(base_url, feed)
+    assert result.returncode == 0, result.stderr
+    with psycopg.connect(empty_postgres_url) as db:
+        row = db.execute("SELECT price_cents, quantity FROM products WHERE sku = 'N-1'").fetchone()
+    assert row == (1000, 5)
+    csv_feed = tmp_path / "products.csv"
+    csv_feed.write_text(
+        "sku,name,description,price,quantity\nN-2,a,,1.00,\u0663\nN-3,b,,1.00,\uff15\n"
+    )
+    result = cme_import(base_url, csv_feed, "--batch-size", "1")
+    assert result.returncode == 1
+    assert "line 2 quantity: must be an integer" in result.stderr
+    assert "line 3 quantity: must be an integer" in result.stderr
+    assert count(empty_postgres_url, "products") == 1
+
+
+def test_control_characters_from_the_file_or_the_server_are_printed_escaped(
+    base_url: str, tmp_path: Path
+) -> None:
+    feed = tmp_path / "products.ndjson"
+    product = {"sku": "X-1", "name": "n", "price": "1.00", "\x1b[2J\rPWNED": 1}
+    feed.write_text(json.dumps(product) + "\n" + '{"sku":"X-2","\\u001b]0;t\\u0007":1}\n')
+    result = cme_import(base_url, feed, "--batch-size", "1")
+    assert result.returncode == 1
+    assert "line 1 \\x1b[2J\\rPWNED: unknown field" in result.stderr
+    assert "line 2 \\x1b]0;t\\x07: unknown field" in result.stderr
+    assert not any(c in result.stderr for c in "\x1b\r\x07")
+    assert not any(line.startswith("PWNED") for line in result.stderr.splitlines())

@@ -53,6 +53,15 @@ def _decoded(raw: bytes) -> dict[str, Any]:
         raise Problem(400, detail, slug="malformed-json") from None
     if not text.strip():
         raise Problem(400, "the body is empty: send a JSON object", slug="malformed-json")
+    value = parse_json(text)
+    if not isinstance(value, dict):
+        raise Problem(422, "the body must be a JSON object", slug="validation-error")
+    return value
+
+
+def parse_json(text: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """JSON text as the API reads it, or the Problem it answers; `cme import` checks each line
+    of a feed with it, so that a line it sends is one the API can read."""
     try:
         value = json.loads(
             text, parse_float=Decimal, parse_int=_json_int, parse_constant=_reject_constant
@@ -70,12 +79,10 @@ def _decoded(raw: bytes) -> dict[str, Any]:
     except ValueError as error:
         raise Problem(400, f"the body is not valid JSON: {error}", slug="malformed-json") from None
     except RecursionError:
-        raise _too_deep() from None
-    if _nested_deeper_than(MAX_JSON_DEPTH, value):
-        raise _too_deep()
-    if not isinstance(value, dict):
-        raise Problem(422, "the body must be a JSON object", slug="validation-error")
-    if _LONE_SURROGATE.search(text):
+        raise _too_deep(max_depth) from None
+    if _nested_deeper_than(max_depth, value):
+        raise _too_deep(max_depth)
+    if isinstance(value, dict) and _LONE_SURROGATE.search(text):
         _refuse_lone_surrogates(value)
     return value
 
@@ -119,8 +126,8 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return bytes(chunks)
 
 
-def _too_deep() -> Problem:
-    return Problem(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels", slug="too-deep")
+def _too_deep(max_depth: int) -> Problem:
+    return Problem(400, f"JSON nested deeper than {max_depth} levels", slug="too-deep")
 
 
 def _too_large(limit: int) -> Problem:
