@@ -14,6 +14,7 @@ from cme_entrypoints.http.body import MAX_JSON_DEPTH, parse_json
 from cme_entrypoints.http.problems import Problem
 
 CSV_COLUMNS: Final = ("sku", "name", "description", "price", "quantity")
+FORMATS: Final = {".ndjson": "ndjson", ".jsonl": "ndjson", ".csv": "csv"}
 # A product sits two levels down in a batch's body (the object, its "products" array), and
 # the API bounds the depth of the whole body.
 LINE_DEPTH: Final = MAX_JSON_DEPTH - 2
@@ -37,10 +38,9 @@ class Row:
         return f"line {self.line} {self.field}" if self.field else f"line {self.line}"
 
 
-def feed_format(path: Path, chosen: str | None) -> str:
-    if chosen:
-        return chosen
-    return "csv" if path.suffix.lower() == ".csv" else "ndjson"
+def feed_format(path: Path, chosen: str | None) -> str | None:
+    """The format --format names, else the one the suffix names; None when neither does."""
+    return chosen or FORMATS.get(path.suffix.lower())
 
 
 def rows(stream: TextIO, kind: str) -> Iterator[Row]:

@@ -70,7 +70,7 @@ def test_a_csv_feed_with_a_bad_row_rejects_its_batch_only_and_exits_1(
     feed.write_text("\n".join(rows) + "\n")
     result = cme_import(base_url, feed, "--batch-size", "5")
     assert result.returncode == 1
-    assert "5 created, 0 replaced, 0 already imported, 5 rejected (1 batches)" in result.stdout
+    assert "5 created, 0 replaced, 0 already imported, 5 rejected (1 batch)" in result.stdout
     assert "line 8 price: must not be negative" in result.stderr
     assert count(empty_postgres_url, "products") == 5
     with psycopg.connect(empty_postgres_url) as db:
@@ -195,3 +195,68 @@ def test_control_characters_from_the_file_or_the_server_are_printed_escaped(
     assert "line 2 \\x1b]0;t\\x07: unknown field" in result.stderr
     assert not any(c in result.stderr for c in "\x1b\r\x07")
     assert not any(line.startswith("PWNED") for line in result.stderr.splitlines())
+
+
+@pytest.fixture
+def rate_limited_url(empty_postgres_url: str, tmp_path: Path) -> Iterator[str]:
+    env = {
+        "DATABASE_URL": empty_postgres_url,
+        "API_KEY": API_KEY,
+        "LOG_LEVEL": "WARNING",
+        "RATE_LIMIT_BATCH": "3/2",
+    }
+    with running_cme(env, tmp_path, tmp_path / "cme.log") as (url, _):
+        yield url
+
+
+def test_a_feed_past_the_batch_rate_limit_waits_for_it_and_writes_everything(
+    rate_limited_url: str, empty_postgres_url: str, tmp_path: Path
+) -> None:
+    feed = tmp_path / "products.ndjson"
+    lines = [
+        json.dumps({"sku": f"R-{n}", "name": "n", "price": "1", "quantity": 1}) for n in range(20)
+    ]
+    feed.write_text("\n".join(lines) + "\n")
+    result = cme_import(rate_limited_url, feed, "--batch-size", "2")
+    assert result.returncode == 0, result.stderr
+    assert "20 created, 0 replaced, 0 already imported, 0 rejected (0 batches)" in result.stdout
+    assert "waiting" in result.stderr
+    assert count(empty_postgres_url, "products") == 20
+
+
+def test_a_wrong_key_or_url_stops_the_run_at_the_first_batch_with_one_line_and_a_hint(
+    base_url: str, tmp_path: Path
+) -> None:
+    feed = tmp_path / "products.ndjson"
+    lines = [
+        json.dumps({"sku": f"K-{n}", "name": "n", "price": "1", "quantity": 1}) for n in range(5)
+    ]
+    feed.write_text("\n".join(lines) + "\n")
+    env = {**os.environ, "CME_API_KEY": "wrong-key-0123456789abcdef"}
+    command = [CME, "import", str(feed), "--url", base_url, "--batch-size", "1"]
+    wrong_key = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+    assert wrong_key.returncode == 1
+    assert wrong_key.stderr.splitlines() == [
+        f"cme import: stopped at batch 1: HTTP 401 from {base_url}/products/batch:"
+        " the API key is not valid; check --api-key or CME_API_KEY"
+    ]
+    assert "0 products in 0 batches" in wrong_key.stdout
+    wrong_url = cme_import(f"{base_url}/products", feed, "--batch-size", "1")
+    assert wrong_url.returncode == 1
+    (line,) = wrong_url.stderr.splitlines()
+    assert "HTTP 404" in line
+    assert "--url is the service's root" in line
+
+
+def test_create_mode_names_the_conflicting_skus_by_file_line(base_url: str, tmp_path: Path) -> None:
+    feed = tmp_path / "products.ndjson"
+    lines = [
+        json.dumps({"sku": f"M-{n}", "name": "n", "price": "1", "quantity": 1}) for n in range(3)
+    ]
+    feed.write_text("\n".join(lines) + "\n")
+    assert cme_import(base_url, feed).returncode == 0
+    feed.write_text("\n".join([lines[2].replace("M-2", "M-9"), *lines[:2]]) + "\n")
+    result = cme_import(base_url, feed, "--mode", "create")
+    assert result.returncode == 1
+    assert "HTTP 409: these skus already exist: lines 2, 3" in result.stderr
+    assert "3 rejected (1 batch)" in result.stdout

@@ -1,16 +1,20 @@
 """`cme import`'s reading of a feed: every line it cannot send is refused by number, the rest
-go as the file wrote them, in batches the batch route accepts."""
+go as the file wrote them, in batches the batch route accepts; and what stops a run at once."""
 
 import json
+import socket
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 
+from cme_entrypoints.cli import main
 from cme_entrypoints.http.stock import BATCH_BODY_BYTES
-from cme_entrypoints.import_command import ENVELOPE_BYTES, batches, printable
+from cme_entrypoints.import_client import ATTEMPTS, BatchClient
+from cme_entrypoints.import_command import ENVELOPE_BYTES, Tally, batches, printable
 from cme_entrypoints.import_feed import Row, rows
 
 GOOD = '{"sku":"A-1","name":"Lamp","price":"1.00","quantity":1}'
@@ -129,3 +133,63 @@ def test_control_characters_are_escaped_in_what_the_command_prints() -> None:
 
 def test_nothing_is_read_past_the_header_when_it_lacks_a_column() -> None:
     assert read(b"sku,name\nA,b\n", "csv") == [Row(1, None, "the header lacks price, quantity")]
+
+
+def test_a_file_of_unknown_suffix_is_refused_naming_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed = tmp_path / "products.txt"
+    feed.write_text(GOOD + "\n")
+    command = ["import", str(feed), "--url", "http://127.0.0.1:1", "--api-key", "k" * 20]
+    assert main(command) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert "name it with --format ndjson or --format csv" in error
+
+
+def test_no_server_stops_the_run_at_the_first_batch_with_one_line_and_a_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    feed = tmp_path / "products.ndjson"
+    feed.write_text((GOOD + "\n") * 3)
+    url = f"http://127.0.0.1:{port}"
+    command = ["import", str(feed), "--url", url, "--api-key", "k" * 20, "--batch-size", "1"]
+    assert main(command) == 1
+    out, error = capsys.readouterr()
+    assert error.splitlines() == [
+        f"cme import: stopped at batch 1: cannot connect to {url}: connection refused;"
+        " is the service running there, and is --url right?"
+    ]
+    assert out.startswith("cme import: 0 products in 0 batches, 0.0 s: 0 created,")
+
+
+def test_a_batch_without_an_answer_is_retried_aloud_and_counted_apart_from_rejections() -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+
+        def hang_up() -> None:
+            for _ in range(ATTEMPTS):
+                connection, _ = server.accept()
+                connection.close()
+
+        closer = threading.Thread(target=hang_up)
+        closer.start()
+        said: list[str] = []
+        url = f"http://127.0.0.1:{server.getsockname()[1]}"
+        client = BatchClient(url, "k" * 20, "upsert", said.append, sleep=lambda _: None)
+        status, _, answer = client.send([GOOD.encode()])
+        closer.join()
+    assert status == 0
+    assert "no answer from" in answer["detail"]
+    assert len(said) == ATTEMPTS - 1
+    assert said[0].startswith("no answer (")
+    assert said[0].endswith("; sending it again in 1 s (2 of 3)")
+    tally = Tally(batches=1, unanswered_batches=1, unanswered=500)
+    assert tally.summary(1.0) == (
+        "500 products in 1 batch, 1.0 s: 0 created, 0 replaced, 0 already imported,"
+        " 0 rejected (0 batches), 500 not answered (1 batch: network failures)"
+    )
