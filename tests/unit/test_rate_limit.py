@@ -154,5 +154,7 @@ def test_batches_draw_on_their_own_bucket_not_the_writes(memory: InMemoryDatabas
         first = client.post("/products/batch", json=body)
         assert first.status_code == 200
         assert first.headers["ratelimit-policy"] == '"batch";q=1;w=60'
-        assert_problem(client.post("/products/batch", json=body), 429)
+        refused = client.post("/products/batch", json=body)
+        assert_problem(refused, 429)
+        assert refused.json()["detail"].startswith("too many batches from this caller;")
         assert client.post("/products", json={**LAMP, "sku": "OTHER"}).status_code == 201

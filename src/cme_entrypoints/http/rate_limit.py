@@ -17,6 +17,8 @@ from cme_entrypoints.http.security import route_path
 BATCH_PATH: Final = "/products/batch"
 POLICY_HEADER: Final = b"ratelimit-policy"
 STATE_HEADER: Final = b"ratelimit"
+# The bucket is named "batch" in the RateLimit fields; a sentence counts batches.
+_PLURALS: Final = {"batch": "batches"}
 
 
 class RateLimitMiddleware:
@@ -78,7 +80,8 @@ async def _too_many(
             "type": "urn:cme:problem:rate-limited",
             "title": "Too Many Requests",
             "status": 429,
-            "detail": f"too many {kind} from this caller; retry after {retry_after} s",
+            "detail": f"too many {_PLURALS.get(kind, kind)} from this caller;"
+            f" retry after {retry_after} s",
             "instance": scope["path"],
         }
     )
