@@ -43,6 +43,7 @@ def test_concurrent_batches_of_the_same_skus_in_opposite_orders_never_deadlock(
         "API_KEY": API_KEY,
         "LOG_LEVEL": "WARNING",
         "RATE_LIMIT_WRITES": "0",
+        "RATE_LIMIT_BATCH": "0",
     }
     before = deadlocks(empty_postgres_url)
 

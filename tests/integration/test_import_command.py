@@ -101,7 +101,7 @@ def test_lines_that_cannot_be_read_are_refused_by_number_and_the_run_goes_on_to_
     assert "5 created, 0 replaced, 0 already imported, 4 rejected (4 batches)" in result.stdout
     assert "line 2 name: must not contain a lone surrogate" in result.stderr
     assert "line 4 quantity: must be between 0 and 2147483647" in result.stderr
-    assert "line 6: not valid JSON" in result.stderr
+    assert "line 6: JSON nested deeper than 30 levels" in result.stderr
     assert "line 8: not valid UTF-8" in result.stderr
     csv_feed = tmp_path / "products.csv"
     csv_feed.write_text(

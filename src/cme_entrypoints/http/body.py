@@ -9,8 +9,8 @@ from typing import Any, Final
 import anyio
 from starlette.requests import ClientDisconnect, Request
 
-from cme_domain.errors import FieldErrors, shown_name
-from cme_entrypoints.http.problems import Problem
+from cme_domain.errors import FieldErrors, InvalidProduct, shown_name
+from cme_entrypoints.http.problems import Problem, invalid_fields
 
 MAX_BODY_BYTES: Final = 64 * 1024
 MAX_JSON_DEPTH: Final = 32
@@ -154,7 +154,10 @@ def _refuse_lone_surrogates(body: dict[str, Any]) -> None:
             errors.add("(a field name)", _NO_LONE_SURROGATE)
         elif _has_lone_surrogate(value):
             errors.add(shown_name(name), _NO_LONE_SURROGATE)
-    errors.raise_any()
+    try:
+        errors.raise_any()
+    except InvalidProduct as error:
+        raise invalid_fields(error) from None
 
 
 def _has_lone_surrogate(value: Any) -> bool:

@@ -2,7 +2,7 @@
 
 import logging
 from collections.abc import Callable
-from typing import Final
+from typing import Final, cast
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -30,27 +30,15 @@ from cme_domain.errors import (
     WriteOutcomeUnknown,
 )
 from cme_domain.principal import MissingScope
-from cme_entrypoints.http.problems import Problem, render
+from cme_entrypoints.http.problems import Problem, invalid_fields, render
 
 log = logging.getLogger("cme.errors")
 
 _RETRY_SOON: Final = {"Retry-After": "1"}
 
 
-def _invalid(error: DomainError) -> Problem:
-    assert isinstance(error, InvalidProduct)
-    errors = [{"field": e.field, "message": e.message} for e in error.errors]
-    detail = "one or more fields are not valid"
-    if error.unlisted:
-        found = len(errors) + error.unlisted
-        detail = f"{found} fields are not valid; the first {len(errors)} are listed"
-    return Problem(
-        422, detail, slug="validation-error", errors=errors, unlisted_errors=error.unlisted
-    )
-
-
 _DOMAIN: Final[dict[type[DomainError], Callable[[DomainError], Problem]]] = {
-    InvalidProduct: _invalid,
+    InvalidProduct: lambda e: invalid_fields(cast(InvalidProduct, e)),
     ProductNotFound: lambda e: Problem(404, "no product has this id", slug="not-found"),
     StockEntryNotFound: lambda e: Problem(
         404, "this product has no stock entry with this id", slug="not-found"

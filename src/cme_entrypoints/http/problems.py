@@ -6,6 +6,8 @@ from typing import Any, Final
 import orjson
 from starlette.responses import Response
 
+from cme_domain.errors import InvalidProduct
+
 PROBLEM_JSON: Final = "application/problem+json"
 
 TITLES: Final = {
@@ -73,3 +75,15 @@ def render(problem: Problem, instance: str) -> Response:
         body["unlisted_errors"] = problem.unlisted_errors
     headers = {"Cache-Control": "no-store", **problem.headers}
     return Response(orjson.dumps(body), problem.status, headers, media_type=PROBLEM_JSON)
+
+
+def invalid_fields(error: InvalidProduct) -> Problem:
+    """The 422 for invalid fields: the listed errors, and how many more were found."""
+    errors = [{"field": e.field, "message": e.message} for e in error.errors]
+    detail = "one or more fields are not valid"
+    if error.unlisted:
+        found = len(errors) + error.unlisted
+        detail = f"{found} fields are not valid; the first {len(errors)} are listed"
+    return Problem(
+        422, detail, slug="validation-error", errors=errors, unlisted_errors=error.unlisted
+    )
