@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING
 
 from dependency_injector import containers, providers
 
-from cme_adapters import tracing
 from cme_adapters.auth.api_keys import ApiKeyAuthenticator
-from cme_adapters.metrics import PrometheusMetrics
 from cme_adapters.postgres.database import PostgresDatabase
 from cme_adapters.postgres.probe import connection_error
 from cme_adapters.rate_limit import Limiter, LocalBuckets, RedisBuckets
 from cme_adapters.sql.config import PoolSettings
 from cme_adapters.sql.revisions import code_revisions
 from cme_adapters.system import SystemClock, Uuid7Generator
+from cme_adapters.telemetry import tracing
+from cme_adapters.telemetry.metrics import PrometheusMetrics
 from cme_domain import feed, stock_use_cases, use_cases
 from cme_entrypoints.http.auth import RequestAuthenticator
 from cme_entrypoints.http.cursor import CursorCodec
@@ -29,7 +29,7 @@ from cme_entrypoints.http.stock import StockRoutes
 from cme_entrypoints.settings import Settings
 
 if TYPE_CHECKING:
-    from cme_adapters.sql.database import SqlDatabase
+    from cme_adapters.sqlite.database import SqlDatabase
 
 
 def build_limiter(settings: Settings) -> Limiter:
@@ -59,7 +59,7 @@ def connect_sqlite(
 ) -> "SqlDatabase":
     # Imported only for SQLite: SQLAlchemy's asyncio engine and aiosqlite cost a worker 8 MiB
     # that a PostgreSQL deployment never uses.
-    from cme_adapters.sql.database import SqlDatabase
+    from cme_adapters.sqlite.database import SqlDatabase
 
     return SqlDatabase.connect(url, pool, on_query)
 

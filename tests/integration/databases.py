@@ -4,7 +4,7 @@ from typing import Any
 
 from cme_adapters.postgres.database import PostgresDatabase
 from cme_adapters.sql.config import PoolSettings
-from cme_adapters.sql.database import SqlDatabase
+from cme_adapters.sqlite.database import SqlDatabase
 
 
 async def open_database(url: str, pool: PoolSettings, **options: Any) -> Any:

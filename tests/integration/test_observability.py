@@ -45,18 +45,24 @@ def console_server(migrated_postgres_url: str, tmp_path: Path) -> Iterator[tuple
 
 
 def raw(base_url: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """One response to a hand-written request, read to its Content-Length: a response the
+    server keeps alive never ends in a close, and waiting for one races uvicorn's own
+    keep-alive timeout."""
     host, port = base_url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as connection:
         connection.sendall(request)
         received = b""
-        while chunk := connection.recv(65536):
+        while b"\r\n\r\n" not in received and (chunk := connection.recv(65536)):
             received += chunk
-    head, _, body = received.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in header_lines:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
+        head, _, body = received.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
+        while len(body) < length and (chunk := connection.recv(65536)):
+            body += chunk
     return int(status_line.split()[1]), headers, body
 
 

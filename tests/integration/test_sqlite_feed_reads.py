@@ -11,7 +11,7 @@ import pytest
 
 from cme_adapters.sql import migrate
 from cme_adapters.sql.config import PoolSettings
-from cme_adapters.sql.database import SqlDatabase
+from cme_adapters.sqlite.database import SqlDatabase
 from cme_adapters.system import Uuid7Generator
 from cme_domain.product import Product, ProductSpec
 

@@ -13,7 +13,7 @@ from sqlalchemy import event
 
 from cme_adapters.sql import migrate
 from cme_adapters.sql.config import PoolSettings
-from cme_adapters.sql.database import SqlDatabase
+from cme_adapters.sqlite.database import SqlDatabase
 from cme_adapters.system import Uuid7Generator
 from cme_domain.changes import ChangeBatch
 from cme_domain.feed import ReadChanges

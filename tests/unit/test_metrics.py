@@ -4,7 +4,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from cme_adapters.metrics import PrometheusMetrics
+from cme_adapters.telemetry.metrics import PrometheusMetrics
 from cme_entrypoints.http import middleware
 
 LAMP = {"sku": "M-1", "name": "Lamp", "price": "1.00", "quantity": 1}

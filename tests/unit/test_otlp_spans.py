@@ -21,8 +21,8 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from cme_adapters import otlp_spans
-from cme_adapters.tracing import DatabaseSpans, Traces
+from cme_adapters.telemetry import otlp_spans
+from cme_adapters.telemetry.tracing import DatabaseSpans, Traces
 from cme_entrypoints.http.spans import ServerSpans
 from cme_entrypoints.trace_context import RequestContext
 from tests.otlp_receiver import otlp_receiver

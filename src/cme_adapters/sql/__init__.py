@@ -1,1 +1,1 @@
-"""One SQL adapter on SQLAlchemy Core for PostgreSQL (psycopg 3) and embedded SQLite alike."""
+"""What both SQL databases share: Core tables, statements built once, the outbox, migrations."""

@@ -8,7 +8,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from opentelemetry.util.types import AttributeValue
 from starlette.types import Scope
 
-from cme_adapters.tracing import CURRENT_SPAN, HTTP_SCOPE, SAMPLED, OpenSpan, Traces
+from cme_adapters.telemetry.tracing import CURRENT_SPAN, HTTP_SCOPE, SAMPLED, OpenSpan, Traces
 from cme_entrypoints.http.middleware import UNMATCHED_PATH
 from cme_entrypoints.trace_context import RequestContext
 
@@ -20,7 +20,7 @@ class ServerSpans:
     """Used by ObservabilityMiddleware only when tracing is configured.
 
     Sampling is decided first, on the ids the request's log lines carry. For the standard
-    samplers that is one comparison (trace_sampling.RatioRule); a sampler of any other kind is
+    samplers that is one comparison (telemetry.sampling.RatioRule); a sampler of any other kind is
     asked. A dropped request has no span at all, so its database calls make none either.
     """
 

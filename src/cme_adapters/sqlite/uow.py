@@ -12,8 +12,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.util import greenlet_spawn
 
 from cme_adapters.sql.engine import OUTAGE_ERRORS, first_line
-from cme_adapters.sql.gate import FirstComeGate
-from cme_adapters.sql.repository import SqlIdempotencyStore, SqlProductRepository
+from cme_adapters.sqlite.gate import FirstComeGate
+from cme_adapters.sqlite.repository import SqlIdempotencyStore, SqlProductRepository
 from cme_domain.errors import StorageUnavailable, WriteContention
 
 T = TypeVar("T")

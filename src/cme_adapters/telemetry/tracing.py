@@ -109,7 +109,7 @@ class Traces:
         # The SDK's span module is imported only once tracing is on, as the exporter is.
         from opentelemetry.sdk.trace import ReadableSpan
 
-        from cme_adapters.trace_sampling import ratio_rule
+        from cme_adapters.telemetry.sampling import ratio_rule
 
         self._readable = ReadableSpan
         provider.add_span_processor(processor)  # so that shutdown flushes it
@@ -192,7 +192,7 @@ def traces(enabled: bool, endpoint: str = "") -> Traces | None:
 def _exporter(endpoint: str) -> "OTLPSpanExporter":
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    from cme_adapters import otlp_spans
+    from cme_adapters.telemetry import otlp_spans
 
     otlp_spans.install()
     if urlsplit(endpoint).hostname != GOOGLE_OTLP_HOST:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from cme_adapters.sql import statements, stock_statements
 from cme_adapters.sql.outbox import INSERT_CHANGE, change_values
 from cme_adapters.sql.schema import products
-from cme_adapters.sql.stock_repository import SqlStockMixin, record
+from cme_adapters.sqlite.stock import SqlStockMixin, record
 from cme_domain.changes import ChangeType
 from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
 from cme_domain.listing import Page, ProductQuery, keyset_of

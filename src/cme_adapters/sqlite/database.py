@@ -10,7 +10,6 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cme_adapters.notices import Notices, Watch
-from cme_adapters.sql.changes import SqlChangeFeed
 from cme_adapters.sql.config import PoolSettings
 from cme_adapters.sql.engine import (
     TRANSACTION_ISOLATION,
@@ -18,14 +17,15 @@ from cme_adapters.sql.engine import (
     outages_as_unavailable,
     ping,
 )
-from cme_adapters.sql.gate import FirstComeGate
 from cme_adapters.sql.statements import (
     CURSOR_SECRET,
     FIND_SECRET,
     INSERT_SECRET,
     SCHEMA_REVISION,
 )
-from cme_adapters.sql.uow import SqlUnitOfWork
+from cme_adapters.sqlite.changes import SqlChangeFeed
+from cme_adapters.sqlite.gate import FirstComeGate
+from cme_adapters.sqlite.uow import SqlUnitOfWork
 
 
 @attrs.define

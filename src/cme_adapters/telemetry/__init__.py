@@ -1,0 +1,1 @@
+"""Metrics (OpenTelemetry to Prometheus), traces (OTLP) and the spans of database statements."""
