@@ -38,9 +38,9 @@ from opentelemetry.trace import (
 )
 from starlette.testclient import TestClient
 
-from cme_adapters import tracing
 from cme_adapters.postgres.repository import page_sql
 from cme_adapters.postgres.uow import span_name
+from cme_adapters.telemetry import tracing
 from cme_adapters.telemetry.sampling import ratio_rule
 from cme_adapters.telemetry.tracing import CURRENT_SPAN, DatabaseSpans, Traces
 from cme_domain.listing import ProductQuery
