@@ -2,10 +2,9 @@
 
 from typing import Final
 
-import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from cme_entrypoints.http.security import API_HEADERS
+from cme_entrypoints.http.problems import Problem, closing_response
 
 MAX_HEAD_BYTES: Final = 16 * 1024  # request line and headers; h11's default limit too
 
@@ -14,22 +13,10 @@ class HeadTooLarge(Exception):
     pass
 
 
-_HEAD_TOO_LARGE: Final = orjson.dumps(
-    {
-        "type": "urn:cme:problem:headers-too-large",
-        "title": "Request Header Fields Too Large",
-        "status": 431,
-        "detail": f"the request line and headers are larger than {MAX_HEAD_BYTES} bytes",
-    }
-)
-_HEAD_TOO_LARGE_HEAD: Final = b"".join(
-    [
-        b"content-type: application/problem+json\r\n",
-        b"content-length: %d\r\n" % len(_HEAD_TOO_LARGE),
-        b"cache-control: no-store\r\n",
-        *(name + b": " + value + b"\r\n" for name, value in API_HEADERS),
-        b"connection: close\r\n\r\n",
-    ]
+_HEAD_TOO_LARGE: Final = Problem(
+    431,
+    f"the request line and headers are larger than {MAX_HEAD_BYTES} bytes",
+    slug="headers-too-large",
 )
 
 
@@ -68,9 +55,5 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_bytes <= MAX_HEAD_BYTES:
             super().send_400_response(msg)
             return
-        content = [b"HTTP/1.1 431 Request Header Fields Too Large\r\n"]
-        content += [
-            name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers
-        ]
-        self.transport.write(b"".join([*content, _HEAD_TOO_LARGE_HEAD, _HEAD_TOO_LARGE]))
+        self.transport.write(closing_response(_HEAD_TOO_LARGE, *self.server_state.default_headers))
         self.transport.close()

@@ -7,6 +7,7 @@ import orjson
 from starlette.responses import Response
 
 from cme_domain.errors import InvalidProduct
+from cme_entrypoints.http.headers import API_HEADERS
 
 PROBLEM_JSON: Final = "application/problem+json"
 
@@ -61,20 +62,54 @@ def problem_type(status: int, slug: str | None = None) -> str:
     return f"urn:cme:problem:{name}"
 
 
-def render(problem: Problem, instance: str) -> Response:
+def problem_json(problem: Problem, instance: str | None = None) -> bytes:
+    """The one problem+json body, whichever layer answers: a route, a middleware, the protocol."""
     body: dict[str, Any] = {
         "type": problem_type(problem.status, problem.slug),
         "title": TITLES.get(problem.status, "Error"),
         "status": problem.status,
         "detail": problem.detail,
-        "instance": instance,
     }
+    if instance is not None:
+        body["instance"] = instance
     if problem.errors:
         body["errors"] = problem.errors
     if problem.unlisted_errors:
         body["unlisted_errors"] = problem.unlisted_errors
+    return orjson.dumps(body)
+
+
+def render(problem: Problem, instance: str) -> Response:
     headers = {"Cache-Control": "no-store", **problem.headers}
-    return Response(orjson.dumps(body), problem.status, headers, media_type=PROBLEM_JSON)
+    return Response(
+        problem_json(problem, instance), problem.status, headers, media_type=PROBLEM_JSON
+    )
+
+
+def raw_headers(problem: Problem, body: bytes) -> list[tuple[bytes, bytes]]:
+    """A problem response's headers as ASGI and the protocol write them."""
+    return [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", b"%d" % len(body)),
+        (b"cache-control", b"no-store"),
+        *(
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in problem.headers.items()
+        ),
+    ]
+
+
+def closing_response(problem: Problem, *fields: tuple[bytes, bytes]) -> bytes:
+    """A whole HTTP/1.1 response for what the protocol refuses before any app runs, with the
+    security headers every response carries; the connection closes after it."""
+    body = problem_json(problem)
+    head = [b"HTTP/1.1 %d %s\r\n" % (problem.status, TITLES[problem.status].encode())]
+    head += [
+        name + b": " + value + b"\r\n"
+        for name, value in (*fields, *raw_headers(problem, body), *API_HEADERS)
+    ]
+    head.append(b"connection: close\r\n\r\n")
+    return b"".join([*head, body])
 
 
 def invalid_fields(error: InvalidProduct) -> Problem:

@@ -6,46 +6,23 @@ import functools
 from collections.abc import Callable
 from typing import Final
 
-import orjson
-
+from cme_entrypoints.http.problems import Problem, closing_response
 from cme_entrypoints.http.refused import ObservedHttpToolsProtocol
-from cme_entrypoints.http.security import API_HEADERS
 from cme_entrypoints.settings import Settings
 
-
-def _problem(status: int, reason: bytes, slug: str, detail: str, *extra: bytes) -> bytes:
-    body = orjson.dumps(
-        {
-            "type": f"urn:cme:problem:{slug}",
-            "title": reason.decode(),
-            "status": status,
-            "detail": detail,
-        }
+_HEAD_TIMEOUT: Final = closing_response(
+    Problem(408, "the request line and headers did not arrive in time", slug="timeout")
+)
+_BODY_TIMEOUT: Final = closing_response(
+    Problem(408, "the request body did not arrive in time", slug="timeout")
+)
+_TOO_MANY: Final = closing_response(
+    Problem(
+        503,
+        "this server holds as many connections as it may; retry shortly",
+        slug="too-many-connections",
+        headers={"Retry-After": "1"},
     )
-    head = [
-        b"HTTP/1.1 %d %s\r\n" % (status, reason),
-        b"content-type: application/problem+json\r\n",
-        b"content-length: %d\r\n" % len(body),
-        b"cache-control: no-store\r\n",
-        *(name + b": " + value + b"\r\n" for name, value in API_HEADERS),
-        *extra,
-        b"connection: close\r\n\r\n",
-    ]
-    return b"".join([*head, body])
-
-
-_HEAD_TIMEOUT: Final = _problem(
-    408, b"Request Timeout", "timeout", "the request line and headers did not arrive in time"
-)
-_BODY_TIMEOUT: Final = _problem(
-    408, b"Request Timeout", "timeout", "the request body did not arrive in time"
-)
-_TOO_MANY: Final = _problem(
-    503,
-    b"Service Unavailable",
-    "too-many-connections",
-    "this server holds as many connections as it may; retry shortly",
-    b"retry-after: 1\r\n",
 )
 
 

@@ -2,7 +2,6 @@
 
 from typing import Final
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cme_adapters.rate_limit import Limiter, Rate, RateLimits
@@ -12,6 +11,7 @@ from cme_entrypoints.http.auth import (
     WRITE_METHODS,
     caller_key,
 )
+from cme_entrypoints.http.problems import Problem, problem_json, raw_headers
 from cme_entrypoints.http.security import route_path
 
 BATCH_PATH: Final = "/products/batch"
@@ -75,22 +75,13 @@ class RateLimitMiddleware:
 async def _too_many(
     scope: Scope, send: Send, fields: list[tuple[bytes, bytes]], retry_after: int, kind: str
 ) -> None:
-    body = orjson.dumps(
-        {
-            "type": "urn:cme:problem:rate-limited",
-            "title": "Too Many Requests",
-            "status": 429,
-            "detail": f"too many {_PLURALS.get(kind, kind)} from this caller;"
-            f" retry after {retry_after} s",
-            "instance": scope["path"],
-        }
+    problem = Problem(
+        429,
+        f"too many {_PLURALS.get(kind, kind)} from this caller; retry after {retry_after} s",
+        slug="rate-limited",
+        headers={"Retry-After": str(retry_after)},
     )
-    headers = [
-        (b"content-type", b"application/problem+json"),
-        (b"content-length", b"%d" % len(body)),
-        (b"cache-control", b"no-store"),
-        (b"retry-after", b"%d" % retry_after),
-        *fields,
-    ]
+    body = problem_json(problem, scope["path"])
+    headers = [*raw_headers(problem, body), *fields]
     await send({"type": "http.response.start", "status": 429, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -2,12 +2,9 @@
 
 from typing import Final
 
-import orjson
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE
-
 from cme_entrypoints.http.head_limit import MAX_HEAD_BYTES, BoundedHttpToolsProtocol
 from cme_entrypoints.http.middleware import REJECTED_REQUEST
-from cme_entrypoints.http.security import API_HEADERS
+from cme_entrypoints.http.problems import Problem, closing_response
 from cme_entrypoints.trace_context import REQUEST_ID_HEADER
 
 # Methods httptools knows; anything else is counted under one label, as OpenTelemetry does.
@@ -16,21 +13,8 @@ _METHODS: Final = frozenset(
 )
 OTHER_METHOD: Final = "_OTHER"
 _LOGGED_PATH_CHARS: Final = 2048  # a refused head may hold a URL of any length
-_BAD_REQUEST: Final = orjson.dumps(
-    {
-        "type": "urn:cme:problem:bad-request",
-        "title": "Bad Request",
-        "status": 400,
-        "detail": "the request is not valid HTTP/1.1 (request line, a header or its framing)",
-    }
-)
-_BAD_REQUEST_HEAD: Final = b"".join(
-    [
-        b"content-type: application/problem+json\r\n",
-        b"content-length: %d\r\n" % len(_BAD_REQUEST),
-        b"cache-control: no-store\r\n",
-        *(name + b": " + value + b"\r\n" for name, value in API_HEADERS),
-    ]
+_BAD_REQUEST: Final = Problem(
+    400, "the request is not valid HTTP/1.1 (request line, a header or its framing)"
 )
 
 
@@ -47,13 +31,10 @@ class ObservedHttpToolsProtocol(BoundedHttpToolsProtocol):
         if status == 431:
             super().send_400_response(msg)
             return
-        content = [STATUS_LINE[400]]
-        content += [
-            name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers
-        ]
-        content += [_BAD_REQUEST_HEAD, REQUEST_ID_HEADER + b": " + request_id.encode() + b"\r\n"]
-        content += [b"connection: close\r\n\r\n", _BAD_REQUEST]
-        self.transport.write(b"".join(content))
+        request_id_field = (REQUEST_ID_HEADER, request_id.encode())
+        self.transport.write(
+            closing_response(_BAD_REQUEST, *self.server_state.default_headers, request_id_field)
+        )
         self.transport.close()
 
     def _request_line(self) -> tuple[str, str]:

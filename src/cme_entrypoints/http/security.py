@@ -12,25 +12,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from cme_domain.principal import MissingScope
 from cme_entrypoints.http import errors
 from cme_entrypoints.http.auth import PRINCIPAL_SUBJECT, RequestAuthenticator
+from cme_entrypoints.http.headers import API_HEADERS, DOCS_HEADERS, NO_STORE
 from cme_entrypoints.http.problems import Problem
 
 MAX_QUERY_BYTES: Final = 2048
 METRICS_PATH: Final = "/metrics"
 DOCS_PATH: Final = "/docs"
-API_CSP: Final = b"default-src 'none'; frame-ancestors 'none'"
-# The docs page loads its own script, styles and images, all served by this app.
-DOCS_CSP: Final = (
-    b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    b"connect-src 'self'; frame-ancestors 'none'"
-)
-_COMMON: Final = (
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"x-frame-options", b"DENY"),
-)
-API_HEADERS: Final = (*_COMMON, (b"content-security-policy", API_CSP))
-DOCS_HEADERS: Final = (*_COMMON, (b"content-security-policy", DOCS_CSP))
-NO_STORE: Final = (b"cache-control", b"no-store")
 
 
 def add_security_headers(scope: Scope, status: int, headers: list[tuple[bytes, bytes]]) -> None:
