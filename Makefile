@@ -20,7 +20,7 @@ $(TOOLS)/.installed: requirements/tools.txt
 	$(TOOLS)/bin/pip install -q --upgrade pip
 	$(TOOLS)/bin/pip install -q -r requirements/tools.txt
 	# promtool, for the tests of every PromQL expression in infra/ (tests/infra).
-	command -v promtool >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q prometheus)
+	command -v promtool >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends prometheus)
 	touch $@
 
 # The OpenAPI linters, Redocly CLI and Spectral, at the versions tools/package-lock.json pins.
