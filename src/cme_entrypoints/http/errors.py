@@ -30,6 +30,7 @@ from cme_domain.errors import (
     WriteOutcomeUnknown,
 )
 from cme_domain.principal import MissingScope
+from cme_domain.product import QUANTITY_MAX
 from cme_entrypoints.http.problems import Problem, invalid_fields, render
 
 log = logging.getLogger("cme.errors")
@@ -50,7 +51,7 @@ _DOMAIN: Final[dict[type[DomainError], Callable[[DomainError], Problem]]] = {
         422,
         str(e),
         slug="validation-error",
-        errors=[{"field": "delta", "message": "would take the quantity past 2147483647"}],
+        errors=[{"field": "delta", "message": f"would take the quantity past {QUANTITY_MAX}"}],
     ),
     SkusTaken: lambda e: Problem(409, str(e), slug="duplicate-sku"),
     WriteContention: lambda e: Problem(

@@ -29,7 +29,12 @@ def product_json(product: Product) -> dict[str, Any]:
 
 
 def etag(product: Product) -> str:
-    return f'"v{product.version}"'
+    return version_etag(product.version)
+
+
+def version_etag(version: int) -> str:
+    """The entity tag of a product at a version: what If-Match and If-None-Match compare."""
+    return f'"v{version}"'
 
 
 def parse_etag_version(value: str) -> int | None:

@@ -33,7 +33,7 @@ from cme_entrypoints.http.products import (
     product_id_of,
     uuid_of,
 )
-from cme_entrypoints.http.representation import json_response, product_json
+from cme_entrypoints.http.representation import json_response, product_json, version_etag
 from cme_entrypoints.http.routing import PathOwningRoute
 
 # 1000 products with 4000-character ASCII descriptions fit; the rest of the API keeps its
@@ -106,7 +106,7 @@ class StockRoutes:
             self.changed(ChangeType.STOCK_ADJUSTED, 1)
         headers = {
             "Location": f"/products/{product_id}/stock-adjustments/{entry.id}",
-            "ETag": f'"v{entry.version_after}"',
+            "ETag": version_etag(entry.version_after),
         }
         if not new:
             headers["Idempotent-Replayed"] = "true"
