@@ -23,7 +23,7 @@ def app_operations(client: TestClient) -> set[tuple[str, str]]:
         if isinstance(route, Mount):
             continue  # static assets of /docs, not API operations
         assert isinstance(route, Route)
-        operations |= {(m.lower(), route.path) for m in route.methods or () if m != "HEAD"}
+        operations |= {(m.lower(), route.path_format) for m in route.methods or () if m != "HEAD"}
     return operations
 
 

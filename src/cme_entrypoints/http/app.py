@@ -46,7 +46,6 @@ def create_app(container: Container) -> Starlette:
     authenticator = container.authenticator()
     limiter = container.rate_limiter()
     schema_check = container.schema_check()
-    # The feed and stock first: /products/changes and /products/batch are not product ids.
     routes = (
         *operations.routes(),
         *changes.routes(),
@@ -55,7 +54,7 @@ def create_app(container: Container) -> Starlette:
         *docs_routes(),
     )
     metrics.declare_routes(
-        (method, str(getattr(route, "path", "")))
+        (method, str(getattr(route, "path_format", "")))
         for route in routes
         for method in getattr(route, "methods", None) or ()
         if method != "HEAD"

@@ -136,6 +136,8 @@ async def http_handler(request: Request, error: Exception) -> Response:
         error.status_code, str(error.detail)
     )
     headers = dict(error.headers or {})
+    if "Allow" in headers:  # Starlette joins a route's method set: sorted, it is stable
+        headers["Allow"] = ", ".join(sorted(headers["Allow"].split(", ")))
     return render(Problem(error.status_code, detail, headers=headers), request.url.path)
 
 

@@ -23,7 +23,6 @@ from cme_entrypoints.http.auth import caller_key
 from cme_entrypoints.http.long_poll import WaitSlots, unless_gone
 from cme_entrypoints.http.problems import Problem
 from cme_entrypoints.http.representation import json_response, product_json
-from cme_entrypoints.http.routing import PathOwningRoute
 
 LATEST: Final = "latest"
 _PREFIX: Final = b"cme-feed:"
@@ -74,7 +73,7 @@ class FeedRoutes:
     answered: FeedAnswered = _nothing_answered
 
     def routes(self) -> list[Route]:
-        return [PathOwningRoute("/products/changes", self.changes, methods=["GET"])]
+        return [Route("/products/changes", self.changes, methods=["GET"])]
 
     async def changes(self, request: Request) -> Response:
         params = request.query_params

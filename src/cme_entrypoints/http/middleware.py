@@ -105,11 +105,11 @@ class ObservabilityMiddleware:
         """The route template, also for a request refused before routing (401, 414)."""
         route = scope.get("route")
         if route is not None:
-            return str(getattr(route, "path", UNMATCHED_PATH))
+            return str(getattr(route, "path_format", UNMATCHED_PATH))
         if status != 404:
             for candidate in self.routes:
                 if candidate.matches(scope)[0] is not Match.NONE:
-                    return str(getattr(candidate, "path", UNMATCHED_PATH))
+                    return str(getattr(candidate, "path_format", UNMATCHED_PATH))
         return UNMATCHED_PATH
 
 

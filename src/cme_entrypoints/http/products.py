@@ -12,7 +12,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cme_domain.changes import ChangeType
-from cme_domain.errors import DomainError, ProductNotFound
 from cme_domain.listing import PAGE_DEFAULT, PAGE_MAX, PAGE_MIN, ProductQuery, SortField, SortOrder
 from cme_domain.product import PRICE_TEXT, ProductSpec
 from cme_domain.use_cases import (
@@ -34,14 +33,12 @@ from cme_entrypoints.http.representation import (
     product_json,
     product_response,
 )
+from cme_entrypoints.http.routing import PRODUCT_PATH
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 IDEMPOTENCY_KEY_MAX = 255
-_CANONICAL_UUID = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
 _ASCII_INTEGER = re.compile(r"[0-9]{1,6}")
 
 
@@ -66,7 +63,7 @@ class ProductRoutes:
         return [
             by_method("/products", GET=self.list, POST=self.create),
             by_method(
-                "/products/{id}",
+                PRODUCT_PATH,
                 GET=self.get,
                 PUT=self.replace,
                 PATCH=self.patch,
@@ -176,15 +173,8 @@ def by_method(path: str, **endpoints: Endpoint) -> Route:
 
 
 def product_id_of(request: Request) -> UUID:
-    return uuid_of(request, "id", ProductNotFound)
-
-
-def uuid_of(request: Request, name: str, missing: type[DomainError]) -> UUID:
-    # Only the form the API writes; UUID() alone also takes {...}, urn:uuid:, bare hex and "+".
-    raw = request.path_params[name]
-    if not _CANONICAL_UUID.fullmatch(raw):
-        raise missing(raw)
-    return UUID(raw)
+    product_id: UUID = request.path_params["id"]
+    return product_id
 
 
 def page_limit(raw: str) -> int:

@@ -1,20 +1,29 @@
-"""A route that owns its whole path, so a fixed segment is never taken for a product id."""
+"""Product and entry ids in paths: a segment that is not a UUID is no id, so a fixed segment
+(/products/batch, /products/changes) can never be taken for one, whatever the routes' order."""
 
-from starlette.exceptions import HTTPException
-from starlette.routing import Match, Route
-from starlette.types import Receive, Scope, Send
+from typing import Final
+from uuid import UUID
+
+from starlette.convertors import Convertor, register_url_convertor
+
+ID: Final = "canonical_uuid"
 
 
-class PathOwningRoute(Route):
-    """A route that answers every method on its path: 405 for the ones it lacks, rather than
-    letting a later pattern (/products/{id} for GET /products/batch) claim the request."""
+class CanonicalUuid(Convertor[UUID]):
+    """Only the form the API writes, in either case; UUID() alone also takes {...}, urn:uuid:,
+    bare hex and "+"."""
 
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child = super().matches(scope)
-        return (Match.FULL if match is Match.PARTIAL else match), child
+    regex = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Starlette joins its method set as it iterates: sorted, Allow is the same every time.
-        if self.methods and scope["method"] not in self.methods:
-            raise HTTPException(405, headers={"Allow": ", ".join(sorted(self.methods))})
-        await super().handle(scope, receive, send)
+    def convert(self, value: str) -> UUID:
+        return UUID(value)
+
+    def to_string(self, value: UUID) -> str:
+        return str(value)
+
+
+register_url_convertor(ID, CanonicalUuid())
+
+PRODUCT_PATH: Final = f"/products/{{id:{ID}}}"
+LEDGER_PATH: Final = f"{PRODUCT_PATH}/stock-adjustments"
+ENTRY_PATH: Final = f"{LEDGER_PATH}/{{entry_id:{ID}}}"

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from cme_domain.batch import Batch, BatchItem
 from cme_domain.changes import ChangeType
-from cme_domain.errors import InsufficientStock, StockEntryNotFound, StockOverflow
+from cme_domain.errors import InsufficientStock, StockOverflow
 from cme_domain.listing import PAGE_DEFAULT, SortOrder
 from cme_domain.ports import LedgerQuery
 from cme_domain.stock import StockChange, StockEntry
@@ -31,10 +31,9 @@ from cme_entrypoints.http.products import (
     if_match,
     page_limit,
     product_id_of,
-    uuid_of,
 )
 from cme_entrypoints.http.representation import json_response, product_json, version_etag
-from cme_entrypoints.http.routing import PathOwningRoute
+from cme_entrypoints.http.routing import ENTRY_PATH, LEDGER_PATH
 
 # 1000 products with 4000-character ASCII descriptions fit; the rest of the API keeps its
 # 64 KiB limit.
@@ -76,14 +75,14 @@ class StockRoutes:
 
     def routes(self) -> list[Route]:
         return [
-            PathOwningRoute("/products/batch", self.batch, methods=["POST"]),
-            by_method("/products/{id}/stock-adjustments", GET=self.ledger, POST=self.adjust),
-            by_method("/products/{id}/stock-adjustments/{entry_id}", GET=self.entry),
+            Route("/products/batch", self.batch, methods=["POST"]),
+            by_method(LEDGER_PATH, GET=self.ledger, POST=self.adjust),
+            by_method(ENTRY_PATH, GET=self.entry),
         ]
 
     async def entry(self, request: Request) -> Response:
         product_id = product_id_of(request)
-        entry_id = uuid_of(request, "entry_id", StockEntryNotFound)
+        entry_id = request.path_params["entry_id"]
         return json_response(entry_json(await self.get_stock_entry(product_id, entry_id)))
 
     async def adjust(self, request: Request) -> Response:
