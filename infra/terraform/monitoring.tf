@@ -96,7 +96,8 @@ resource "google_monitoring_slo" "latency" {
 
   request_based_sli {
     distribution_cut {
-      distribution_filter = "metric.type=\"prometheus.googleapis.com/request_latency_seconds/histogram\" AND ${local.prometheus_target}"
+      # A long poll's latency is the wait its client asked for, not slowness.
+      distribution_filter = "metric.type=\"prometheus.googleapis.com/request_latency_seconds/histogram\" AND ${local.prometheus_target} AND metric.label.long_poll=\"false\""
       range {
         max = 0.3
       }

@@ -302,6 +302,17 @@ def test_alerts_watch_latency_errors_restarts_cpu_and_health(tf: Config) -> None
     assert uptime["http_check"][0]["path"] == "/health"
 
 
+def test_the_latency_slo_leaves_long_polls_out_as_the_alerts_do(tf: Config) -> None:
+    """A long poll lasts the wait it asked for; alerts.yml selects long_poll="false" too."""
+    slo = tf["resource"]["google_monitoring_slo"]["latency"]
+    cut = slo["request_based_sli"][0]["distribution_cut"][0]
+    assert cut["distribution_filter"].endswith('AND metric.label.long_poll="false"')
+    alerts = (TF_DIR.parent / "prometheus" / "alerts.yml").read_text()
+    latency = re.findall(r"request_latency_seconds_\w+\{[^}]*\}", alerts)
+    assert latency
+    assert all('long_poll="false"' in selector for selector in latency)
+
+
 def test_the_checks_fail_on_a_public_cloud_sql_instance(tmp_path: Path) -> None:
     broken = tmp_path / "terraform"
     shutil.copytree(TF_DIR, broken)

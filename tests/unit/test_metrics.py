@@ -39,7 +39,7 @@ def test_request_counter_counts_exactly_by_route_template_and_status(writer: Tes
     assert seen[(total, labels("POST", "/products", 422))] == 1
     assert seen[(total, labels("GET", "unmatched", 404))] == 2
     count = "request_latency_seconds_count"
-    assert seen[(count, labels("GET", "/products/{id}", 200))] == 3
+    assert seen[(count, labels("GET", "/products/{id}", 200, long_poll="false"))] == 3
     assert not any("/no/such/path" in value for _, ls in seen for _, value in ls)
 
 
@@ -57,7 +57,7 @@ def test_latency_lands_in_the_seed_buckets_and_the_finer_ones(
     client.get("/health")
     seen = samples(client)
     bucket = "request_latency_seconds_bucket"
-    health = {"method": "GET", "path": "/health", "status": "200"}
+    health = {"method": "GET", "path": "/health", "status": "200", "long_poll": "false"}
     below = {"0.001": 0, "0.0025": 0, "0.005": 0, "0.01": 0, "0.025": 0}
     seed = {"0.05": 0, "0.1": 0, "0.2": 0, "0.4": 2, "0.8": 2, "1.6": 2, "3.2": 2, "+Inf": 2}
     expected = {**below, **seed, "0.3": 2}  # le is inclusive: 0.3 s is within 0.3
@@ -65,6 +65,16 @@ def test_latency_lands_in_the_seed_buckets_and_the_finer_ones(
         assert seen[(bucket, frozenset({**health, "le": le}.items()))] == value
     sum_labels = frozenset(health.items())
     assert seen[("request_latency_seconds_sum", sum_labels)] == pytest.approx(0.6)
+
+
+def test_a_long_poll_has_its_own_latency_series(client: TestClient) -> None:
+    """Its time is the wait it asked for: the latency SLO counts only long_poll="false"."""
+    client.get("/products/changes?wait=1")
+    client.get("/products/changes")
+    seen = samples(client)
+    count = "request_latency_seconds_count"
+    assert seen[(count, labels("GET", "/products/changes", 200, long_poll="true"))] == 1
+    assert seen[(count, labels("GET", "/products/changes", 200, long_poll="false"))] == 1
 
 
 def test_in_flight_requests_return_to_zero(client: TestClient) -> None:

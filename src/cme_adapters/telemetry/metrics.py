@@ -185,10 +185,15 @@ class PrometheusMetrics:
     def request_started(self) -> None:
         self._in_flight += 1
 
-    def request_finished(self, method: str, path: str, status: int, seconds: float) -> None:
+    def request_finished(
+        self, method: str, path: str, status: int, seconds: float, long_poll: bool
+    ) -> None:
         self._in_flight -= 1
         self._requests[method, path, status] += 1
-        self._latency.record(seconds, {"method": method, "path": path, "status": str(status)})
+        # A long poll lasts as long as it was asked to wait: its own series, out of the SLO.
+        poll = "true" if long_poll else "false"
+        attributes = {"method": method, "path": path, "status": str(status), "long_poll": poll}
+        self._latency.record(seconds, attributes)
 
     def stock_adjusted(self, outcome: str) -> None:
         self._stock["adjustment", outcome] += 1

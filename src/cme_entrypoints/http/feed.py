@@ -20,7 +20,7 @@ from cme_domain.changes import (
 )
 from cme_domain.feed import LatestCursor, ReadChanges
 from cme_entrypoints.http.auth import caller_key
-from cme_entrypoints.http.long_poll import WaitSlots, unless_gone
+from cme_entrypoints.http.long_poll import LONG_POLL, WaitSlots, unless_gone
 from cme_entrypoints.http.problems import Problem
 from cme_entrypoints.http.representation import json_response, product_json
 
@@ -90,6 +90,7 @@ class FeedRoutes:
             except ValueError as error:
                 raise Problem(400, str(error), slug="bad-cursor") from None
         if wait:
+            request.scope["state"][LONG_POLL] = True
             with self.wait_slots.taken(caller_key(request.scope)):
                 waited = await unless_gone(self.read_changes(after, limit, wait), request.receive)
             if waited is None:

@@ -5,13 +5,16 @@ import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from starlette.types import Receive
 
 from cme_entrypoints.http.problems import Problem
 
 T = TypeVar("T")
+# Request state set on a request that asked to wait: its latency is its wait, so metrics keep
+# it out of the latency SLO (the request_latency_seconds label long_poll="true").
+LONG_POLL: Final = "cme.long_poll"
 _RETRY: dict[str, str] = {"Retry-After": "1"}
 
 

@@ -9,6 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cme_entrypoints import logs, trace_context
 from cme_entrypoints.http.auth import PRINCIPAL_SUBJECT
+from cme_entrypoints.http.long_poll import LONG_POLL
 from cme_entrypoints.http.security import add_security_headers
 from cme_entrypoints.trace_context import REQUEST_ID_HEADER, RequestContext
 
@@ -20,7 +21,9 @@ REJECTED_REQUEST: Final = "cme.rejected_request"
 class RequestMetrics(Protocol):
     def request_started(self) -> None: ...
 
-    def request_finished(self, method: str, path: str, status: int, seconds: float) -> None: ...
+    def request_finished(
+        self, method: str, path: str, status: int, seconds: float, long_poll: bool
+    ) -> None: ...
 
 
 class SpanRecorder(Protocol):
@@ -88,7 +91,8 @@ class ObservabilityMiddleware:
                 self.spans.finish(span, scope["method"], route, status)
             if self.record:
                 elapsed = time.perf_counter() - started
-                self.metrics.request_finished(scope["method"], route, status, elapsed)
+                long_poll = LONG_POLL in scope["state"]
+                self.metrics.request_finished(scope["method"], route, status, elapsed, long_poll)
                 self.access_log.write(
                     scope["method"],
                     scope["path"],
@@ -119,6 +123,6 @@ def report_rejected(
     """Count and log a request the HTTP server refused before the app saw it (400, 431)."""
     context = trace_context.from_scope({"headers": ()})
     metrics.request_started()
-    metrics.request_finished(method, UNMATCHED_PATH, status, 0.0)
+    metrics.request_finished(method, UNMATCHED_PATH, status, 0.0, False)
     access_log.write(method, path, UNMATCHED_PATH, status, 0.0, context, None)
     return context
