@@ -105,6 +105,17 @@ def test_a_span_with_a_value_of_another_kind_goes_to_the_exporters_encoder(value
     assert otlp_spans.encode_spans(spans) == sdk_encode(spans)
 
 
+def test_paths_a_client_chooses_do_not_fill_the_encoders_cache() -> None:
+    """Repeated attributes are written once and kept; a client's unknown paths are not kept."""
+    for n in range(5000):
+        spans = finished_spans(**{"url.path": f"/{n:06d}" + "x" * 1000})
+        assert decoded(otlp_spans.encode_spans(spans).SerializePartialToString()) == sdk_encode(
+            spans
+        )
+    held = sum(len(str(key[3])) + len(value) for key, value in otlp_spans._WRITTEN.items())
+    assert held < 256 * 1024
+
+
 def test_a_span_with_an_event_goes_to_the_exporters_encoder() -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()

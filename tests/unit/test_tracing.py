@@ -2,6 +2,7 @@
 only a request the sampler keeps has spans, handed to the SDK's processor as it would its own."""
 
 import asyncio
+import contextlib
 import contextvars
 from contextlib import nullcontext
 from typing import Final
@@ -206,6 +207,48 @@ def test_a_server_error_is_the_spans_error_and_an_unrouted_request_keeps_the_met
     assert server.status.status_code is StatusCode.ERROR
     assert "http.route" not in (server.attributes or {})
     assert (server.attributes or {})["http.response.status_code"] == 503
+
+
+def test_a_clients_long_path_is_cut_to_the_span_limit_and_never_names_the_span() -> None:
+    traces, exporter = traced(ALWAYS_ON)
+    spans = ServerSpans(traces)
+    path = "/" + "x" * 15_000
+    handle, _ = spans.start(
+        {**SCOPE, "path": path}, RequestContext("r-8", LOW_TRACE_ID, "2" * 16, False, None)
+    )
+    spans.finish(handle, "GET", UNMATCHED_PATH, 404)
+    (server,) = exporter.get_finished_spans()
+    assert server.name == "GET"
+    assert (server.attributes or {})["url.path"] == path[: tracing.SPAN_ATTRIBUTE_LENGTH]
+
+
+def test_the_span_limits_of_the_environment_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "8")
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "3")
+    traces, exporter = traced(ALWAYS_ON)
+    spans = ServerSpans(traces)
+    handle, _ = spans.start(SCOPE, RequestContext("r-7", LOW_TRACE_ID, "2" * 16, False, None))
+    spans.finish(handle, "GET", "/products/{id}", 200)
+    (server,) = exporter.get_finished_spans()
+    # As the SDK's own span: past the count, the oldest attribute goes.
+    assert dict(server.attributes or {}) == {
+        "network.protocol.version": "1.1",
+        "http.route": "/product",
+        "http.response.status_code": 200,
+    }
+    assert server.dropped_attributes == 3
+
+
+def test_an_exceptions_attributes_are_bounded_as_the_sdk_bounds_an_events() -> None:
+    traces, exporter = traced(ALWAYS_ON)
+    spans = ServerSpans(traces)
+    handle, _ = spans.start(SCOPE, RequestContext("r-6", LOW_TRACE_ID, "2" * 16, False, None))
+    with contextlib.suppress(ValueError), DatabaseSpans(traces, "postgresql")("SELECT", "products"):
+        raise ValueError("v" * 20_000)
+    spans.finish(handle, "GET", "/products/{id}", 500)
+    select, _server = exporter.get_finished_spans()
+    (event,) = select.events
+    assert (event.attributes or {})["exception.message"] == "v" * tracing.EVENT_ATTRIBUTE_LENGTH
 
 
 class AskedEachTime(Sampler):

@@ -24,6 +24,9 @@ _REMOTE_PARENT: Final = 0x300  # SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE | _IS_REMOTE
 _LOCAL_PARENT: Final = 0x100  # SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE
 _WRITTEN: Final[dict[tuple[int, str, type, object], bytes]] = {}
 _WRITTEN_MAX: Final = 4096
+# Longer strings are written each time: a client's unknown paths would otherwise fill the
+# cache with 4096 values of any length (15 KB paths held 100 MiB in one worker).
+_WRITTEN_LENGTH_MAX: Final = 128
 _PLAIN: Final = frozenset((str, bool, int, float))
 
 
@@ -67,6 +70,9 @@ def _attributes(key: int, attributes: Mapping[str, object] | None) -> bytes:
     for name, value in attributes.items():
         if type(value) not in _PLAIN:
             raise _NotPlain
+        if type(value) is str and len(value) > _WRITTEN_LENGTH_MAX:
+            out.append(_field(key, _key_value(name, value)))  # a path the client chose
+            continue
         # Most attributes repeat from span to span (the method, the route, db.*): each is
         # written once. The type is in the key, as True == 1 and 1 == 1.0.
         cached = _WRITTEN.get((key, name, type(value), value))

@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
@@ -26,7 +27,7 @@ from opentelemetry.util.types import AttributeValue
 
 if TYPE_CHECKING:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.trace import Event, SpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace import Event, SpanLimits, SpanProcessor, TracerProvider
     from opentelemetry.sdk.trace.sampling import Sampler
 
 GOOGLE_OTLP_HOST: Final = "telemetry.googleapis.com"
@@ -37,6 +38,11 @@ DB_SCOPE: Final = InstrumentationScope("cme.db")
 _UNSET: Final = Status(StatusCode.UNSET)
 _NO_SPAN: Final = nullcontext()
 _NO_PARENT: Final = Context()
+# Attribute values past these lengths are cut, when OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT and
+# OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT leave them unlimited (OpenTelemetry's default): a client
+# chooses the path a span records, and 2048 queued spans with 15 KB paths held 100 MiB.
+SPAN_ATTRIBUTE_LENGTH: Final = 1024
+EVENT_ATTRIBUTE_LENGTH: Final = 8192  # an exception's stack trace
 
 
 class OpenSpan:
@@ -99,19 +105,24 @@ class Traces:
     CPU against 14 us here, in the same minute (bench/tracing_cost.py parts): its spans take a
     lock and validate for every attribute set after the start, and it asks the sampler again
     and makes the span current. An OpenSpan is a slotted record; ending it hands the processor
-    the ReadableSpan the SDK's own span would have become. What is not done:
-    SpanProcessor.on_start, which the batching processor leaves empty, and span limits, as
-    every span here has at most eight attributes, none of them the client's beyond the
-    request's path.
+    the ReadableSpan the SDK's own span would have become, its attributes and events bounded
+    by the span limits as the SDK's span bounds them. What is not done:
+    SpanProcessor.on_start, which the batching processor leaves empty.
     """
 
-    def __init__(self, provider: "TracerProvider", processor: "SpanProcessor") -> None:
+    def __init__(
+        self,
+        provider: "TracerProvider",
+        processor: "SpanProcessor",
+        limits: "SpanLimits | None" = None,
+    ) -> None:
         # The SDK's span module is imported only once tracing is on, as the exporter is.
         from opentelemetry.sdk.trace import ReadableSpan
 
         from cme_adapters.telemetry.sampling import ratio_rule
 
         self._readable = ReadableSpan
+        self.limits = span_limits() if limits is None else limits
         provider.add_span_processor(processor)  # so that shutdown flushes it
         self._provider = provider
         self._processor = processor
@@ -141,14 +152,21 @@ class Traces:
 
     def end(self, span: OpenSpan) -> None:
         span.ended = True
+        limits = self.limits
+        attributes = BoundedAttributes(
+            limits.max_span_attributes,
+            span.attributes,
+            immutable=True,
+            max_value_len=limits.max_span_attribute_length,
+        )
         self._processor.on_end(
             self._readable(
                 name=span.name,
                 context=span.context,
                 parent=span.parent,
                 resource=self._resource,
-                attributes=span.attributes,
-                events=span.events,
+                attributes=attributes,
+                events=tuple(self._bounded(event) for event in span.events),
                 kind=span.kind,
                 status=span.status,
                 start_time=span.start_time,
@@ -156,6 +174,18 @@ class Traces:
                 instrumentation_scope=span.scope,
             )
         )
+
+    def _bounded(self, event: "Event") -> "Event":
+        from opentelemetry.sdk.trace import Event
+
+        limits = self.limits
+        attributes = BoundedAttributes(
+            limits.max_event_attributes,
+            event.attributes,
+            immutable=True,
+            max_value_len=limits.max_attribute_length,
+        )
+        return Event(event.name, attributes, event.timestamp)
 
     def force_flush(self) -> None:
         self._provider.force_flush()
@@ -185,8 +215,22 @@ def traces(enabled: bool, endpoint: str = "") -> Traces | None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    provider = TracerProvider(resource=Resource.create({"service.name": "cme"}))
-    return Traces(provider, BatchSpanProcessor(_exporter(endpoint)))
+    limits = span_limits()
+    provider = TracerProvider(resource=Resource.create({"service.name": "cme"}), span_limits=limits)
+    return Traces(provider, BatchSpanProcessor(_exporter(endpoint)), limits)
+
+
+def span_limits() -> "SpanLimits":
+    """The SDK's span limits from OTEL_*_LIMIT, with lengths bounded where those leave none."""
+    from opentelemetry.sdk.trace import SpanLimits
+
+    limits = SpanLimits()
+    if limits.max_attribute_length is None and limits.max_span_attribute_length is None:
+        limits = SpanLimits(
+            max_attribute_length=EVENT_ATTRIBUTE_LENGTH,
+            max_span_attribute_length=SPAN_ATTRIBUTE_LENGTH,
+        )
+    return limits
 
 
 def _exporter(endpoint: str) -> "OTLPSpanExporter":
