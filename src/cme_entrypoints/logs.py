@@ -2,11 +2,14 @@
 
 import logging
 import logging.config
+import re
 import sys
 import time
+from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Final
+from urllib.parse import unquote_plus
 
 import orjson
 
@@ -27,6 +30,33 @@ _ESCAPES: Final = {
     c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
     for c in [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]
 }
+
+
+# A query parameter named like a credential has its value logged as REDACTED: a client that
+# puts a key or token in a URL must not have it copied into the logs.
+_SECRET_NAME: Final = re.compile(
+    r"key|token|secret|passw|pwd|auth|sig|credential|session|jwt", re.I
+)
+REDACTED: Final = "REDACTED"
+
+
+def redacted_query(query: bytes) -> str:
+    """The query string as sent ("?a=1&b=2"), credential-looking values REDACTED; "" for none."""
+    if not query:
+        return ""
+    parts = query.decode("latin-1").split("&")
+    for i, part in enumerate(parts):
+        name, equals, _value = part.partition("=")
+        if equals and _SECRET_NAME.search(unquote_plus(name)):
+            parts[i] = f"{name}={REDACTED}"
+    return "?" + "&".join(parts)
+
+
+def _user_agent(headers: Any) -> str | None:
+    for name, value in headers:
+        if name == b"user-agent":
+            return str(value.decode("latin-1"))
+    return None
 
 
 def escape(text: str) -> str:
@@ -99,36 +129,47 @@ class AccessLog:
 
     def write(
         self,
-        method: str,
-        path: str,
+        scope: Mapping[str, Any],
         route: str,
         status: int,
         seconds: float,
         context: RequestContext,
         subject: str | None,
     ) -> None:
+        """One request's line, from its ASGI scope (method, path, query_string, client,
+        headers) and what the middleware saw."""
         severity = access_severity(status)
         if not self._logger.isEnabledFor(self._LEVELS[severity]):
             return
         now = time.time()
+        method = scope["method"]
+        url = scope["path"] + redacted_query(scope.get("query_string", b""))
         if not self._json:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
             line = f"{stamp},{int(now % 1 * 1000):03d} {severity:<7} cme.access"
-            line += f" {escape(method)} {escape(path)} {status} [{context.request_id}]\n"
+            line += f" {escape(method)} {escape(url)} {status} {seconds * 1000:.1f}ms"
+            line += f" [{context.request_id}]\n"
             _emit(line.encode())
             return
+        request: dict[str, Any] = {
+            "requestMethod": method,
+            "requestUrl": url,
+            "status": status,
+            "latency": f"{seconds:.6f}s",
+        }
+        client = scope.get("client")
+        if client:
+            request["remoteIp"] = client[0]
+        user_agent = _user_agent(scope.get("headers", ()))
+        if user_agent is not None:
+            request["userAgent"] = user_agent
         entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(now, UTC).isoformat(),
             "severity": severity,
-            "message": f"{method} {path} {status}",
+            "message": f"{method} {url} {status}",
             "logger": "cme.access",
             "request_id": context.request_id,
-            "httpRequest": {
-                "requestMethod": method,
-                "requestUrl": path,
-                "status": status,
-                "latency": f"{seconds:.6f}s",
-            },
+            "httpRequest": request,
             "route": route,
             **trace_fields(context, self._project),
         }

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from unittest.mock import ANY
@@ -42,6 +43,8 @@ def test_access_lines_carry_severity_request_id_subject_and_trace(
         "requestUrl": "/health",
         "status": 200,
         "latency": health["httpRequest"]["latency"],  # type: ignore[index]
+        "remoteIp": "testclient",
+        "userAgent": "testclient",
     }
     assert str(health["httpRequest"]["latency"]).endswith("s")  # type: ignore[index]
     assert health["logging.googleapis.com/trace"] == "0af7651916cd43dd8448eb211c80319c"
@@ -141,7 +144,9 @@ def test_with_a_project_the_trace_is_the_full_cloud_trace_resource_name(
     token = logs.request_context.set(context)
     try:
         logging.getLogger("cme.x").error("failed")
-        logs.AccessLog("json", "my-proj").write("GET", "/p", "/p", 503, 0.1, context, None)
+        logs.AccessLog("json", "my-proj").write(
+            {"method": "GET", "path": "/p"}, "/p", 503, 0.1, context, None
+        )
     finally:
         logs.request_context.reset(token)
         logging.getLogger().handlers.clear()
@@ -202,8 +207,59 @@ def test_the_access_log_at_warning_level_keeps_only_failed_requests(
     finally:
         logging.getLogger().handlers.clear()
     assert [line["httpRequest"] for line in access_lines(capsys.readouterr().out)] == [
-        {"requestMethod": "GET", "requestUrl": "/nowhere", "status": 404, "latency": ANY}
+        {
+            "requestMethod": "GET",
+            "requestUrl": "/nowhere",
+            "status": 404,
+            "latency": ANY,
+            "remoteIp": "testclient",
+            "userAgent": "testclient",
+        }
     ]
+
+
+def test_the_access_line_has_the_query_with_secrets_redacted_the_peer_and_the_agent(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure("INFO", "json")
+    try:
+        client.get(
+            "/products?q=lamp&api_key=k-123&limit=5&access_token=t-456",
+            headers={"User-Agent": "shop-sync/2.1"},
+        )
+    finally:
+        logging.getLogger().handlers.clear()
+    (line,) = access_lines(capsys.readouterr().out)
+    request = line["httpRequest"]
+    assert request["requestUrl"] == (  # type: ignore[index]
+        "/products?q=lamp&api_key=REDACTED&limit=5&access_token=REDACTED"
+    )
+    assert request["userAgent"] == "shop-sync/2.1"  # type: ignore[index]
+    assert request["remoteIp"] == "testclient"  # type: ignore[index]
+    assert "k-123" not in json.dumps(line)
+    assert "t-456" not in json.dumps(line)
+
+
+@pytest.mark.parametrize(
+    ("query", "logged"),
+    [
+        (b"", ""),
+        (b"q=lamp&cursor=abc&wait=5", "?q=lamp&cursor=abc&wait=5"),
+        (b"X-Amz-Signature=abc&Token=x", "?X-Amz-Signature=REDACTED&Token=REDACTED"),
+        (b"api%5Fkey=1&pass+word=2", "?api%5Fkey=REDACTED&pass+word=2"),
+        (
+            b"password=hunter2&pwd=x&client_secret=y",
+            "?password=REDACTED&pwd=REDACTED&client_secret=REDACTED",
+        ),
+        (
+            b"session=1&auth=2&jwt=3&credentials=4",
+            "?session=REDACTED&auth=REDACTED&jwt=REDACTED&credentials=REDACTED",
+        ),
+        (b"token&=x&q=%FF", "?token&=x&q=%FF"),
+    ],
+)
+def test_credential_looking_query_values_are_redacted(query: bytes, logged: str) -> None:
+    assert logs.redacted_query(query) == logged
 
 
 @pytest.fixture
@@ -213,6 +269,20 @@ def console_client(memory: InMemoryDatabase) -> Iterator[TestClient]:
     container.database.override(providers.Object(memory))
     with TestClient(create_app(container)) as test_client:
         yield test_client
+
+
+def test_a_console_access_line_has_the_query_and_the_latency(
+    console_client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure("INFO", "console")
+    try:
+        console_client.get("/products?q=lamp&token=t-1")
+    finally:
+        logging.getLogger().handlers.clear()
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if "cme.access" in line]
+    assert re.search(
+        r"INFO    cme\.access GET /products\?q=lamp&token=REDACTED 200 \d+\.\dms \[", line
+    )
 
 
 def test_console_lines_escape_control_characters_in_path_and_message(

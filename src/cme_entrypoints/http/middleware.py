@@ -94,8 +94,7 @@ class ObservabilityMiddleware:
                 long_poll = LONG_POLL in scope["state"]
                 self.metrics.request_finished(scope["method"], route, status, elapsed, long_poll)
                 self.access_log.write(
-                    scope["method"],
-                    scope["path"],
+                    scope,
                     route,
                     status,
                     elapsed,
@@ -124,5 +123,5 @@ def report_rejected(
     context = trace_context.from_scope({"headers": ()})
     metrics.request_started()
     metrics.request_finished(method, UNMATCHED_PATH, status, 0.0, False)
-    access_log.write(method, path, UNMATCHED_PATH, status, 0.0, context, None)
+    access_log.write({"method": method, "path": path}, UNMATCHED_PATH, status, 0.0, context, None)
     return context
