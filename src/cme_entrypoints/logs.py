@@ -44,7 +44,12 @@ def redacted_query(query: bytes) -> str:
     """The query string as sent ("?a=1&b=2"), credential-looking values REDACTED; "" for none."""
     if not query:
         return ""
-    parts = query.decode("latin-1").split("&")
+    text = query.decode("latin-1")
+    # Most queries name no credential: one search of the whole string, unless a name may be
+    # percent- or plus-encoded (%74oken).
+    if "%" not in text and "+" not in text and _SECRET_NAME.search(text) is None:
+        return "?" + text
+    parts = text.split("&")
     for i, part in enumerate(parts):
         name, equals, _value = part.partition("=")
         if equals and _SECRET_NAME.search(unquote_plus(name)):

@@ -256,6 +256,7 @@ def test_the_access_line_has_the_query_with_secrets_redacted_the_peer_and_the_ag
             "?session=REDACTED&auth=REDACTED&jwt=REDACTED&credentials=REDACTED",
         ),
         (b"token&=x&q=%FF", "?token&=x&q=%FF"),
+        (b"%74oken=x&q=a+b", "?%74oken=REDACTED&q=a+b"),
     ],
 )
 def test_credential_looking_query_values_are_redacted(query: bytes, logged: str) -> None:
