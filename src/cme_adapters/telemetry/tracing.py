@@ -153,11 +153,9 @@ class Traces:
     def end(self, span: OpenSpan) -> None:
         span.ended = True
         limits = self.limits
+        # BoundedAttributes(count, attributes, immutable, value length), as the SDK's span.
         attributes = BoundedAttributes(
-            limits.max_span_attributes,
-            span.attributes,
-            immutable=True,
-            max_value_len=limits.max_span_attribute_length,
+            limits.max_span_attributes, span.attributes, True, limits.max_span_attribute_length
         )
         self._processor.on_end(
             self._readable(
@@ -180,10 +178,7 @@ class Traces:
 
         limits = self.limits
         attributes = BoundedAttributes(
-            limits.max_event_attributes,
-            event.attributes,
-            immutable=True,
-            max_value_len=limits.max_attribute_length,
+            limits.max_event_attributes, event.attributes, True, limits.max_attribute_length
         )
         return Event(event.name, attributes, event.timestamp)
 
