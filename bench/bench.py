@@ -105,16 +105,23 @@ def bench_database(name: str, rows: int) -> Iterator[str]:
 
 def seed(url: str, rows: int) -> None:
     with psycopg.connect(url, autocommit=True) as db:
+        # Since migration 0008 each name is stored folded beside it; a baseline tree's schema
+        # may predate it. The seeded names are ASCII, whose folding is lower().
+        folded = db.execute(
+            "SELECT count(*) FROM information_schema.columns"
+            " WHERE table_name = 'products' AND column_name = 'name_folded'"
+        ).fetchone() == (1,)
         db.execute(
             f"""
             INSERT INTO products (id, sku, name, description, price_cents, quantity,
-                                  created_at, updated_at, version)
+                                  created_at, updated_at, version{", name_folded" * folded})
             SELECT gen_random_uuid(), 'SEED-' || lpad(i::text, 7, '0'), {NAME_SQL},
                    CASE WHEN i %% 3 = 0 THEN NULL
                         ELSE 'A seeded product for the benchmark, number ' || i END,
                    (i::bigint * 7919) %% 1000000, i %% 1000,
                    timestamptz '2025-01-01 00:00:00+00' + i * interval '1 second',
                    timestamptz '2025-01-01 00:00:00+00' + i * interval '1 second', 1
+                   {f", lower({NAME_SQL})" * folded}
             FROM (SELECT i, decode(md5(i::text), 'hex') AS h
                   FROM generate_series(1, %s) AS i) AS numbered
             """,

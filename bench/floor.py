@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 import psycopg
-from sql import FIRST_PAGE, GET, INSERT, NEXT_PAGE, UPDATE_ANY, UPDATE_AT_VERSION, uuid7
+from sql import FIRST_PAGE, GET, INSERT, NEXT_PAGE, UPDATE_ANY, UPDATE_AT_VERSION, folded, uuid7
 
 # The service's static security headers: constant bytes, so the same response size on the wire.
 SECURITY = [
@@ -155,7 +155,7 @@ async def _create(receive: Any, send: Any) -> None:
         now,
         now,
     )
-    await pool.fetch(INSERT, (*row, uuid7()))
+    await pool.fetch(INSERT, (*row, folded(row[2]), uuid7()))
     await _product_response(send, (*row, 1), 201)
 
 
@@ -165,6 +165,7 @@ async def _replace(scope: dict[str, Any], receive: Any, send: Any, product_id: s
         product_id,
         raw["sku"],
         raw["name"],
+        folded(raw["name"]),
         raw.get("description"),
         int(Decimal(str(raw["price"])) * 100),
         raw["quantity"],

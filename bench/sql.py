@@ -8,6 +8,7 @@ service's (their time order keeps inserts at the right edge of the primary key).
 
 import os
 import time
+import unicodedata
 import uuid
 
 COLUMNS = "id, sku, name, description, price_cents, quantity, created_at, updated_at, version"
@@ -31,17 +32,18 @@ def _change(kind: str, written: str) -> str:
 
 
 # A create with its "initial" ledger entry and its change event, in one statement.
-# Parameters: the product's COLUMNS but version, then the entry's id.
+# Parameters: the product's COLUMNS but version, its folded name, then the entry's id.
 INSERT = (
-    f"WITH created AS (INSERT INTO products ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1)"
+    f"WITH created AS (INSERT INTO products ({COLUMNS}, name_folded)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1, %s)"
     f" RETURNING {COLUMNS}), "
     f"entry AS ({_LEDGER} SELECT %s, id, quantity, 'initial', NULL, quantity, 1, updated_at"
     " FROM created WHERE quantity <> 0) " + _change("product.created", "created")
 )
 # A replace with its "set" ledger entry when the quantity changed (the old quantity read
 # under the row's lock) and its change event, in one statement. Parameters: the id, sku,
-# name, description, price_cents, quantity, updated_at, (the expected version,) then the
-# entry's id.
+# name, its folded name, description, price_cents, quantity, updated_at, (the expected
+# version,) then the entry's id.
 _RETURNED = ", ".join(f"products.{c}" for c in COLUMNS.split(", "))
 
 
@@ -49,7 +51,7 @@ def _update(at_version: bool) -> str:
     version = " AND products.version = %s" if at_version else ""
     return (
         "WITH old AS (SELECT id, quantity FROM products WHERE id = %s FOR UPDATE), "
-        "replaced AS (UPDATE products SET sku = %s, name = %s, description = %s,"
+        "replaced AS (UPDATE products SET sku = %s, name = %s, name_folded = %s, description = %s,"
         " price_cents = %s, quantity = %s, updated_at = %s, version = products.version + 1"
         f" FROM old WHERE products.id = old.id{version}"
         f" RETURNING {_RETURNED}, old.quantity AS old_quantity), "
@@ -63,6 +65,11 @@ def _update(at_version: bool) -> str:
 UPDATE_ANY = _update(at_version=False)
 UPDATE_AT_VERSION = _update(at_version=True)
 PING = "SELECT 1"
+
+
+def folded(name: str) -> str:
+    """The name as the service stores it for `q` (cme_domain.listing.search_fold)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
 
 
 def uuid7() -> uuid.UUID:

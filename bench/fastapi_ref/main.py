@@ -22,7 +22,17 @@ import psycopg
 from fastapi import Depends, FastAPI, Header, Query, Request, Response, Security
 from fastapi.security import APIKeyHeader
 from psycopg_pool import AsyncConnectionPool
-from sql import FIRST_PAGE, GET, INSERT, NEXT_PAGE, PING, UPDATE_ANY, UPDATE_AT_VERSION, uuid7
+from sql import (
+    FIRST_PAGE,
+    GET,
+    INSERT,
+    NEXT_PAGE,
+    PING,
+    UPDATE_ANY,
+    UPDATE_AT_VERSION,
+    folded,
+    uuid7,
+)
 
 from fastapi_ref import cursors, metrics, problems
 from fastapi_ref.models import ProductIn, ProductOut, ProductPage
@@ -126,7 +136,7 @@ async def create_product(
         now,
     )
     try:
-        await connection.execute(INSERT, (*row, uuid7()))
+        await connection.execute(INSERT, (*row, folded(row[2]), uuid7()))
     except psycopg.errors.UniqueViolation:
         raise Problem(409, "duplicate-sku", f"sku {product.sku!r} is taken") from None
     response.headers["ETag"] = '"v1"'
@@ -146,6 +156,7 @@ async def replace_product(
         product_id,
         product.sku,
         product.name,
+        folded(product.name),
         product.description,
         product.price_cents,
         product.quantity,

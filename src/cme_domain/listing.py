@@ -1,6 +1,7 @@
 """How a client asks for a page of products: filters, sort order and the keyset to resume from."""
 
 import enum
+import unicodedata
 from datetime import datetime
 from decimal import Decimal
 from typing import Final
@@ -13,14 +14,18 @@ from cme_domain.product import Product
 PAGE_MIN: Final = 1
 PAGE_MAX: Final = 100
 PAGE_DEFAULT: Final = 20
-# `q` matches case-insensitively in ASCII only: A-Z equal a-z, every other character only
-# itself. It is the one folding every store can do alike, whatever the database collation.
-_ASCII_LOWER: Final = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
-def ascii_fold(text: str) -> str:
-    """The text with A-Z lowered and everything else (É, ß, İ) left as it is."""
-    return text.translate(_ASCII_LOWER)
+def search_fold(text: str) -> str:
+    """The text as `q` compares it: NFKC-normalised and fully case-folded, then normalised
+    again (casefolding can undo normalisation), so that "STRASSE" and "straße", "ÉCLAIR" and
+    "éclair", "ΌΣΟΣ" and "όσος", "Ｃａｆé" and "café" fold alike.
+
+    Every store compares these folded forms, stored beside the name where a database has to
+    index them, so each gives the same answers whatever its collation or Unicode tables.
+    Accents are kept: "eclair" does not find "Éclair" (README, "Search").
+    """
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
 
 
 class SortField(enum.StrEnum):
@@ -63,7 +68,7 @@ class ProductQuery:
             (self.sku is None or product.sku == self.sku)
             and (
                 self.name_contains is None
-                or ascii_fold(self.name_contains) in ascii_fold(product.name)
+                or search_fold(self.name_contains) in search_fold(product.name)
             )
             and (self.min_price is None or product.price >= self.min_price)
             and (self.max_price is None or product.price <= self.max_price)

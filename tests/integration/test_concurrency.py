@@ -85,11 +85,11 @@ def test_walking_pages_during_inserts_and_deletes_sees_every_lasting_row_once(
     lasting = 3000
     with psycopg.connect(empty_postgres_url) as db, db.cursor() as cursor:
         cursor.executemany(
-            "INSERT INTO products (id, sku, name, price_cents, quantity, created_at,"
-            " updated_at, version) VALUES (%s, %s, %s, %s, 1, now() - %s * interval '1 ms',"
-            " now(), 1)",
+            "INSERT INTO products (id, sku, name, name_folded, price_cents, quantity, created_at,"
+            " updated_at, version) VALUES (%s, %s, %s, lower(%s), %s, 1,"
+            " now() - %s * interval '1 ms', now(), 1)",
             [
-                (uuid.uuid4(), f"KEEP-{n}", f"Keep {n}", random.randrange(100_000), n)
+                (uuid.uuid4(), f"KEEP-{n}", f"Keep {n}", f"Keep {n}", random.randrange(100_000), n)
                 for n in range(lasting)
             ],
         )

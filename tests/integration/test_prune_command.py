@@ -15,7 +15,8 @@ def test_cme_prune_removes_only_expired_idempotency_records(
 ) -> None:
     with psycopg.connect(empty_postgres_url, autocommit=True) as db:
         db.execute(
-            "INSERT INTO products VALUES (%s, 'P-1', 'Lamp', NULL, 100, 1, now(), now(), 1)",
+            "INSERT INTO products VALUES"
+            " (%s, 'P-1', 'Lamp', NULL, 100, 1, now(), now(), 1, 'lamp')",
             (PRODUCT,),
         )
         for key, expires in (("old", "-1 hour"), ("older", "-1 day"), ("live", "1 hour")):

@@ -15,7 +15,7 @@ from cme_adapters.postgres.compiled import compiled
 from cme_adapters.postgres.stock import PostgresStockMixin
 from cme_adapters.sql import statements, stock_statements
 from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
-from cme_domain.listing import Page, ProductQuery, SortField, keyset_of
+from cme_domain.listing import Page, ProductQuery, SortField, keyset_of, search_fold
 from cme_domain.ports import IdempotencyRecord
 from cme_domain.product import Product, ProductSpec
 from cme_domain.stock import StockEntry
@@ -86,7 +86,7 @@ def page_sql(query: ProductQuery) -> str:
         "max_price": query.max_price is not None,
     }
     q = query.name_contains
-    if q is not None and query.sku is None and search.has_trigram(q):
+    if q is not None and query.sku is None and search.has_trigram(search_fold(q)):
         return _search_sql(search.WALK, **shape)
     return _page_sql(sku=query.sku is not None, name=query.name_contains is not None, **shape)
 
@@ -98,6 +98,7 @@ class PostgresProductRepository(PostgresStockMixin):
     async def add(self, product: Product, entry: StockEntry | None = None) -> None:
         values = attrs.asdict(product, recurse=False)
         values["price_cents"] = cents(values.pop("price"))
+        values["name_folded"] = search_fold(product.name)
         sql = _INSERT
         if entry is not None:
             sql = _INSERT_WITH_ENTRY
@@ -142,6 +143,7 @@ class PostgresProductRepository(PostgresStockMixin):
             "product_id": product_id,
             "sku": spec.sku,
             "name": spec.name,
+            "name_folded": search_fold(spec.name),
             "description": spec.description,
             "price_cents": cents(spec.price),
             "quantity": spec.quantity,

@@ -40,7 +40,7 @@ from sqlalchemy import (
     tuple_,
 )
 
-from cme_adapters.sql.schema import products
+from cme_adapters.sql.schema import PRODUCT_COLUMNS, products
 from cme_adapters.sql.statements import SORT_COLUMNS, ordering, page_filters, past_keyset
 from cme_domain.listing import SortField, SortOrder
 
@@ -106,7 +106,7 @@ def search_page_of(
         .subquery("walked")
     )
     hits = (
-        select(walked)
+        select(*(walked.c[c.name] for c in PRODUCT_COLUMNS))
         .where(*page_filters(walked, sku=False, name=True, **prices))
         .order_by(*ordering(walked, sort, order))
         .limit(limit)
@@ -126,7 +126,7 @@ def search_page_of(
     theirs = select(edge.c[column.name], edge.c.id).scalar_subquery()
     hidden = _UNINDEXED[sort]
     past = (
-        select(products)
+        select(*PRODUCT_COLUMNS)
         .where(
             mine < theirs if descending else mine > theirs,
             *page_filters(products, sku=False, name=True, **prices),

@@ -10,7 +10,7 @@ from cme_adapters.postgres.compiled import compiled
 from cme_adapters.sql import stock_statements
 from cme_domain.batch import BatchItem
 from cme_domain.errors import SkusTaken, WriteContention
-from cme_domain.listing import Keyset
+from cme_domain.listing import Keyset, search_fold
 from cme_domain.ports import LedgerPage, LedgerQuery
 from cme_domain.product import Product
 from cme_domain.stock import StockChange, StockEntry
@@ -37,14 +37,17 @@ _LEDGER_PAGE_AFTER: Final = compiled(stock_statements.LEDGER_PAGE_AFTER)
 BATCH_CREATE: Final = """
 WITH input AS (
   SELECT * FROM unnest(
-    %(ids)s::uuid[], %(skus)s::text[], %(names)s::text[], %(descriptions)s::text[],
-    %(prices)s::bigint[], %(quantities)s::integer[], %(entry_ids)s::uuid[]
-  ) WITH ORDINALITY AS t(id, sku, name, description, price_cents, quantity, entry_id, ord)
+    %(ids)s::uuid[], %(skus)s::text[], %(names)s::text[], %(names_folded)s::text[],
+    %(descriptions)s::text[], %(prices)s::bigint[], %(quantities)s::integer[],
+    %(entry_ids)s::uuid[]
+  ) WITH ORDINALITY AS
+    t(id, sku, name, name_folded, description, price_cents, quantity, entry_id, ord)
 ),
 written AS (
   INSERT INTO products
-    (id, sku, name, description, price_cents, quantity, created_at, updated_at, version)
-  SELECT id, sku, name, description, price_cents, quantity, %(now)s, %(now)s, 1
+    (id, sku, name, name_folded, description, price_cents, quantity, created_at, updated_at,
+     version)
+  SELECT id, sku, name, name_folded, description, price_cents, quantity, %(now)s, %(now)s, 1
   FROM input ORDER BY sku
   ON CONFLICT (sku) DO NOTHING
   RETURNING
@@ -79,20 +82,24 @@ SELECT w.*, input.ord FROM written w JOIN input USING (sku) ORDER BY input.ord
 BATCH_UPSERT: Final = """
 WITH input AS (
   SELECT * FROM unnest(
-    %(ids)s::uuid[], %(skus)s::text[], %(names)s::text[], %(descriptions)s::text[],
-    %(prices)s::bigint[], %(quantities)s::integer[], %(entry_ids)s::uuid[]
-  ) WITH ORDINALITY AS t(id, sku, name, description, price_cents, quantity, entry_id, ord)
+    %(ids)s::uuid[], %(skus)s::text[], %(names)s::text[], %(names_folded)s::text[],
+    %(descriptions)s::text[], %(prices)s::bigint[], %(quantities)s::integer[],
+    %(entry_ids)s::uuid[]
+  ) WITH ORDINALITY AS
+    t(id, sku, name, name_folded, description, price_cents, quantity, entry_id, ord)
 ),
 old AS (
   SELECT p.sku, p.quantity FROM products p JOIN input USING (sku) ORDER BY sku FOR UPDATE OF p
 ),
 written AS (
   INSERT INTO products
-    (id, sku, name, description, price_cents, quantity, created_at, updated_at, version)
-  SELECT id, sku, name, description, price_cents, quantity, %(now)s, %(now)s, 1
+    (id, sku, name, name_folded, description, price_cents, quantity, created_at, updated_at,
+     version)
+  SELECT id, sku, name, name_folded, description, price_cents, quantity, %(now)s, %(now)s, 1
   FROM input WHERE (SELECT count(*) FROM old) >= 0 ORDER BY sku
   ON CONFLICT (sku) DO UPDATE SET
-    name = excluded.name, description = excluded.description,
+    name = excluded.name, name_folded = excluded.name_folded,
+    description = excluded.description,
     price_cents = excluded.price_cents, quantity = excluded.quantity,
     updated_at = excluded.updated_at, version = products.version + 1
   RETURNING
@@ -174,6 +181,7 @@ class PostgresStockMixin:
             "ids": [c.id for c in candidates],
             "skus": [c.sku for c in candidates],
             "names": [c.name for c in candidates],
+            "names_folded": [search_fold(c.name) for c in candidates],
             "descriptions": [c.description for c in candidates],
             "prices": [int(c.price.scaleb(2)) for c in candidates],
             "quantities": [c.quantity for c in candidates],

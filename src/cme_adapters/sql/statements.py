@@ -17,7 +17,6 @@ from sqlalchemy import (
     any_,
     bindparam,
     delete,
-    func,
     insert,
     literal_column,
     select,
@@ -26,9 +25,9 @@ from sqlalchemy import (
 )
 
 from cme_adapters.sql.outbox import with_change
-from cme_adapters.sql.schema import idempotency_keys, products, service_secrets
+from cme_adapters.sql.schema import PRODUCT_COLUMNS, idempotency_keys, products, service_secrets
 from cme_domain.changes import ChangeType
-from cme_domain.listing import ProductQuery, SortField, SortOrder, ascii_fold
+from cme_domain.listing import ProductQuery, SortField, SortOrder, search_fold
 
 SORT_COLUMNS: Final = {
     SortField.CREATED_AT: products.c.created_at,
@@ -37,10 +36,12 @@ SORT_COLUMNS: Final = {
 }
 LIKE_ESCAPE: Final = "/"
 
-GET: Final = select(products).where(products.c.id == bindparam("id"))
+GET: Final = select(*PRODUCT_COLUMNS).where(products.c.id == bindparam("id"))
 # Products by id: SQLite binds one parameter per id, PostgreSQL one array (GET_ANY).
-GET_MANY: Final = select(products).where(products.c.id.in_(bindparam("ids", expanding=True)))
-GET_ANY: Final = select(products).where(
+GET_MANY: Final = select(*PRODUCT_COLUMNS).where(
+    products.c.id.in_(bindparam("ids", expanding=True))
+)
+GET_ANY: Final = select(*PRODUCT_COLUMNS).where(
     products.c.id == any_(bindparam("ids", type_=ARRAY(products.c.id.type)))
 )
 INSERT: Final = insert(products).values(
@@ -49,6 +50,7 @@ INSERT: Final = insert(products).values(
 NEW_VALUES: Final = {
     "sku": bindparam("sku"),
     "name": bindparam("name"),
+    "name_folded": bindparam("name_folded"),
     "description": bindparam("description"),
     "price_cents": bindparam("price_cents", type_=products.c.price_cents.type),
     "quantity": bindparam("quantity"),
@@ -60,17 +62,17 @@ REPLACE: Final = (
     update(products)
     .where(products.c.id == bindparam("product_id"))
     .values(NEW_VALUES)
-    .returning(*products.c)
+    .returning(*PRODUCT_COLUMNS)
 )
 REPLACE_AT_VERSION: Final = REPLACE.where(products.c.version == bindparam("expected_version"))
 DELETE: Final = delete(products).where(products.c.id == bindparam("product_id"))
 DELETE_AT_VERSION: Final = DELETE.where(products.c.version == bindparam("expected_version"))
 
 # The same writes recording their change event in the same statement (PostgreSQL, outbox.py).
-INSERT_RECORDED: Final = with_change(INSERT.returning(*products.c), ChangeType.CREATED)
-DELETE_RECORDED: Final = with_change(DELETE.returning(*products.c), ChangeType.DELETED)
+INSERT_RECORDED: Final = with_change(INSERT.returning(*PRODUCT_COLUMNS), ChangeType.CREATED)
+DELETE_RECORDED: Final = with_change(DELETE.returning(*PRODUCT_COLUMNS), ChangeType.DELETED)
 DELETE_AT_VERSION_RECORDED: Final = with_change(
-    DELETE_AT_VERSION.returning(*products.c), ChangeType.DELETED
+    DELETE_AT_VERSION.returning(*PRODUCT_COLUMNS), ChangeType.DELETED
 )
 
 _KEY_TIME: Final = idempotency_keys.c.expires_at.type
@@ -116,7 +118,7 @@ def page_of(
     The flags say which filters the query has; their values bind as sku, name_pattern,
     min_price_cents and max_price_cents (see `page_parameters`).
     """
-    statement = select(products)
+    statement = select(*PRODUCT_COLUMNS)
     if after:
         statement = statement.where(past_keyset(products, sort, order))
     filters = page_filters(products, sku=sku, name=name, min_price=min_price, max_price=max_price)
@@ -144,10 +146,9 @@ def page_filters(
     if sku:
         filters.append(source.c.sku == bindparam("sku"))
     if name:
-        # The pattern comes folded (ASCII only, as the domain defines case-insensitive), and
-        # lower() of the name folds ASCII only too: the C collation on PostgreSQL, SQLite's own.
+        # Both sides folded by the domain's search_fold: the pattern here, the name when written.
         pattern = bindparam("name_pattern", type_=String)
-        filters.append(func.lower(source.c.name).like(pattern, escape=LIKE_ESCAPE))
+        filters.append(source.c.name_folded.like(pattern, escape=LIKE_ESCAPE))
     if min_price:
         filters.append(source.c.price_cents >= bindparam("min_price_cents", type_=BigInteger))
     if max_price:
@@ -184,7 +185,7 @@ def page_parameters(query: ProductQuery) -> dict[str, Any]:
     if query.sku is not None:
         params["sku"] = query.sku
     if query.name_contains is not None:
-        params["name_pattern"] = f"%{like_escaped(ascii_fold(query.name_contains))}%"
+        params["name_pattern"] = f"%{like_escaped(search_fold(query.name_contains))}%"
     if query.min_price is not None:
         params["min_price_cents"] = int(query.min_price.scaleb(2))
     if query.max_price is not None:

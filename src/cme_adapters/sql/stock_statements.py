@@ -23,7 +23,7 @@ from sqlalchemy import (
 
 from cme_adapters.sql import statements
 from cme_adapters.sql.outbox import change_from, with_change
-from cme_adapters.sql.schema import products, stock_ledger
+from cme_adapters.sql.schema import PRODUCT_COLUMNS, products, stock_ledger
 from cme_domain.changes import ChangeType
 from cme_domain.product import QUANTITY_MAX
 
@@ -50,7 +50,7 @@ ADJUST: Final = (
         version=products.c.version + literal_column("1"),
         updated_at=bindparam("updated_at", type_=products.c.updated_at.type),
     )
-    .returning(*products.c)
+    .returning(*PRODUCT_COLUMNS)
 )
 ADJUST_AT_VERSION: Final = ADJUST.where(products.c.version == bindparam("expected_version"))
 
@@ -108,7 +108,7 @@ def _replace_with_entry(at_version: bool) -> Select[Any]:
         update(products)
         .where(condition)
         .values(statements.NEW_VALUES)
-        .returning(*products.c, old.c.quantity.label("old_quantity"))
+        .returning(*PRODUCT_COLUMNS, old.c.quantity.label("old_quantity"))
         .cte("replaced")
     )
     entry = _entry_from(
@@ -121,7 +121,7 @@ def _replace_with_entry(at_version: bool) -> Select[Any]:
         [c.name for c in stock_ledger.c],
         entry.select.where(replaced.c.quantity != replaced.c.old_quantity),
     ).cte("entry")
-    return select(*(replaced.c[c.name] for c in products.c)).add_cte(entry)
+    return select(*(replaced.c[c.name] for c in PRODUCT_COLUMNS)).add_cte(entry)
 
 
 # PUT/PATCH with its change event: still one statement (outbox.with_change).
@@ -134,7 +134,7 @@ REPLACE_AT_VERSION_WITH_ENTRY: Final = with_change(
 def _insert_with_entry() -> Select[Any]:
     """POST in one statement: the product, and its "initial" entry (the caller omits this
     form for a product that starts at 0)."""
-    created = statements.INSERT.returning(*products.c).cte("created")
+    created = statements.INSERT.returning(*PRODUCT_COLUMNS).cte("created")
     entry = _entry_from(
         created,
         bindparam("entry_delta", type_=BigInteger),
@@ -168,7 +168,7 @@ LEDGER_PAGE: Final = ledger_page(after=False)
 LEDGER_PAGE_AFTER: Final = ledger_page(after=True)
 
 OLD_QUANTITY: Final = select(products.c.quantity).where(products.c.id == bindparam("product_id"))
-EXISTING_BY_SKU: Final = select(products).where(
+EXISTING_BY_SKU: Final = select(*PRODUCT_COLUMNS).where(
     products.c.sku.in_(bindparam("skus", expanding=True))
 )
 # A write that changes nothing: on SQLite it takes the write lock at the start of a

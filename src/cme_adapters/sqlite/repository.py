@@ -15,7 +15,7 @@ from cme_adapters.sql.schema import products
 from cme_adapters.sqlite.stock import SqlStockMixin, record
 from cme_domain.changes import ChangeType
 from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
-from cme_domain.listing import Page, ProductQuery, keyset_of
+from cme_domain.listing import Page, ProductQuery, keyset_of, search_fold
 from cme_domain.ports import IdempotencyRecord
 from cme_domain.product import Product, ProductSpec
 from cme_domain.stock import StockEntry
@@ -60,6 +60,7 @@ class SqlProductRepository(SqlStockMixin):
             "id": product.id,
             "sku": product.sku,
             "name": product.name,
+            "name_folded": search_fold(product.name),
             "description": product.description,
             "price_cents": product.price,
             "quantity": product.quantity,
@@ -112,6 +113,7 @@ class SqlProductRepository(SqlStockMixin):
             "product_id": product_id,
             "sku": spec.sku,
             "name": spec.name,
+            "name_folded": search_fold(spec.name),
             "description": spec.description,
             "price_cents": spec.price,
             "quantity": spec.quantity,

@@ -14,7 +14,7 @@ from cme_adapters.sql.outbox import INSERT_CHANGE, change_values
 from cme_domain.batch import BatchItem
 from cme_domain.changes import ChangeType
 from cme_domain.errors import SkusTaken
-from cme_domain.listing import Keyset
+from cme_domain.listing import Keyset, search_fold
 from cme_domain.ports import LedgerPage, LedgerQuery
 from cme_domain.product import Product
 from cme_domain.stock import StockChange, StockEntry
@@ -49,6 +49,7 @@ def product_values(product: Product) -> dict[str, Any]:
         "id": product.id,
         "sku": product.sku,
         "name": product.name,
+        "name_folded": search_fold(product.name),
         "description": product.description,
         "price_cents": product.price,
         "quantity": product.quantity,
