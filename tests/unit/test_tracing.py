@@ -18,10 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import (
-    ALWAYS_OFF,
     ALWAYS_ON,
-    DEFAULT_OFF,
-    DEFAULT_ON,
     Decision,
     ParentBased,
     ParentBasedTraceIdRatio,
@@ -41,8 +38,7 @@ from starlette.testclient import TestClient
 
 from cme_adapters.postgres.repository import page_sql
 from cme_adapters.postgres.uow import span_name
-from cme_adapters.telemetry import tracing
-from cme_adapters.telemetry.sampling import ratio_rule
+from cme_adapters.telemetry import sampling, tracing
 from cme_adapters.telemetry.tracing import CURRENT_SPAN, DatabaseSpans, Traces
 from cme_domain.listing import ProductQuery
 from cme_entrypoints.http.middleware import UNMATCHED_PATH
@@ -302,29 +298,55 @@ def test_a_sampler_of_another_kind_that_keeps_a_request_gives_its_attributes_and
     )
 
 
-STANDARD_SAMPLERS: Final = [
-    ALWAYS_ON,
-    ALWAYS_OFF,
-    DEFAULT_ON,
-    DEFAULT_OFF,
-    TraceIdRatioBased(0.1),
-    TraceIdRatioBased(0.0),
-    ParentBasedTraceIdRatio(0.1),
-    ParentBasedTraceIdRatio(0.37),
-    ParentBasedTraceIdRatio(1.0),
+# OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG as an operator may set them.
+SAMPLER_SETTINGS: Final = [
+    (None, None),
+    ("always_on", None),
+    ("always_off", None),
+    ("parentbased_always_on", None),
+    ("PARENTBASED_ALWAYS_OFF", None),
+    ("traceidratio", "0.1"),
+    ("traceidratio", "0"),
+    ("parentbased_traceidratio", "0.1"),
+    ("parentbased_traceidratio", "0.37"),
+    ("parentbased_traceidratio", "1"),
+    ("parentbased_traceidratio", "1.5"),
+    ("traceidratio", "a tenth"),
+    ("parentbased_traceidratio", None),
+    ("jaeger_remote", None),
 ]
 
 
-@pytest.mark.parametrize("sampler", STANDARD_SAMPLERS, ids=lambda s: s.get_description())
+def _environment(monkeypatch: pytest.MonkeyPatch, name: str | None, argument: str | None) -> None:
+    for variable, value in (("OTEL_TRACES_SAMPLER", name), ("OTEL_TRACES_SAMPLER_ARG", argument)):
+        if value is None:
+            monkeypatch.delenv(variable, raising=False)
+        else:
+            monkeypatch.setenv(variable, value)
+
+
+@pytest.mark.parametrize(("name", "argument"), SAMPLER_SETTINGS)
+def test_the_configured_sampler_is_the_one_the_sdk_builds_from_the_same_environment(
+    monkeypatch: pytest.MonkeyPatch, name: str | None, argument: str | None
+) -> None:
+    # If an OpenTelemetry release reads these variables otherwise, this fails.
+    _environment(monkeypatch, name, argument)
+    sampler, _ = sampling.configured()
+    sdk = TracerProvider().sampler
+    assert (type(sampler), sampler.get_description()) == (type(sdk), sdk.get_description())
+
+
+@pytest.mark.parametrize(("name", "argument"), SAMPLER_SETTINGS)
 @given(
     trace_id=st.integers(1, 2**128 - 1),
     parent=st.sampled_from([None, True, False]),
 )
-def test_the_fast_rule_decides_as_the_standard_sampler_itself(
-    sampler: Sampler, trace_id: int, parent: bool | None
+def test_the_fast_rule_decides_as_the_configured_sampler_itself(
+    name: str | None, argument: str | None, trace_id: int, parent: bool | None
 ) -> None:
-    rule = ratio_rule(sampler)
-    assert rule is not None
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _environment(monkeypatch, name, argument)
+        sampler, rule = sampling.configured()
     context = _NO_PARENT
     if parent is not None:
         flags = TraceFlags(TraceFlags.SAMPLED if parent else TraceFlags.DEFAULT)
@@ -334,9 +356,18 @@ def test_the_fast_rule_decides_as_the_standard_sampler_itself(
     assert rule.sampled(f"{trace_id:032x}", parent) is decision.is_sampled()
 
 
-def test_the_fast_rule_knows_only_the_standard_samplers() -> None:
-    assert ratio_rule(AskedEachTime()) is None
-    assert ratio_rule(ParentBased(TraceIdRatioBased(0.1), remote_parent_sampled=ALWAYS_OFF)) is None
+def test_the_service_samples_with_the_configured_sampler_and_its_rule(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _environment(monkeypatch, "parentbased_traceidratio", "0.25")
+    traces = tracing.traces(True)
+    assert traces is not None
+    try:
+        assert traces.sampler.get_description() == ParentBasedTraceIdRatio(0.25).get_description()
+        assert traces.rule is not None
+        assert traces.rule.bound == TraceIdRatioBased.get_bound_for_rate(0.25)
+    finally:
+        traces.shutdown()
 
 
 def test_a_statement_that_fails_records_its_error_and_still_ends_and_leaves_the_context() -> None:

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import Event, SpanLimits, SpanProcessor, TracerProvider
     from opentelemetry.sdk.trace.sampling import Sampler
 
+    from cme_adapters.telemetry.sampling import RatioRule
+
 GOOGLE_OTLP_HOST: Final = "telemetry.googleapis.com"
 _CLOUD_PLATFORM: Final = "https://www.googleapis.com/auth/cloud-platform"
 SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
@@ -115,11 +117,10 @@ class Traces:
         provider: "TracerProvider",
         processor: "SpanProcessor",
         limits: "SpanLimits | None" = None,
+        rule: "RatioRule | None" = None,
     ) -> None:
         # The SDK's span module is imported only once tracing is on, as the exporter is.
         from opentelemetry.sdk.trace import ReadableSpan
-
-        from cme_adapters.telemetry.sampling import ratio_rule
 
         self._readable = ReadableSpan
         self.limits = span_limits() if limits is None else limits
@@ -128,8 +129,8 @@ class Traces:
         self._processor = processor
         self._resource = provider.resource
         self.sampler: Sampler = provider.sampler
-        # The standard samplers' rule; None for a sampler of another kind, asked for each span.
-        self.rule = ratio_rule(provider.sampler)
+        # The provider's sampler's rule (sampling.configured); None: the sampler is asked.
+        self.rule = rule
 
     def ask(
         self,
@@ -210,9 +211,13 @@ def traces(enabled: bool, endpoint: str = "") -> Traces | None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    from cme_adapters.telemetry import sampling
+
     limits = span_limits()
-    provider = TracerProvider(resource=Resource.create({"service.name": "cme"}), span_limits=limits)
-    return Traces(provider, BatchSpanProcessor(_exporter(endpoint)), limits)
+    sampler, rule = sampling.configured()
+    resource = Resource.create({"service.name": "cme"})
+    provider = TracerProvider(sampler=sampler, resource=resource, span_limits=limits)
+    return Traces(provider, BatchSpanProcessor(_exporter(endpoint)), limits, rule)
 
 
 def span_limits() -> "SpanLimits":
