@@ -77,9 +77,26 @@ def test_only_googles_endpoint_is_sent_the_application_default_credentials(
     assert scopes == ([["https://www.googleapis.com/auth/cloud-platform"]] if asked else [])
 
 
-def traced(sampler: Sampler) -> tuple[Traces, InMemorySpanExporter]:
+def _environment(monkeypatch: pytest.MonkeyPatch, name: str | None, argument: str | None) -> None:
+    for variable, value in (("OTEL_TRACES_SAMPLER", name), ("OTEL_TRACES_SAMPLER_ARG", argument)):
+        if value is None:
+            monkeypatch.delenv(variable, raising=False)
+        else:
+            monkeypatch.setenv(variable, value)
+
+
+def traced(sampler: Sampler | str) -> tuple[Traces, InMemorySpanExporter]:
+    """Spans to memory. A sampler by its OTEL_TRACES_SAMPLER name (`name=argument`) is the
+    service's own, decided by its rule; an instance is asked, as a plugin's would be."""
     exporter = InMemorySpanExporter()
-    return Traces(TracerProvider(sampler=sampler), SimpleSpanProcessor(exporter)), exporter
+    rule = None
+    if isinstance(sampler, str):
+        name, _, argument = sampler.partition("=")
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            _environment(monkeypatch, name, argument or None)
+            sampler, rule = sampling.configured()
+    provider = TracerProvider(sampler=sampler)
+    return Traces(provider, SimpleSpanProcessor(exporter), rule=rule), exporter
 
 
 def serve(traces: Traces, context: RequestContext) -> tuple[RequestContext, bool]:
@@ -114,7 +131,7 @@ _NO_PARENT: Final = Context()
 
 
 def test_a_request_the_sampler_drops_keeps_its_logged_ids_and_makes_no_span() -> None:
-    traces, exporter = traced(ParentBasedTraceIdRatio(0.5))
+    traces, exporter = traced("parentbased_traceidratio=0.5")
     context = RequestContext("r-1", HIGH_TRACE_ID, "1111111111111111", False, None)
     logged, real_statement_span = serve(traces, context)
     assert logged == context  # trace id, span id, and trace_sampled false in every log line
@@ -123,7 +140,7 @@ def test_a_request_the_sampler_drops_keeps_its_logged_ids_and_makes_no_span() ->
 
 
 def test_a_sampled_root_request_exports_its_spans_under_the_trace_id_it_logged() -> None:
-    traces, exporter = traced(ParentBasedTraceIdRatio(0.5))
+    traces, exporter = traced("parentbased_traceidratio=0.5")
     context = RequestContext("r-2", LOW_TRACE_ID, "1111111111111111", False, None)
     logged, real_statement_span = serve(traces, context)
     assert real_statement_span
@@ -164,10 +181,15 @@ def test_a_sampled_root_request_exports_its_spans_under_the_trace_id_it_logged()
 
 @pytest.mark.parametrize(
     ("sampler", "parent_sampled"),
-    [(ParentBasedTraceIdRatio(0.0), True), (ParentBased(ALWAYS_ON), False)],
+    [
+        ("parentbased_traceidratio=0", True),
+        ("parentbased_always_on", False),
+        (ParentBasedTraceIdRatio(0.0), True),
+        (ParentBased(ALWAYS_ON), False),
+    ],
 )
 def test_the_callers_sampled_flag_decides_whatever_the_ratio(
-    sampler: Sampler, parent_sampled: bool
+    sampler: Sampler | str, parent_sampled: bool
 ) -> None:
     traces, exporter = traced(sampler)
     context = RequestContext("r-3", HIGH_TRACE_ID, "1111111111111111", parent_sampled, PARENT)
@@ -185,14 +207,14 @@ def test_the_callers_sampled_flag_decides_whatever_the_ratio(
 
 
 def test_a_statement_outside_any_sampled_request_makes_no_span() -> None:
-    traces, exporter = traced(ALWAYS_ON)
+    traces, exporter = traced("always_on")
     with DatabaseSpans(traces, "postgresql")("SELECT", "products"):
         pass
     assert exporter.get_finished_spans() == ()
 
 
 def test_a_server_error_is_the_spans_error_and_an_unrouted_request_keeps_the_method() -> None:
-    traces, exporter = traced(ALWAYS_ON)
+    traces, exporter = traced("always_on")
     spans = ServerSpans(traces)
     handle, _ = spans.start(
         SCOPE, RequestContext("r-9", LOW_TRACE_ID, "2222222222222222", False, None)
@@ -206,7 +228,7 @@ def test_a_server_error_is_the_spans_error_and_an_unrouted_request_keeps_the_met
 
 
 def test_a_clients_long_path_is_cut_to_the_span_limit_and_never_names_the_span() -> None:
-    traces, exporter = traced(ALWAYS_ON)
+    traces, exporter = traced("always_on")
     spans = ServerSpans(traces)
     path = "/" + "x" * 15_000
     handle, _ = spans.start(
@@ -221,7 +243,7 @@ def test_a_clients_long_path_is_cut_to_the_span_limit_and_never_names_the_span()
 def test_the_span_limits_of_the_environment_win(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "8")
     monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "3")
-    traces, exporter = traced(ALWAYS_ON)
+    traces, exporter = traced("always_on")
     spans = ServerSpans(traces)
     handle, _ = spans.start(SCOPE, RequestContext("r-7", LOW_TRACE_ID, "2" * 16, False, None))
     spans.finish(handle, "GET", "/products/{id}", 200)
@@ -236,7 +258,7 @@ def test_the_span_limits_of_the_environment_win(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_an_exceptions_attributes_are_bounded_as_the_sdk_bounds_an_events() -> None:
-    traces, exporter = traced(ALWAYS_ON)
+    traces, exporter = traced("always_on")
     spans = ServerSpans(traces)
     handle, _ = spans.start(SCOPE, RequestContext("r-6", LOW_TRACE_ID, "2" * 16, False, None))
     with contextlib.suppress(ValueError), DatabaseSpans(traces, "postgresql")("SELECT", "products"):
@@ -298,6 +320,29 @@ def test_a_sampler_of_another_kind_that_keeps_a_request_gives_its_attributes_and
     )
 
 
+@pytest.mark.parametrize("sampler", ["parentbased_always_on", ParentBased(ALWAYS_ON)])
+def test_a_callers_trace_state_comes_through_the_w3c_propagator_to_the_spans(
+    sampler: Sampler | str,
+) -> None:
+    traces, exporter = traced(sampler)
+    headers = [
+        (b"traceparent", f"00-{HIGH_TRACE_ID}-{PARENT}-01".encode()),
+        (b"tracestate", b"vendor=v1"),
+        (b"tracestate", b"other=o2"),
+    ]
+    spans = ServerSpans(traces)
+    context = RequestContext("r-6", HIGH_TRACE_ID, "1111111111111111", True, PARENT)
+    handle, _ = spans.start({**SCOPE, "headers": headers}, context)
+    with DatabaseSpans(traces, "postgresql")("SELECT", "products"):
+        pass
+    spans.finish(handle, "GET", "/products/{id}", 200)
+    select, server = exporter.get_finished_spans()
+    state = TraceState([("vendor", "v1"), ("other", "o2")])
+    assert server.parent is not None
+    assert server.parent.trace_state == state
+    assert server.context.trace_state == select.context.trace_state == state
+
+
 # OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG as an operator may set them.
 SAMPLER_SETTINGS: Final = [
     (None, None),
@@ -315,14 +360,6 @@ SAMPLER_SETTINGS: Final = [
     ("parentbased_traceidratio", None),
     ("jaeger_remote", None),
 ]
-
-
-def _environment(monkeypatch: pytest.MonkeyPatch, name: str | None, argument: str | None) -> None:
-    for variable, value in (("OTEL_TRACES_SAMPLER", name), ("OTEL_TRACES_SAMPLER_ARG", argument)):
-        if value is None:
-            monkeypatch.delenv(variable, raising=False)
-        else:
-            monkeypatch.setenv(variable, value)
 
 
 @pytest.mark.parametrize(("name", "argument"), SAMPLER_SETTINGS)
@@ -371,7 +408,7 @@ def test_the_service_samples_with_the_configured_sampler_and_its_rule(
 
 
 def test_a_statement_that_fails_records_its_error_and_still_ends_and_leaves_the_context() -> None:
-    traces, exporter = traced(ALWAYS_ON)
+    traces, exporter = traced("always_on")
     spans = ServerSpans(traces)
     handle, _ = spans.start(
         SCOPE, RequestContext("r-6", LOW_TRACE_ID, "3333333333333333", False, None)
@@ -402,7 +439,7 @@ def test_a_statement_that_fails_records_its_error_and_still_ends_and_leaves_the_
 
 
 def test_a_cancelled_statement_ends_its_span_without_calling_it_an_error() -> None:
-    traces, exporter = traced(ALWAYS_ON)
+    traces, exporter = traced("always_on")
     spans = ServerSpans(traces)
     handle, _ = spans.start(
         SCOPE, RequestContext("r-7", LOW_TRACE_ID, "3333333333333333", False, None)
@@ -426,7 +463,7 @@ def test_the_page_for_q_is_traced_as_a_select_on_products() -> None:
 def test_a_dropped_request_started_from_inside_a_sampled_one_makes_no_statement_span() -> None:
     """uvicorn starts a pipelined request's task inside the previous request's send: the new
     task's context holds the previous request's span until the new request decides."""
-    traces, exporter = traced(ParentBasedTraceIdRatio(0.5))
+    traces, exporter = traced("parentbased_traceidratio=0.5")
     spans = ServerSpans(traces)
     first, _ = spans.start(SCOPE, RequestContext("r-1", LOW_TRACE_ID, "1" * 16, False, None))
 
@@ -443,7 +480,7 @@ def test_a_dropped_request_started_from_inside_a_sampled_one_makes_no_statement_
 
 
 def test_a_task_that_outlives_its_sampled_request_makes_no_statement_span() -> None:
-    traces, exporter = traced(ALWAYS_ON)
+    traces, exporter = traced("always_on")
     spans = ServerSpans(traces)
     handle, _ = spans.start(SCOPE, RequestContext("r-1", LOW_TRACE_ID, "1" * 16, False, None))
     left_behind = contextvars.copy_context()  # as a task the request started holds it
@@ -490,7 +527,7 @@ def test_a_sampler_of_another_kind_decides_each_statement_and_gives_each_span_it
 
 def test_the_spans_are_those_the_sdks_tracer_would_have_made() -> None:
     """The fields an exporter reads, for the same request, both ways (ids and times apart)."""
-    traces, exporter = traced(ALWAYS_ON)
+    traces, exporter = traced("always_on")
     caller = RequestContext("r-9", LOW_TRACE_ID, "1111111111111111", True, PARENT)
     spans = ServerSpans(traces)
     handle, _ = spans.start(SCOPE, caller)

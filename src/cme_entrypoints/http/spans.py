@@ -4,7 +4,15 @@ conventions."""
 from contextvars import Token
 from typing import Any, Final
 
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import (
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    get_current_span,
+)
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 from starlette.types import Scope
 
@@ -14,6 +22,8 @@ from cme_entrypoints.trace_context import RequestContext
 
 _NOT_SAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
 _SERVER_ERROR: Final = Status(StatusCode.ERROR)
+_W3C: Final = TraceContextTextMapPropagator()
+_W3C_HEADERS: Final = (b"traceparent", b"tracestate")
 
 
 class ServerSpans:
@@ -30,14 +40,21 @@ class ServerSpans:
 
     def start(self, scope: Scope, context: RequestContext) -> tuple[Any, RequestContext]:
         rule = self._rule
+        parent = None
         if rule is not None:
             follows = context.sampled if context.parent_span_id is not None else None
             sampled = rule.sampled(context.trace_id, follows)
             trace_state = None
-            attributes = _request_attributes(scope) if sampled else {}
+            attributes = {}
+            if sampled:
+                # As the standard samplers do: the span carries on its caller's trace state.
+                parent = _parent(scope, context)
+                trace_state = None if parent is None else parent.trace_state
+                attributes = _request_attributes(scope)
         else:
+            parent = _parent(scope, context)
             decided = self._traces.ask(
-                _parent(context),
+                parent,
                 int(context.trace_id, 16),
                 scope["method"],
                 SpanKind.SERVER,
@@ -54,9 +71,7 @@ class ServerSpans:
         own = SpanContext(
             int(context.trace_id, 16), int(context.span_id, 16), False, SAMPLED, trace_state
         )
-        span = OpenSpan(
-            scope["method"], SpanKind.SERVER, own, _parent(context), attributes, HTTP_SCOPE
-        )
+        span = OpenSpan(scope["method"], SpanKind.SERVER, own, parent, attributes, HTTP_SCOPE)
         token = CURRENT_SPAN.set(span)
         return (span, token), context if context.sampled else context._replace(sampled=True)
 
@@ -83,9 +98,21 @@ def _request_attributes(scope: Scope) -> dict[str, AttributeValue]:
     }
 
 
-def _parent(context: RequestContext) -> SpanContext | None:
-    """The caller's span, from traceparent or X-Cloud-Trace-Context."""
+def _parent(scope: Scope, context: RequestContext) -> SpanContext | None:
+    """The caller's span: from traceparent and tracestate through the standard W3C propagator,
+    or from X-Cloud-Trace-Context, which carries no trace state."""
     if context.parent_span_id is None:
         return None
+    carrier: dict[str, list[str]] = {}
+    for key, value in scope["headers"]:
+        if key in _W3C_HEADERS:
+            carrier.setdefault(key.decode(), []).append(value.decode("latin-1"))
+    if "traceparent" in carrier:
+        found = get_current_span(_W3C.extract(carrier)).get_span_context()
+        # The log lines' ids came from the same header: the propagator agrees, or is stricter.
+        if found.trace_id == int(context.trace_id, 16) and found.span_id == int(
+            context.parent_span_id, 16
+        ):
+            return found
     flags = SAMPLED if context.sampled else _NOT_SAMPLED
     return SpanContext(int(context.trace_id, 16), int(context.parent_span_id, 16), True, flags)
