@@ -4,6 +4,7 @@ locals {
   services = setunion(var.enable_redis ? ["redis.googleapis.com"] : [], [
     "artifactregistry.googleapis.com",
     "binaryauthorization.googleapis.com",
+    "certificatemanager.googleapis.com",
     "cloudtrace.googleapis.com",
     "compute.googleapis.com",
     "container.googleapis.com",
@@ -128,7 +129,7 @@ resource "google_service_networking_connection" "private_service_access" {
   reserved_peering_ranges = [google_compute_global_address.private_service_access.name]
   # Cloud SQL keeps producer resources for days after an instance is deleted,
   # so deleting the connection fails during destroy; abandoning it lets the
-  # destroy finish (README: remove the leftover peering by hand if needed).
+  # destroy finish (docs/deploy/gke.md, "Destroy": remove the leftover peering by hand if needed).
   deletion_policy = "ABANDON"
 }
 

@@ -1,6 +1,6 @@
 # Alerts, SLOs and a dashboard on the Managed Prometheus series the service
-# exports, and an uptime check on /health through the load balancer once its
-# address is known.
+# exports, and (uptime_check_enabled) an uptime check on https://<domain>/health
+# through the Gateway.
 
 locals {
   ns = var.k8s_namespace
@@ -62,7 +62,7 @@ locals {
   prometheus_target = "resource.type=\"prometheus_target\" AND resource.label.namespace=\"${local.ns}\""
   requests_filter   = "metric.type=\"prometheus.googleapis.com/http_requests_total/counter\" AND ${local.prometheus_target}"
 
-  uptime_enabled = var.uptime_check_host != ""
+  uptime_enabled = var.uptime_check_enabled
 }
 
 resource "google_monitoring_custom_service" "cme" {
@@ -189,10 +189,10 @@ resource "google_monitoring_uptime_check_config" "health" {
 
   http_check {
     path           = "/health"
-    port           = var.uptime_check_port
+    port           = 443
     request_method = "GET"
-    use_ssl        = var.uptime_check_use_ssl
-    validate_ssl   = var.uptime_check_use_ssl
+    use_ssl        = true
+    validate_ssl   = true
 
     accepted_response_status_codes {
       status_class = "STATUS_CLASS_2XX"
@@ -203,7 +203,7 @@ resource "google_monitoring_uptime_check_config" "health" {
     type = "uptime_url"
     labels = {
       project_id = var.project_id
-      host       = var.uptime_check_host
+      host       = var.domain
     }
   }
 }
@@ -244,7 +244,7 @@ resource "google_monitoring_alert_policy" "uptime" {
   }
 
   documentation {
-    content   = "The uptime check on http${var.uptime_check_use_ssl ? "s" : ""}://${var.uptime_check_host}:${var.uptime_check_port}/health fails from more than one region. Check the Service's external IP, the pods' readiness and the load balancer."
+    content   = "The uptime check on https://${var.domain}/health fails from more than one region. Check the Gateway (kubectl -n ${local.ns} describe gateway cme-gateway), the certificate (gcloud certificate-manager certificates describe ${google_certificate_manager_certificate.api.name}), the DNS A record and the pods' readiness."
     mime_type = "text/markdown"
   }
 }

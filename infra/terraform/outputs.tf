@@ -61,7 +61,7 @@ output "workload_identity_provider" {
 }
 
 output "db_connection_budget" {
-  description = "Peak PostgreSQL connections by source against max_connections (README: Capacity)."
+  description = "Peak PostgreSQL connections by source against max_connections (docs/deploy/gke.md, \"Connection budget\")."
   value = {
     app_pods          = (var.app_db_pool_size + local.app_listen_connections) * (var.app_max_replicas + var.app_max_surge)
     migration_job     = var.migration_job_connections
@@ -79,6 +79,30 @@ output "redis_url_secret_id" {
 }
 
 output "redis_server_ca_certs" {
-  description = "PEM of the CA that signs Memorystore's TLS certificate (null unless enable_redis); mount it at /etc/cme/redis-ca.pem."
+  description = "PEM of the CA that signs Memorystore's TLS certificate (null unless enable_redis): the deploy job's REDIS_CA_CERTS, mounted in the pods at redis_ca_path."
   value       = var.enable_redis ? join("\n", google_redis_instance.rate_limits[0].server_ca_certs[*].cert) : null
+}
+
+output "domain" {
+  description = "Hostname of the API: the deploy job's DOMAIN, https://DOMAIN."
+  value       = var.domain
+}
+
+output "gateway_ip" {
+  description = "The Gateway's reserved global address: the domain's DNS A record and the deploy job's GATEWAY_IP (trusted for X-Forwarded-For)."
+  value       = google_compute_global_address.gateway.address
+}
+
+output "dns_authorization_record" {
+  description = "The CNAME record to add to the domain's DNS so that Certificate Manager can issue and renew the certificate."
+  value = {
+    name = google_certificate_manager_dns_authorization.api.dns_resource_record[0].name
+    type = google_certificate_manager_dns_authorization.api.dns_resource_record[0].type
+    data = google_certificate_manager_dns_authorization.api.dns_resource_record[0].data
+  }
+}
+
+output "certificate_name" {
+  description = "Certificate Manager certificate for the domain: gcloud certificate-manager certificates describe NAME shows whether it is ACTIVE."
+  value       = google_certificate_manager_certificate.api.name
 }

@@ -1,5 +1,7 @@
-# Optional Memorystore for Redis: one rate-limit bucket per caller across every pod (REDIS_URL).
-# Off by default (enable_redis); without it each worker process limits on its own.
+# Memorystore for Redis: one rate-limit bucket per caller across every pod (REDIS_URL). On by
+# default (enable_redis); without it each worker process limits on its own, so the HPA's 2 to 4
+# pods would allow 2 to 4 times each quota. The deploy job copies REDIS_URL and the server CA into
+# the Kubernetes Secret cme-redis (docs/deploy/gke.md, "Redis").
 
 resource "google_redis_instance" "rate_limits" {
   count = var.enable_redis ? 1 : 0
@@ -43,6 +45,14 @@ resource "google_redis_instance" "rate_limits" {
 }
 
 # REDIS_URL for the pods, with the AUTH string: kept in Secret Manager, never in a tfvars file.
+# TLS parameters (redis-py reads them from the URL):
+#   ssl_cert_reqs=required   the server certificate must chain to ssl_ca_certs;
+#   ssl_ca_certs             the instance's own CA (output redis_server_ca_certs), mounted from
+#                            the Secret cme-redis at var.redis_ca_path;
+#   ssl_check_hostname=false the URL names the server by IP address, which Python's TLS matches
+#                            only against IP subjectAltNames, and Memorystore documents none for
+#                            its server certificate; the CA is unique to this instance, so a
+#                            certificate that chains to it can only be this server's.
 resource "google_secret_manager_secret" "redis_url" {
   count     = var.enable_redis ? 1 : 0
   secret_id = var.redis_url_secret_id
@@ -58,9 +68,10 @@ resource "google_secret_manager_secret_version" "redis_url" {
   count  = var.enable_redis ? 1 : 0
   secret = google_secret_manager_secret.redis_url[0].id
   secret_data = format(
-    "rediss://:%s@%s:%d/0?ssl_ca_certs=/etc/cme/redis-ca.pem",
+    "rediss://:%s@%s:%d/0?ssl_cert_reqs=required&ssl_ca_certs=%s&ssl_check_hostname=false",
     google_redis_instance.rate_limits[0].auth_string,
     google_redis_instance.rate_limits[0].host,
     google_redis_instance.rate_limits[0].port,
+    var.redis_ca_path,
   )
 }

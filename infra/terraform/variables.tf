@@ -285,12 +285,12 @@ variable "db_password_secret_id" {
   }
 }
 
-# --- Connection budget (README: "Capacity") ----------------------------------
+# --- Connection budget (docs/deploy/gke.md, "Connection budget") -------------
 
 variable "app_db_pool_size" {
   type        = number
-  description = "DB_POOL_SIZE of each app pod: its pool's connections (the pool must not overflow it); each pod (one uvicorn worker) opens one more to listen for the change feed's commits."
-  default     = 3
+  description = "DB_POOL_SIZE of each app pod: its pool's connections (the pool must not overflow it); each pod (one uvicorn worker) opens one more to listen for the change feed's commits. 2 lets 4 pods and a surge pod fit db-f1-micro."
+  default     = 2
 
   validation {
     condition     = var.app_db_pool_size >= 1 && floor(var.app_db_pool_size) == var.app_db_pool_size
@@ -300,8 +300,8 @@ variable "app_db_pool_size" {
 
 variable "app_max_replicas" {
   type        = number
-  description = "The HPA's maxReplicas for the app Deployment (infra/k8s). 3 fits db-f1-micro with a pool of 3; 5 needs db-g1-small and sql_max_connections 50."
-  default     = 3
+  description = "The HPA's maxReplicas for the app Deployment (infra/k8s/base/hpa.yaml). 4 fits db-f1-micro with a pool of 2; more pods, or a larger pool, need db-g1-small and sql_max_connections 50."
+  default     = 4
 
   validation {
     condition     = var.app_max_replicas >= 1 && floor(var.app_max_replicas) == var.app_max_replicas
@@ -432,31 +432,9 @@ variable "alert_email" {
   }
 }
 
-variable "uptime_check_host" {
-  type        = string
-  description = "External IP or hostname of the load balancer (Service cme-task-service). Empty: no uptime check yet; set it after the first deploy and apply again."
-  default     = ""
-
-  validation {
-    condition     = var.uptime_check_host == "" || can(regex("^[A-Za-z0-9.-]+$", var.uptime_check_host))
-    error_message = "uptime_check_host must be an IP address or a hostname without scheme, port or path."
-  }
-}
-
-variable "uptime_check_port" {
-  type        = number
-  description = "Port the load balancer serves on (the Service exposes 5000)."
-  default     = 5000
-
-  validation {
-    condition     = var.uptime_check_port >= 1 && var.uptime_check_port <= 65535
-    error_message = "uptime_check_port must be between 1 and 65535."
-  }
-}
-
-variable "uptime_check_use_ssl" {
+variable "uptime_check_enabled" {
   type        = bool
-  description = "Check over HTTPS (and validate the certificate); the plain LoadBalancer Service serves HTTP."
+  description = "Check https://<domain>/health from several regions every minute and page when it fails. Off until the first deploy has put the API behind the Gateway (docs/deploy/gke.md); then turn on and apply again."
   default     = false
 }
 
@@ -464,8 +442,8 @@ variable "uptime_check_use_ssl" {
 
 variable "enable_redis" {
   type        = bool
-  description = "Create a Memorystore for Redis instance so that rate limits are shared by every pod (REDIS_URL). Off: each worker process limits on its own."
-  default     = false
+  description = "Create a Memorystore for Redis instance so that the API's rate limits are one bucket per caller across every pod (REDIS_URL in the Secret cme-redis). Off: each worker process limits on its own, so 2 to 4 pods allow 2 to 4 times the quota."
+  default     = true
 }
 
 variable "redis_instance_name" {
@@ -505,4 +483,98 @@ variable "redis_url_secret_id" {
   type        = string
   description = "Secret Manager secret that receives REDIS_URL (rediss://, with the AUTH string)."
   default     = "cme-redis-url"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,255}$", var.redis_url_secret_id))
+    error_message = "redis_url_secret_id may hold only letters, digits, _ and -."
+  }
+}
+
+variable "redis_ca_path" {
+  type        = string
+  description = "Where the pods find Memorystore's server CA (REDIS_URL's ssl_ca_certs): the mount of the Secret cme-redis in infra/k8s/base/deployment.yaml."
+  default     = "/etc/cme/redis-ca.pem"
+
+  validation {
+    condition     = can(regex("^/[A-Za-z0-9._/-]+$", var.redis_ca_path))
+    error_message = "redis_ca_path must be an absolute file path without spaces or URL-special characters."
+  }
+}
+
+# --- HTTPS entry point (edge.tf) --------------------------------------------
+
+variable "domain" {
+  type        = string
+  description = "Hostname the API is served on (https://<domain>), e.g. api.example.com: the Google-managed certificate's only name. Its DNS needs an A record to the gateway_ip output and the CNAME of the dns_authorization_record output."
+
+  validation {
+    condition     = can(regex("^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\\.)+[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", var.domain)) && length(var.domain) <= 253
+    error_message = "domain must be a fully qualified lowercase hostname such as api.example.com (no scheme, port, path or wildcard)."
+  }
+}
+
+variable "gateway_address_name" {
+  type        = string
+  description = "Name of the reserved global address; the Gateway names it in spec.addresses (type NamedAddress)."
+  default     = "cme-gateway-ip"
+
+  validation {
+    condition     = can(regex("^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", var.gateway_address_name))
+    error_message = "gateway_address_name must be 1-63 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "certificate_map_name" {
+  type        = string
+  description = "Name of the Certificate Manager certificate map; the Gateway names it in its networking.gke.io/certmap annotation."
+  default     = "cme-cert-map"
+
+  validation {
+    condition     = can(regex("^[a-z]([-a-z0-9]{0,40}[a-z0-9])?$", var.certificate_map_name))
+    error_message = "certificate_map_name must be 1-42 lowercase letters, digits or hyphens, starting with a letter (the certificate and DNS authorization names extend it)."
+  }
+}
+
+variable "ssl_policy_name" {
+  type        = string
+  description = "Name of the SSL policy (TLS 1.2+, MODERN) the GCPGatewayPolicy attaches to the Gateway."
+  default     = "cme-tls12-modern"
+
+  validation {
+    condition     = can(regex("^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", var.ssl_policy_name))
+    error_message = "ssl_policy_name must be 1-63 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "security_policy_name" {
+  type        = string
+  description = "Name of the Cloud Armor policy the GCPBackendPolicy attaches to the app's backend service."
+  default     = "cme-edge"
+
+  validation {
+    condition     = can(regex("^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", var.security_policy_name))
+    error_message = "security_policy_name must be 1-63 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "edge_rate_limit_requests" {
+  type        = number
+  description = "Requests one client address may send per edge_rate_limit_interval_sec before Cloud Armor answers 429. Default 12000 a minute: above the app's own quotas for one caller (6000 reads + 600 writes + 60 batches a minute), so the app's 429s with RateLimit fields stay what a single caller meets."
+  default     = 12000
+
+  validation {
+    condition     = var.edge_rate_limit_requests >= 1 && floor(var.edge_rate_limit_requests) == var.edge_rate_limit_requests
+    error_message = "edge_rate_limit_requests must be a whole number of at least 1."
+  }
+}
+
+variable "edge_rate_limit_interval_sec" {
+  type        = number
+  description = "Window of the Cloud Armor rate limit in seconds (one of the intervals Cloud Armor accepts)."
+  default     = 60
+
+  validation {
+    condition     = contains([10, 30, 60, 120, 180, 240, 300, 600, 900, 1200, 1800, 2700, 3600], var.edge_rate_limit_interval_sec)
+    error_message = "edge_rate_limit_interval_sec must be one of 10, 30, 60, 120, 180, 240, 300, 600, 900, 1200, 1800, 2700, 3600."
+  }
 }

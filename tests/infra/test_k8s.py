@@ -15,10 +15,24 @@ import yaml
 RunTool = Callable[..., subprocess.CompletedProcess[str]]
 Doc = dict[str, Any]
 OVERLAYS = ("dev", "prod")
-SCHEMA = Path("tests/infra/schemas/podmonitoring.json")
+SCHEMAS = Path("tests/infra/schemas")
+SCHEMA = SCHEMAS / "podmonitoring.json"
 PROXY_IMAGE = re.compile(r"gcr\.io/cloud-sql-connectors/cloud-sql-proxy:\d+\.\d+\.\d+")
 # The kinds checkov has checks for; its report names them KIND.NAMESPACE.NAME.
 CHECKED_KINDS = {"Deployment", "Job", "CronJob", "Service", "ServiceAccount", "ConfigMap"}
+# The prod overlay's HTTPS entry point: custom resources of the Gateway API and of GKE, unknown to
+# kubernetes-validate, each checked against the schema kept for it in tests/infra/schemas.
+GATEWAY_KINDS = {
+    "Gateway": "gateway.json",
+    "HTTPRoute": "httproute.json",
+    "HealthCheckPolicy": "healthcheckpolicy.json",
+    "GCPBackendPolicy": "gcpbackendpolicy.json",
+    "GCPGatewayPolicy": "gcpgatewaypolicy.json",
+}
+# Google's load-balancer ranges: health checks, and the GFE proxies of the global external
+# Application Load Balancer (for zonal NEG backends the proxy ranges are the health-check ranges).
+GOOGLE_LB_RANGES = ["35.191.0.0/16", "130.211.0.0/22"]
+LONGEST_POLL_SECONDS = 30  # the change feed's largest `wait`
 
 
 def render(run_tool: RunTool, overlay: Path) -> str:
@@ -115,9 +129,13 @@ def checkable(docs: list[Doc]) -> set[str]:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlay_renders_every_object_in_namespace_cme(docs: dict[str, list[Doc]], overlay: str):
     others = {"Namespace", "NetworkPolicy", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
-    assert {d["kind"] for d in docs[overlay]} == CHECKED_KINDS | others | {"PodMonitoring"}
+    edge = set(GATEWAY_KINDS) if overlay == "prod" else set()
+    assert {d["kind"] for d in docs[overlay]} == CHECKED_KINDS | others | {"PodMonitoring"} | edge
     namespaced = [d for d in docs[overlay] if d["kind"] != "Namespace"]
     assert {d["metadata"]["namespace"] for d in namespaced} == {"cme"}
+    for doc in namespaced:
+        assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "cme", doc["kind"]
+        assert doc["metadata"]["labels"]["environment"] == overlay, doc["kind"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -159,6 +177,104 @@ def test_podmonitoring_schema_rejects_a_bad_interval_or_an_unknown_field(
     instance = tmp_path / "podmonitoring.json"
     instance.write_text(json.dumps(monitoring))
     assert run_tool("check-jsonschema", "--schemafile", SCHEMA, instance).returncode != 0
+
+
+def schema_check(run_tool: RunTool, tmp_path: Path, doc: Doc) -> subprocess.CompletedProcess[str]:
+    instance = tmp_path / f"{doc['kind']}-{doc['metadata']['name']}.json"
+    instance.write_text(json.dumps(doc))
+    return run_tool(
+        "check-jsonschema", "--schemafile", SCHEMAS / GATEWAY_KINDS[doc["kind"]], instance
+    )
+
+
+def test_every_gateway_object_matches_the_schema_kept_for_its_kind(
+    run_tool: RunTool, prod: list[Doc], tmp_path: Path
+):
+    edge = [d for d in prod if d["kind"] in GATEWAY_KINDS]
+    assert {d["kind"] for d in edge} == set(GATEWAY_KINDS)
+    for doc in edge:
+        result = schema_check(run_tool, tmp_path, doc)
+        assert result.returncode == 0, (doc["kind"], result.stdout + result.stderr)
+
+
+def _set(path: str, value: Any) -> Callable[[Doc], None]:
+    """A mutation that sets the dotted path (list indexes as numbers) to value."""
+
+    def mutate(doc: Doc) -> None:
+        *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
+        node: Any = doc
+        for part in parents:
+            node = node[part]
+        node[last] = value
+
+    return mutate
+
+
+def _rename(path: str, new_key: str) -> Callable[[Doc], None]:
+    """A mutation that renames the last key of the dotted path: a typo of a field name."""
+
+    def mutate(doc: Doc) -> None:
+        *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
+        node: Any = doc
+        for part in parents:
+            node = node[part]
+        node[new_key] = node.pop(last)
+
+    return mutate
+
+
+# Each must be refused by the kept schema; the API server refuses each too, by the upstream CRD's
+# OpenAPI schema or (the if/then cases) by its CEL rules.
+BROKEN_GATEWAY_OBJECTS = [
+    ("Gateway", "cme-gateway", _rename("spec.listeners.0.protocol", "protocl")),
+    ("Gateway", "cme-gateway", _set("spec.listeners.0.port", 0)),
+    ("Gateway", "cme-gateway", _set("spec.addresses.0.type", "NamedAdress")),
+    (
+        "HTTPRoute",
+        "cme-task",
+        _rename("spec.rules.0.filters.0.responseHeaderModifier", "requestHeaderModifier"),
+    ),
+    ("HTTPRoute", "cme-task", _set("spec.rules.0.backendRefs.0", {"name": "cme-task-service"})),
+    ("HTTPRoute", "cme-task", _set("spec.hostnames.0", "https://api.example.com")),
+    (
+        "HTTPRoute",
+        "cme-task-http-redirect",
+        _set("spec.rules.0.filters.0.requestRedirect.statusCode", 308),
+    ),
+    (
+        "HTTPRoute",
+        "cme-task-http-redirect",
+        _set("spec.rules.0.backendRefs", [{"name": "cme-task-service", "port": 5000}]),
+    ),
+    (
+        "HealthCheckPolicy",
+        "cme-task",
+        _set("spec.default.config.httpHealthCheck.requestPath", "db-check"),
+    ),
+    ("HealthCheckPolicy", "cme-task", _set("spec.default.config.httpHealthCheck.port", 5000)),
+    ("HealthCheckPolicy", "cme-task", _set("spec.default.checkIntervalSec", 0)),
+    ("GCPBackendPolicy", "cme-task", _rename("spec.default.securityPolicy", "securityPolicies")),
+    (
+        "GCPBackendPolicy",
+        "cme-task",
+        _set("spec.default.connectionDraining.drainingTimeoutSec", 7200),
+    ),
+    ("GCPGatewayPolicy", "cme-gateway", _rename("spec.targetRef.group", "apiGroup")),
+]
+
+
+@pytest.mark.parametrize(("kind", "name", "mutate"), BROKEN_GATEWAY_OBJECTS)
+def test_the_gateway_schemas_reject_typos_bad_values_and_broken_rules(
+    run_tool: RunTool,
+    prod: list[Doc],
+    tmp_path: Path,
+    kind: str,
+    name: str,
+    mutate: Callable[[Doc], None],
+):
+    doc = json.loads(json.dumps(find(prod, kind, name)))
+    mutate(doc)
+    assert schema_check(run_tool, tmp_path, doc).returncode != 0
 
 
 def test_checkov_passes_both_overlays_having_scanned_every_object(
@@ -203,13 +319,117 @@ def test_probes_use_health_and_db_check_on_the_http_port_5000(prod: list[Doc]):
     assert app["ports"] == [{"name": "http", "containerPort": 5000, "protocol": "TCP"}]
 
 
-def test_service_exposes_port_5000_and_selects_only_the_deployments_pods(prod: list[Doc]):
-    service = find(prod, "Service", "cme-task-service")["spec"]
-    assert service["type"] == "LoadBalancer"
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_service_is_in_cluster_only_on_port_5000_and_selects_only_the_deployments_pods(
+    docs: dict[str, list[Doc]], overlay: str
+):
+    services = [d["spec"] for d in docs[overlay] if d["kind"] == "Service"]
+    assert [s["type"] for s in services] == ["ClusterIP"], "nothing but the Gateway is public"
+    service = find(docs[overlay], "Service", "cme-task-service")["spec"]
     (port,) = service["ports"]
     assert (port["port"], port["targetPort"], port["protocol"]) == (5000, "http", "TCP")
-    assert selects(service["selector"], labels_of(prod, "Deployment"))
-    assert not selects(service["selector"], labels_of(prod, "Job"))
+    assert selects(service["selector"], labels_of(docs[overlay], "Deployment"))
+    assert not selects(service["selector"], labels_of(docs[overlay], "Job"))
+
+
+def test_the_gateway_serves_https_with_the_certificate_map_on_the_reserved_address(
+    prod: list[Doc],
+):
+    gateway = find(prod, "Gateway", "cme-gateway")
+    spec = gateway["spec"]
+    assert spec["gatewayClassName"] == "gke-l7-global-external-managed"
+    assert gateway["metadata"]["annotations"]["networking.gke.io/certmap"] == "cme-cert-map"
+    assert spec["addresses"] == [{"type": "NamedAddress", "value": "cme-gateway-ip"}]
+    listeners = {(ln["name"], ln["protocol"], ln["port"]) for ln in spec["listeners"]}
+    assert listeners == {("https", "HTTPS", 443), ("http", "HTTP", 80)}
+    # GKE refuses a certificate map together with certificate references.
+    assert all("tls" not in ln for ln in spec["listeners"])
+    assert all(ln["allowedRoutes"]["namespaces"]["from"] == "Same" for ln in spec["listeners"])
+    ssl = find(prod, "GCPGatewayPolicy", "cme-gateway")["spec"]
+    assert ssl["targetRef"] == {
+        "group": "gateway.networking.k8s.io",
+        "kind": "Gateway",
+        "name": "cme-gateway",
+    }
+    assert ssl["default"]["sslPolicy"] == "cme-tls12-modern"
+
+
+def routes_by_listener(prod: list[Doc]) -> dict[str, Doc]:
+    routes = [d for d in prod if d["kind"] == "HTTPRoute"]
+    by_listener = {}
+    for route in routes:
+        (parent,) = route["spec"]["parentRefs"]
+        assert parent["name"] == "cme-gateway"
+        by_listener[parent["sectionName"]] = route["spec"]
+    assert len(by_listener) == len(routes) == 2
+    return by_listener
+
+
+def test_https_reaches_the_service_with_hsts_and_http_only_redirects(prod: list[Doc]):
+    routes = routes_by_listener(prod)
+    service = find(prod, "Service", "cme-task-service")["spec"]
+    (https_rule,) = routes["https"]["rules"]
+    (backend,) = https_rule["backendRefs"]
+    assert (backend["name"], backend["port"]) == ("cme-task-service", service["ports"][0]["port"])
+    assert https_rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/"}}]
+    (headers,) = https_rule["filters"]
+    assert headers["type"] == "ResponseHeaderModifier"
+    (hsts,) = headers["responseHeaderModifier"]["set"]
+    assert hsts["name"] == "Strict-Transport-Security"
+    max_age = re.fullmatch(r"max-age=(\d+)(; includeSubDomains)?(; preload)?", hsts["value"])
+    assert max_age is not None, hsts["value"]
+    assert int(max_age.group(1)) >= 31536000, "a year at least"
+    (redirect_rule,) = routes["http"]["rules"]
+    assert "backendRefs" not in redirect_rule, "plain HTTP reaches no pod"
+    (redirect,) = redirect_rule["filters"]
+    assert redirect == {
+        "type": "RequestRedirect",
+        "requestRedirect": {"scheme": "https", "statusCode": 301},
+    }
+    # Both routes answer for the one domain of the certificate (deploy.env's DOMAIN).
+    assert routes["https"]["hostnames"] == routes["http"]["hostnames"] == ["api.example.com"]
+
+
+def test_the_load_balancer_checks_db_check_as_readiness_does_and_sends_to_pods_directly(
+    prod: list[Doc],
+):
+    target = {"group": "", "kind": "Service", "name": "cme-task-service"}
+    check = find(prod, "HealthCheckPolicy", "cme-task")["spec"]
+    assert check["targetRef"] == target
+    http = check["default"]["config"]
+    assert http["type"] == "HTTP"
+    readiness = container(pod(prod, "Deployment"), "app")["readinessProbe"]["httpGet"]
+    assert http["httpHealthCheck"] == {
+        "portSpecification": "USE_SERVING_PORT",
+        "requestPath": readiness["path"],
+    }
+    assert readiness["path"] == "/db-check"
+    assert check["default"]["timeoutSec"] <= check["default"]["checkIntervalSec"]
+    backend = find(prod, "GCPBackendPolicy", "cme-task")["spec"]
+    assert backend["targetRef"] == target
+    assert backend["default"]["securityPolicy"] == "cme-edge"
+    assert backend["default"]["timeoutSec"] > LONGEST_POLL_SECONDS, (
+        "a long poll must not be cut off"
+    )
+    app = container(pod(prod, "Deployment"), "app")
+    drain = app["lifecycle"]["preStop"]["sleep"]["seconds"] + int(
+        env_of(app)["SHUTDOWN_GRACE_SECONDS"]
+    )
+    assert backend["default"]["connectionDraining"]["drainingTimeoutSec"] >= drain
+    # Container-native load balancing: the load balancer addresses pod IPs, so the Service needs
+    # no node port (GKE attaches NEGs to Services that a Gateway routes to).
+    assert "nodePort" not in json.dumps(find(prod, "Service", "cme-task-service"))
+
+
+def test_uvicorn_trusts_x_forwarded_for_only_from_google_front_ends_and_the_gateway(
+    docs: dict[str, list[Doc]],
+):
+    app = env_of(container(pod(docs["prod"], "Deployment"), "app"))
+    trusted = app["FORWARDED_ALLOW_IPS"].split(",")
+    assert trusted == [*GOOGLE_LB_RANGES, "203.0.113.10"], (
+        "the ranges, then deploy.env's GATEWAY_IP"
+    )
+    assert "FORWARDED_ALLOW_IPS" not in env_of(container(pod(docs["dev"], "Deployment"), "app"))
 
 
 def test_pods_run_as_the_dockerfiles_uid_with_a_read_only_root(prod: list[Doc], root: Path):
@@ -243,11 +463,11 @@ def test_podmonitoring_scrapes_metrics_from_the_deployments_pods(prod: list[Doc]
     assert endpoint["port"] in {p["name"] for p in ports}
 
 
-def test_hpa_scales_the_deployment_between_2_and_5_on_the_apps_cpu(docs: dict[str, list[Doc]]):
+def test_hpa_scales_the_deployment_between_2_and_4_on_the_apps_cpu(docs: dict[str, list[Doc]]):
     hpa = find(docs["prod"], "HorizontalPodAutoscaler")["spec"]
     target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "cme-task"}
     assert hpa["scaleTargetRef"] == target
-    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 3)
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 4)
     (metric,) = hpa["metrics"]
     resource = metric["containerResource"]
     assert (resource["name"], resource["container"]) == ("cpu", "app")
@@ -276,11 +496,53 @@ def test_secret_example_stays_out_of_the_build_and_covers_what_pods_read(
     keys = {s["metadata"]["name"]: set(s["stringData"]) for s in examples}
     assert keys["cme-db"] == {"DB_USER", "DB_PASS", "DB_NAME", "DB_HOST", "DB_PORT"}
     assert keys["api-key"] == {"API_KEY"}
+    assert keys["cme-redis"] == {"REDIS_URL", "redis-ca.pem"}
     for kind in ("Deployment", "Job"):
-        for c in pod(prod, kind)["containers"]:
+        spec = pod(prod, kind)
+        for c in spec["containers"]:
             assert {s["secretRef"]["name"] for s in c.get("envFrom", [])} <= keys.keys()
-            refs = [e["valueFrom"]["secretKeyRef"] for e in c["env"] if "valueFrom" in e]
+            refs = [
+                e["valueFrom"]["secretKeyRef"]
+                for e in c["env"]
+                if "secretKeyRef" in e.get("valueFrom", {})
+            ]
             assert all(ref["key"] in keys[ref["name"]] for ref in refs)
+        for volume in spec["volumes"]:
+            if "secret" in volume:
+                items = {i["key"] for i in volume["secret"]["items"]}
+                assert items <= keys[volume["secret"]["secretName"]]
+
+
+def test_the_pods_share_rate_limits_through_memorystore_when_the_secret_exists(
+    prod: list[Doc], root: Path
+):
+    spec = pod(prod, "Deployment")
+    app = container(spec, "app")
+    (redis_url,) = [e for e in app["env"] if e["name"] == "REDIS_URL"]
+    ref = redis_url["valueFrom"]["secretKeyRef"]
+    # Optional: without Memorystore (enable_redis off) the pods start, and each worker limits alone.
+    assert ref == {"name": "cme-redis", "key": "REDIS_URL", "optional": True}
+    (volume,) = [v for v in spec["volumes"] if v.get("secret", {}).get("secretName") == "cme-redis"]
+    assert volume["secret"]["optional"] is True
+    assert volume["secret"]["defaultMode"] == 0o440
+    (item,) = volume["secret"]["items"]
+    (mount,) = [m for m in app["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["readOnly"] is True
+    mounted_at = f"{mount['mountPath']}/{item['path']}"
+    # The URL Terraform writes names the same file: ssl_ca_certs=<redis_ca_path>.
+    with (root / "infra/terraform/variables.tf").open() as tf:
+        blocks = hcl2.load(tf)["variable"]
+    default = {k.strip('"'): v.get("default") for b in blocks for k, v in b.items()}
+    assert default["redis_ca_path"].strip('"') == mounted_at
+    with (root / "infra/terraform/redis.tf").open() as tf:
+        resources = hcl2.load(tf)["resource"]
+    blocks = {k.strip('"'): v for r in resources for k, v in r.items()}
+    url = blocks["google_secret_manager_secret_version"]['"redis_url"']["secret_data"]
+    assert "ssl_cert_reqs=required&ssl_ca_certs=%s" in url
+    assert "var.redis_ca_path" in url
+    # The Jobs talk to PostgreSQL only.
+    for kind_spec in (pod(prod, "Job"), cronjob_pod(prod)):
+        assert "REDIS_URL" not in json.dumps(kind_spec)
 
 
 def test_database_is_reached_through_a_native_cloud_sql_proxy_sidecar(prod: list[Doc]):
@@ -299,7 +561,7 @@ def test_database_is_reached_through_a_native_cloud_sql_proxy_sidecar(prod: list
         assert (app_env["DB_HOST"], app_env["DB_PORT"]) == ("127.0.0.1", "5432")
     app_env = env_of(container(pod(prod, "Deployment"), "app"))
     settings = {k: app_env[k] for k in ("DB_POOL_SIZE", "LOG_FORMAT", "WEB_CONCURRENCY")}
-    assert settings == {"DB_POOL_SIZE": "3", "LOG_FORMAT": "json", "WEB_CONCURRENCY": "1"}
+    assert settings == {"DB_POOL_SIZE": "2", "LOG_FORMAT": "json", "WEB_CONCURRENCY": "1"}
 
 
 def test_migration_job_runs_cme_migrate_with_the_apps_image(prod: list[Doc]):
@@ -346,16 +608,29 @@ def test_a_daily_cronjob_prunes_the_change_feed_with_the_apps_image_and_proxy(pr
     assert not selects(service, labels["labels"])
 
 
-def test_network_policy_admits_only_port_5000_and_the_proxys_egress(prod: list[Doc]):
+def test_network_policy_admits_the_load_balancer_and_collectors_on_5000_only(prod: list[Doc]):
     deny = find(prod, "NetworkPolicy", "default-deny")["spec"]
     assert (deny["podSelector"], deny["policyTypes"]) == ({}, ["Ingress", "Egress"])
     policy = find(prod, "NetworkPolicy", "cme-task")["spec"]
     for kind in ("Deployment", "Job"):
         assert selects(policy["podSelector"]["matchLabels"], labels_of(prod, kind))
     ingress = [port for rule in policy["ingress"] for port in rule["ports"]]
-    assert ingress == [{"protocol": "TCP", "port": 5000}]
+    assert ingress == [{"protocol": "TCP", "port": 5000}] * len(policy["ingress"])
+    assert all(rule.get("from") for rule in policy["ingress"]), "no rule open to every source"
+    sources = [peer for rule in policy["ingress"] for peer in rule["from"]]
+    blocks = [peer["ipBlock"]["cidr"] for peer in sources if "ipBlock" in peer]
+    assert blocks == GOOGLE_LB_RANGES
+    (collectors,) = [peer["namespaceSelector"] for peer in sources if "namespaceSelector" in peer]
+    (expression,) = collectors["matchExpressions"]
+    assert expression["key"] == "kubernetes.io/metadata.name"
+    assert set(expression["values"]) == {"gmp-system", "gke-gmp-system"}
     egress = {port["port"] for rule in policy["egress"] for port in rule["ports"]}
-    assert egress == {53, 80, 988, 3307, 443}
+    assert egress == {53, 80, 988, 3307, 6378, 443}
+    # Cloud SQL (3307) and Memorystore (6378) are reached on private addresses only.
+    for rule in policy["egress"]:
+        if {p["port"] for p in rule["ports"]} & {3307, 6378}:
+            cidrs = {peer["ipBlock"]["cidr"] for peer in rule["to"]}
+            assert cidrs == {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}
 
 
 def test_deploy_env_sets_the_sql_instance_and_the_apps_google_account(
@@ -364,12 +639,20 @@ def test_deploy_env_sets_the_sql_instance_and_the_apps_google_account(
     shutil.copytree(root / "infra/k8s", tmp_path / "k8s")
     overlay = tmp_path / "k8s/overlays/prod"
     email = "app@p.iam.gserviceaccount.com"
-    params = f"INSTANCE_CONNECTION_NAME=p:r:i\nGCP_SERVICE_ACCOUNT={email}\n"
+    params = (
+        f"INSTANCE_CONNECTION_NAME=p:r:i\nGCP_SERVICE_ACCOUNT={email}\n"
+        "DOMAIN=catalogue.example.org\nGATEWAY_IP=198.51.100.7\n"
+    )
     (overlay / "deploy.env").write_text(params)
     rendered = list(yaml.safe_load_all(render(run_tool, overlay)))
     annotations = find(rendered, "ServiceAccount", "backend-sa")["metadata"]["annotations"]
     assert annotations["iam.gke.io/gcp-service-account"] == email
     assert find(rendered, "ConfigMap")["data"]["INSTANCE_CONNECTION_NAME"] == "p:r:i"
+    routes = routes_by_listener(rendered)
+    assert routes["https"]["hostnames"] == routes["http"]["hostnames"] == ["catalogue.example.org"]
+    app = env_of(container(pod(rendered, "Deployment"), "app"))
+    assert app["FORWARDED_ALLOW_IPS"] == ",".join([*GOOGLE_LB_RANGES, "198.51.100.7"])
+    assert app["GOOGLE_CLOUD_PROJECT"] == "p"
 
 
 def test_pool_replicas_surge_and_names_match_the_terraform_variables(prod: list[Doc], root: Path):
@@ -389,6 +672,20 @@ def test_pool_replicas_surge_and_names_match_the_terraform_variables(prod: list[
     assert default["k8s_namespace"].strip('"') == "cme"
     assert default["k8s_service_account"].strip('"') == "backend-sa"
     assert default["k8s_app_container"].strip('"') == "app"
+
+
+def test_the_gateway_names_the_google_cloud_objects_terraform_makes(prod: list[Doc], root: Path):
+    with (root / "infra/terraform/variables.tf").open() as tf:
+        blocks = hcl2.load(tf)["variable"]
+    default = {k.strip('"'): str(v.get("default")).strip('"') for b in blocks for k, v in b.items()}
+    gateway = find(prod, "Gateway", "cme-gateway")
+    named = {
+        "certificate_map_name": gateway["metadata"]["annotations"]["networking.gke.io/certmap"],
+        "gateway_address_name": gateway["spec"]["addresses"][0]["value"],
+        "security_policy_name": find(prod, "GCPBackendPolicy")["spec"]["default"]["securityPolicy"],
+        "ssl_policy_name": find(prod, "GCPGatewayPolicy")["spec"]["default"]["sslPolicy"],
+    }
+    assert named == {name: default[name] for name in named}
 
 
 def test_the_app_sends_traces_to_cloud_trace_in_its_own_project(prod: list[Doc]) -> None:

@@ -19,9 +19,10 @@ Plan = dict[str, int | list[int]]
 
 
 class StandIn(ThreadingHTTPServer):
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, headers: dict[str, str] | None = None) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.plan = {path: list(s) if isinstance(s, list) else [s] for path, s in plan.items()}
+        self.headers = headers or {}
         self.hits: list[str] = []
 
     @property
@@ -39,6 +40,8 @@ class Handler(BaseHTTPRequestHandler):
         body = b'{"status": "ok"}' if status == 200 else b'{"title": "Service Unavailable"}'
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        for name, value in self.server.headers.items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -48,11 +51,11 @@ class Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[Plan], StandIn]]:
+def serve() -> Iterator[Callable[..., StandIn]]:
     servers: list[StandIn] = []
 
-    def start(plan: Plan) -> StandIn:
-        server = StandIn(plan)
+    def start(plan: Plan, headers: dict[str, str] | None = None) -> StandIn:
+        server = StandIn(plan, headers)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return server
@@ -63,8 +66,12 @@ def serve() -> Iterator[Callable[[Plan], StandIn]]:
         server.server_close()
 
 
-def smoke(*args: str, timeout: int = 3) -> tuple[subprocess.CompletedProcess[str], float]:
+def smoke(
+    *args: str, timeout: int = 3, require_header: str | None = None
+) -> tuple[subprocess.CompletedProcess[str], float]:
     env = {"PATH": os.environ["PATH"], "SMOKE_TIMEOUT": str(timeout), "SMOKE_INTERVAL": "1"}
+    if require_header is not None:
+        env["SMOKE_REQUIRE_HEADER"] = require_header
     started = time.monotonic()
     result = subprocess.run(
         ["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=30
@@ -79,7 +86,7 @@ def free_port() -> int:
         return port
 
 
-def test_healthy_service_passes_both_checks(serve: Callable[[Plan], StandIn]):
+def test_healthy_service_passes_both_checks(serve: Callable[..., StandIn]):
     server = serve({"/health": 200, "/db-check": 200})
     result, _ = smoke(server.url)
     assert result.returncode == 0, result.stderr
@@ -88,7 +95,7 @@ def test_healthy_service_passes_both_checks(serve: Callable[[Plan], StandIn]):
 
 
 def test_database_down_fails_within_the_deadline_naming_the_check(
-    serve: Callable[[Plan], StandIn],
+    serve: Callable[..., StandIn],
 ):
     server = serve({"/health": 200, "/db-check": 503})
     result, elapsed = smoke(server.url, timeout=3)
@@ -107,12 +114,39 @@ def test_unreachable_service_fails_within_the_deadline():
 
 
 def test_service_that_becomes_ready_during_the_deadline_passes(
-    serve: Callable[[Plan], StandIn],
+    serve: Callable[..., StandIn],
 ):
     server = serve({"/health": [503, 200], "/db-check": [503, 503, 200]})
     result, _ = smoke(server.url, timeout=20)
     assert result.returncode == 0, result.stderr
     assert server.hits.count("/db-check") == 3
+
+
+HSTS = {"Strict-Transport-Security": "max-age=31536000"}
+
+
+def test_a_required_header_present_on_both_answers_passes(serve: Callable[..., StandIn]):
+    server = serve({"/health": 200, "/db-check": 200}, HSTS)
+    result, _ = smoke(server.url, require_header="strict-transport-security")
+    assert result.returncode == 0, result.stderr
+    assert "200 with strict-transport-security" in result.stdout
+
+
+def test_a_200_without_the_required_header_fails_naming_it(serve: Callable[..., StandIn]):
+    server = serve({"/health": 200, "/db-check": 200})
+    result, elapsed = smoke(server.url, timeout=2, require_header="Strict-Transport-Security")
+    assert result.returncode == 1
+    assert "/health answered 200 without Strict-Transport-Security" in result.stderr
+    assert "want 200 with Strict-Transport-Security" in result.stderr
+    assert server.hits.count("/health") >= 2, "retried: a route may still be propagating"
+    assert elapsed < 2 + 3
+
+
+def test_a_required_header_must_be_a_header_name(serve: Callable[..., StandIn]):
+    server = serve({"/health": 200, "/db-check": 200}, HSTS)
+    result, _ = smoke(server.url, require_header="Strict-Transport-Security: max-age")
+    assert result.returncode == 2
+    assert server.hits == []
 
 
 @pytest.mark.parametrize("args", [(), ("not-a-url",), ("http://a", "http://b")])

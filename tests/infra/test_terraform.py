@@ -258,8 +258,10 @@ def test_the_connection_budget_fits_db_f1_micro_with_the_defaults(tf: Config) ->
     pool, replicas, surge, job, prune, admin = (default(tf, n) for n in names)
     reserved = tf["locals"]["cloudsql_reserved_connections"]
     listening = tf["locals"]["app_listen_connections"]
-    assert (pool, listening, replicas, default(tf, "sql_max_connections")) == (3, 1, 3, 25)
-    assert (pool + listening) * (replicas + surge) + job + prune + admin + reserved <= 25
+    assert (pool, listening, replicas, default(tf, "sql_max_connections")) == (2, 1, 4, 25)
+    assert (surge, job, prune, admin, reserved) == (1, 1, 1, 2, 3)
+    # (2 + 1) x (4 + 1) + 1 + 1 + 2 + 3 = 22: the HPA's 2..4 fits db-f1-micro's 25.
+    assert (pool + listening) * (replicas + surge) + job + prune + admin + reserved == 22
     # Terraform enforces the same sum at plan time, and the limit is the real flag.
     assert all(f"var.{n}" in tf["locals"]["db_connections_peak"] for n in names)
     assert "local.db_connections_peak" in validation_conditions(tf, "sql_max_connections")
@@ -298,8 +300,15 @@ def test_alerts_watch_latency_errors_restarts_cpu_and_health(tf: Config) -> None
     assert policy["conditions"][0]["condition_prometheus_query_language"]
     uptime = one(tf, "google_monitoring_uptime_check_config")
     assert uptime["count"] == "${local.uptime_enabled ? 1 : 0}"
-    assert tf["locals"]["uptime_enabled"] == '${var.uptime_check_host != ""}'
-    assert uptime["http_check"][0]["path"] == "/health"
+    assert tf["locals"]["uptime_enabled"] == "${var.uptime_check_enabled}"
+    check = uptime["http_check"][0]
+    assert (check["path"], check["port"], check["use_ssl"], check["validate_ssl"]) == (
+        "/health",
+        443,
+        True,
+        True,
+    )
+    assert uptime["monitored_resource"][0]["labels"]["host"] == "${var.domain}"
 
 
 def test_the_latency_slo_leaves_long_polls_out_as_the_alerts_do(tf: Config) -> None:
@@ -333,8 +342,8 @@ def test_the_checks_fail_on_an_undeclared_variable(tmp_path: Path) -> None:
     assert undeclared_references(load(broken)) == {"var.nowhere_declared", "local.nor_this"}
 
 
-def test_memorystore_is_off_by_default_private_with_auth_and_tls(tf: Config) -> None:
-    assert default(tf, "enable_redis") is False
+def test_memorystore_is_on_by_default_private_with_auth_and_tls(tf: Config) -> None:
+    assert default(tf, "enable_redis") is True
     assert set(tf["resource"]["google_redis_instance"]) == {"rate_limits"}
     assert redis_problems(tf) == []
     redis = one(tf, "google_redis_instance")
@@ -349,6 +358,9 @@ def test_memorystore_is_off_by_default_private_with_auth_and_tls(tf: Config) -> 
     assert "var.enable_redis" in tf["locals"]["services"]
     url = tf["resource"]["google_secret_manager_secret_version"]["redis_url"]["secret_data"]
     assert url.startswith('${format("rediss://')  # TLS, with the AUTH string in the secret
+    # The server certificate must chain to the instance's own CA, mounted at redis_ca_path.
+    assert "ssl_cert_reqs=required&ssl_ca_certs=%s" in url
+    assert "var.redis_ca_path" in url
 
 
 @pytest.mark.parametrize(
@@ -378,4 +390,96 @@ def test_the_checks_fail_on_an_exposed_memorystore(
     assert count == 1
     redis.write_text(text)
     (found,) = redis_problems(load(broken))
+    assert problem in found
+
+
+def edge_problems(config: Config) -> list[str]:
+    """Ways the HTTPS entry point would not be what docs/deploy/gke.md promises (empty: none)."""
+    problems = []
+    resources = config["resource"]
+    addresses = {
+        n: a
+        for n, a in resources.get("google_compute_global_address", {}).items()
+        if n != "private_service_access"
+    }
+    if set(addresses) != {"gateway"}:
+        problems.append("one global address for the Gateway")
+    else:
+        address = addresses["gateway"]
+        if (address.get("address_type"), address.get("name")) != (
+            "EXTERNAL",
+            "${var.gateway_address_name}",
+        ):
+            problems.append("gateway address: EXTERNAL, named var.gateway_address_name")
+    (certificate,) = resources["google_certificate_manager_certificate"].values()
+    managed = certificate.get("managed", [{}])[0]
+    if managed.get("domains") != ["${var.domain}"] or not managed.get("dns_authorizations"):
+        problems.append("certificate: Google-managed for var.domain through a DNS authorization")
+    entries = resources["google_certificate_manager_certificate_map_entry"].values()
+    if [e.get("hostname") for e in entries if "hostname" in e] != ["${var.domain}"]:
+        problems.append("certificate map entry: hostname var.domain")
+    if any(
+        e["certificates"] != ["${google_certificate_manager_certificate.api.id}"] for e in entries
+    ):
+        problems.append("certificate map entries: the domain's certificate only")
+    (cert_map,) = resources["google_certificate_manager_certificate_map"].values()
+    if cert_map.get("name") != "${var.certificate_map_name}":
+        problems.append("certificate map: named var.certificate_map_name")
+    (ssl,) = resources["google_compute_ssl_policy"].values()
+    if (ssl.get("min_tls_version"), ssl.get("profile")) != ("TLS_1_2", "MODERN"):
+        problems.append("SSL policy: TLS_1_2 and MODERN")
+    (armor,) = resources["google_compute_security_policy"].values()
+    limits = [r for r in armor["rule"] if r["action"] in ("throttle", "rate_based_ban")]
+    if len(limits) != 1:
+        problems.append("Cloud Armor: one rate-limit rule (throttle or rate_based_ban)")
+    else:
+        options = limits[0]["rate_limit_options"][0]
+        threshold = options["rate_limit_threshold"][0]
+        if (options["enforce_on_key"], options["exceed_action"]) != ("IP", "deny(429)"):
+            problems.append("Cloud Armor: per IP, 429 when exceeded")
+        if threshold["count"] != "${var.edge_rate_limit_requests}":
+            problems.append("Cloud Armor: threshold var.edge_rate_limit_requests")
+    defaults = [r for r in armor["rule"] if r["priority"] == 2147483647]
+    if [r["action"] for r in defaults] != ["allow"]:
+        problems.append("Cloud Armor: a default rule that allows")
+    return problems
+
+
+def test_the_https_entry_point_is_a_managed_certificate_tls12_and_a_rate_limit(tf: Config) -> None:
+    assert edge_problems(tf) == []
+    assert "certificatemanager.googleapis.com" in tf["locals"]["services"]
+    assert "domain" not in {n for n, v in tf["variable"].items() if "default" in v}, "required"
+    # The global address is the public one; the private service access range stays INTERNAL.
+    psa = tf["resource"]["google_compute_global_address"]["private_service_access"]
+    assert psa["address_type"] == "INTERNAL"
+    # The edge limit sits above one caller's app quotas (6000 reads + 600 writes + 60 batches).
+    assert (
+        default(tf, "edge_rate_limit_requests") / default(tf, "edge_rate_limit_interval_sec") * 60
+        > 6660
+    )
+    outputs = {"domain", "gateway_ip", "dns_authorization_record", "redis_server_ca_certs"}
+    assert outputs <= tf["output"].keys()
+
+
+@pytest.mark.parametrize(
+    ("pattern", "replacement", "problem"),
+    [
+        (r'min_tls_version = "TLS_1_2"', 'min_tls_version = "TLS_1_0"', "TLS_1_2"),
+        (r'action      = "throttle"', 'action      = "allow"', "one rate-limit rule"),
+        (r'enforce_on_key = "IP"', 'enforce_on_key = "ALL"', "per IP"),
+        (r"dns_authorizations = \[[^]]*\]\n", "", "DNS authorization"),
+        (r"hostname     = var.domain", 'hostname     = "example.com"', "hostname var.domain"),
+        (r'address_type = "EXTERNAL"', 'address_type = "INTERNAL"', "EXTERNAL"),
+    ],
+)
+def test_the_checks_fail_on_a_weakened_entry_point(
+    tmp_path: Path, pattern: str, replacement: str, problem: str
+) -> None:
+    broken = tmp_path / "terraform"
+    shutil.copytree(TF_DIR, broken)
+    edge = broken / "edge.tf"
+    text, count = re.subn(pattern, replacement, edge.read_text())
+    assert count == 1
+    edge.write_text(text)
+    (found,) = edge_problems(load(broken))
     assert problem in found

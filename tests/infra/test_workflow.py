@@ -178,9 +178,9 @@ def test_deploy_migrates_before_it_rolls_out_then_smoke_tests(deploy_script: str
         'set image deployment/cme-task app="$NEW_IMAGE"',
         "rollout status deployment/cme-task --timeout=600s",
         "rollout undo deployment/cme-task",
-        "loadBalancer.ingress[0].ip",
-        "scripts/smoke.sh",
-        "port-forward service/cme-task-service",
+        "wait --for=condition=Programmed gateway/cme-gateway",
+        'SMOKE_REQUIRE_HEADER=Strict-Transport-Security scripts/smoke.sh "$url"',
+        '"http://${DOMAIN}/health"',
     ]
     position = 0
     for fragment in sequence:
@@ -200,4 +200,58 @@ def test_workflow_names_match_the_manifests_and_the_scripts(deploy_script: str, 
     assert deployment["spec"]["template"]["spec"]["containers"][0]["name"] == "app"
     assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "migration"
     assert f"-c {job['spec']['template']['spec']['containers'][0]['name']}" in deploy_script
-    assert yaml.safe_load((base / "service.yaml").read_text())["metadata"]["name"] in deploy_script
+    gateway = next(yaml.safe_load_all((overlay / "gateway.yaml").read_text()))
+    assert gateway["kind"] == "Gateway"
+    assert f"gateway/{gateway['metadata']['name']}" in deploy_script
+
+
+def test_nothing_in_the_deploy_speaks_plain_http_to_the_api_but_the_redirect_check(
+    workflow: dict[Any, Any], deploy_script: str
+):
+    assert "loadBalancer.ingress" not in deploy_script
+    assert "port-forward" not in deploy_script
+    # The redirect check's request and its two messages.
+    assert set(re.findall(r"http://[^\s\"']*", deploy_script)) == {"http://${DOMAIN}/health"}
+    smoke = next(s for s in workflow["jobs"]["deploy"]["steps"] if s.get("id") == "smoke")
+    assert 'url="https://${DOMAIN}"' in smoke["run"]
+    assert 'echo "url=${url}" >>"$GITHUB_OUTPUT"' in smoke["run"]
+    assert '"301 ${url}/health"' in smoke["run"]
+    assert workflow["jobs"]["deploy"]["environment"]["url"] == "${{ steps.smoke.outputs.url }}"
+
+
+def test_the_deploy_writes_every_deploy_env_key_and_checks_its_variables(
+    workflow: dict[Any, Any], root: Path
+):
+    steps = workflow["jobs"]["deploy"]["steps"]
+    example = (root / "infra/k8s/overlays/prod/deploy.env").read_text()
+    keys = re.findall(r"^([A-Z_]+)=", example, re.M)
+    assert keys == ["INSTANCE_CONNECTION_NAME", "GCP_SERVICE_ACCOUNT", "DOMAIN", "GATEWAY_IP"]
+    (params,) = [s for s in steps if s.get("name") == "Set the overlay's parameters"]
+    assert "\\n".join(f"{k}=%s" for k in keys) in params["run"]
+    (check,) = [s for s in steps if s.get("name") == "Check the repository variables"]
+    for name in ("DOMAIN", "GATEWAY_IP", "SQL_INSTANCE", "APP_SA"):
+        assert check["env"][name] == f"${{{{ vars.{name} }}}}"
+        assert name in check["run"]
+
+
+def test_the_redis_secret_is_made_from_terraforms_outputs_as_the_pods_read_it(
+    workflow: dict[Any, Any], root: Path
+):
+    (step,) = [
+        s
+        for s in workflow["jobs"]["deploy"]["steps"]
+        if s.get("name") == "Create or update the Secrets"
+    ]
+    assert step["env"]["REDIS_URL"] == "${{ secrets.REDIS_URL }}"
+    assert step["env"]["REDIS_CA_CERTS"] == "${{ vars.REDIS_CA_CERTS }}"
+    deployment = yaml.safe_load((root / "infra/k8s/base/deployment.yaml").read_text())
+    spec = deployment["spec"]["template"]["spec"]
+    (volume,) = [v for v in spec["volumes"] if "secret" in v]
+    name = volume["secret"]["secretName"]
+    (item,) = volume["secret"]["items"]
+    run = step["run"]
+    assert f"create secret generic {name}" in run
+    assert '--from-literal=REDIS_URL="$REDIS_URL"' in run
+    assert f'--from-file={item["key"]}="$ca"' in run
+    assert f"delete secret {name} --ignore-not-found" in run
+    assert "rediss://*" in run, "TLS only"
