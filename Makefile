@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # apt-get needs root: CI runners are not, and have passwordless sudo.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run migrate test container-test lint unit tools fuzz bench clean
+.PHONY: run migrate test container-test lint unit tools fuzz bench clean docs docs-serve
 
 $(BIN)/cme: pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,22 @@ unit: $(BIN)/cme
 # (see bench/README.md).
 bench: $(BIN)/cme
 	bash bench/run.sh
+
+# The manual: an MkDocs (Material) site from docs/ and mkdocs.yml, built into build/site. The
+# docs extra goes into the project's venv; --strict turns every warning (a broken link, a page
+# missing from the nav) into a failure. NO_MKDOCS_2_WARNING quiets Material's end-of-life banner.
+MKDOCS = NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
+
+$(BIN)/mkdocs: $(BIN)/cme
+	$(BIN)/pip install -q -c requirements/constraints.txt -e '.[dev,docs]'
+	touch $@
+
+docs: $(BIN)/mkdocs
+	$(MKDOCS) build --strict
+
+# Serves the manual on http://127.0.0.1:8000 and rebuilds it on every change.
+docs-serve: $(BIN)/mkdocs
+	$(MKDOCS) serve --strict --dev-addr 127.0.0.1:8000
 
 clean:
 	rm -rf $(VENV) $(TOOLS) tools/node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

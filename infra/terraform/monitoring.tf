@@ -32,7 +32,7 @@ locals {
     pod_restarts           = "cme containers restarted more than 3 times in 10 min"
     cpu_over_request       = "cme CPU above 70 % of request for 10 min"
   }
-  runbook_base = "https://github.com/${var.github_repository}/blob/main/README.md"
+  runbook_base = "https://github.com/${var.github_repository}/blob/main/docs/operations/alerts.md"
 
   prometheus_alerts = {
     for rule in local.alert_rules : rule.alert => {

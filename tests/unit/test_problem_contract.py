@@ -1,4 +1,4 @@
-"""Every error the README's table lists is a body that the OpenAPI Problem schema accepts."""
+"""Every error the manual's table lists is a body that the OpenAPI Problem schema accepts."""
 
 import asyncio
 import re
@@ -32,7 +32,7 @@ def validator(schema_name: str) -> Draft202012Validator:
 
 
 def readme_error_statuses() -> set[int]:
-    section = (ROOT / "README.md").read_text().split("### Errors", 1)[1].split("\n## ", 1)[0]
+    section = (ROOT / "docs" / "api" / "errors.md").read_text().split("## Every status", 1)[1]
     return {int(s) for s in re.findall(r"^\|[^|]+\| (\d{3})\b", section, flags=re.MULTILINE)}
 
 
