@@ -149,3 +149,24 @@ def test_on_sqlite_events_written_before_positions_at_insert_get_theirs_on_upgra
         positions = connection.exec_driver_sql("SELECT id, position FROM product_changes")
         assert positions.all() == [(1, 1), (2, 2)]
     engine.dispose()
+
+
+def test_on_postgresql_the_release_before_0008_can_still_write_during_a_rolling_update(
+    fresh_postgres_url: str,
+) -> None:
+    # Its statements name no name_folded: a create must not fail, a rename must not leave the
+    # folded name behind (the trigger of migration 0008).
+    asyncio.run(migrate.upgrade(fresh_postgres_url))
+    with psycopg.connect(fresh_postgres_url, autocommit=True) as db:
+        db.execute(
+            "INSERT INTO products (id, sku, name, description, price_cents, quantity,"
+            " created_at, updated_at, version)"
+            " VALUES (gen_random_uuid(), 'OLD-1', 'Ωmega LAMP', NULL, 100, 1, now(), now(), 1)"
+        )
+        assert db.execute("SELECT name_folded FROM products").fetchone() == ("ωmega lamp",)
+        db.execute("UPDATE products SET name = 'Desk ÉCLAIR', version = version + 1")
+        assert db.execute("SELECT name_folded FROM products").fetchone() == ("desk éclair",)
+        # This release's writes bind name_folded, and keep what they bind.
+        db.execute("UPDATE products SET name = 'STRASSE', name_folded = 'strasse'")
+        db.execute("UPDATE products SET name = 'Straße lamp', name_folded = 'strasse lamp'")
+        assert db.execute("SELECT name_folded FROM products").fetchone() == ("strasse lamp",)

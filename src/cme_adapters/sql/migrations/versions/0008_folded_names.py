@@ -69,6 +69,32 @@ def upgrade() -> None:
     # As 0003 set it for lower(name): the planner's sample of names, from which it estimates
     # how many a pattern matches, large enough to tell 1 in 1,000 from 1 in 20,000.
     op.execute("ALTER TABLE products ALTER COLUMN name_folded SET STATISTICS 1000")
+    op.execute(_FOLD_FOR_OLDER_WRITERS)
+    op.execute(
+        "CREATE TRIGGER products_name_folded_for_older_writers"
+        " BEFORE INSERT OR UPDATE OF name ON products"
+        " FOR EACH ROW EXECUTE FUNCTION products_name_folded_for_older_writers()"
+    )
+
+
+# While a rolling update runs, pods of the release before 0008 still write names without
+# name_folded: their creates would fail its NOT NULL, their renames leave it stale. For them
+# the database folds as well as SQL can (lower case and NFKC, without full case folding:
+# "ß" stays "ß"). A write of this release that renames a product without changing its fold
+# ("Lamp" to "LAMP") looks the same and gets the same folding, exact for ASCII names.
+_FOLD_FOR_OLDER_WRITERS: Final = """
+CREATE FUNCTION products_name_folded_for_older_writers() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.name_folded IS NULL OR (
+    TG_OP = 'UPDATE' AND NEW.name IS DISTINCT FROM OLD.name
+    AND NEW.name_folded IS NOT DISTINCT FROM OLD.name_folded
+  ) THEN
+    NEW.name_folded := normalize(lower(NEW.name COLLATE "default"), NFKC);
+  END IF;
+  RETURN NEW;
+END
+$$
+"""
 
 
 def _fill_sqlite(bind: sa.Connection) -> None:
@@ -90,4 +116,6 @@ def downgrade() -> None:
         )
         op.execute("ALTER INDEX ix_products_name_trgm ALTER COLUMN 1 SET STATISTICS 1000")
         op.execute("DROP INDEX ix_products_name_folded_trgm")
+        op.execute("DROP TRIGGER products_name_folded_for_older_writers ON products")
+        op.execute("DROP FUNCTION products_name_folded_for_older_writers()")
     op.drop_column("products", "name_folded")
