@@ -32,7 +32,8 @@ DB_HOST/DB_PORT/DB_USER/DB_PASS/DB_NAME; with neither, an embedded SQLite file a
 Credentials: API_KEY/API_KEYS; JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWT_JWKS_FILE or
 JWT_JWKS_URL with JWT_ISSUER, JWT_AUDIENCE, JWT_ALGORITHMS, JWT_LEEWAY_SECONDS;
 REQUIRE_READ_SCOPE. Service: PORT, HOST, WEB_CONCURRENCY, LOG_LEVEL, LOG_FORMAT, DB_POOL_SIZE,
-SHUTDOWN_GRACE_SECONDS, SHUTDOWN_DRAIN_SECONDS, IDEMPOTENCY_TTL_HOURS, CHANGES_RETENTION_DAYS,
+SHUTDOWN_GRACE_SECONDS, SHUTDOWN_DRAIN_SECONDS, KEEP_ALIVE_SECONDS, IDEMPOTENCY_TTL_HOURS,
+CHANGES_RETENTION_DAYS,
 CURSOR_SECRET, CORS_ALLOW_ORIGINS, METRICS_TOKEN, REQUEST_TELEMETRY. Hardening:
 HEADER_TIMEOUT_SECONDS, BODY_TIMEOUT_SECONDS, MAX_CONNECTIONS, FEED_WAITS_PER_WORKER,
 FEED_WAITS_PER_CALLER; rate limits: RATE_LIMIT_READS,
@@ -167,7 +168,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         http="cme_entrypoints.http.protocol:ServerProtocol",
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         loop="uvloop",
-        timeout_keep_alive=5,
+        timeout_keep_alive=settings.keep_alive_seconds,
         # A backstop on running requests; the protocol refuses connections past the cap.
         limit_concurrency=settings.max_connections + 1,
         server_header=False,

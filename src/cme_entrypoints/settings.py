@@ -50,6 +50,7 @@ class Settings:
     pool_size: int = 5
     shutdown_grace_seconds: int = 20
     shutdown_drain_seconds: int = 0
+    keep_alive_seconds: int = 5
     idempotency_ttl_hours: int = 24
     changes_retention_days: int = 7
     request_telemetry: bool = True
@@ -122,6 +123,7 @@ class Settings:
             pool_size=get.integer("DB_POOL_SIZE", 5, 1, 100),
             shutdown_grace_seconds=get.integer("SHUTDOWN_GRACE_SECONDS", 20, 0, 3600),
             shutdown_drain_seconds=get.integer("SHUTDOWN_DRAIN_SECONDS", 0, 0, 60),
+            keep_alive_seconds=get.integer("KEEP_ALIVE_SECONDS", 5, 1, 3600),
             idempotency_ttl_hours=get.integer("IDEMPOTENCY_TTL_HOURS", 24, 1, 720),
             changes_retention_days=get.integer("CHANGES_RETENTION_DAYS", 7, 1, 3650),
             request_telemetry=get.boolean("REQUEST_TELEMETRY", default=True),

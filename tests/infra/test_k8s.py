@@ -432,6 +432,13 @@ def test_uvicorn_trusts_x_forwarded_for_only_from_google_front_ends_and_the_gate
     assert "FORWARDED_ALLOW_IPS" not in env_of(container(pod(docs["dev"], "Deployment"), "app"))
 
 
+def test_behind_googles_load_balancer_the_server_outlasts_its_600_s_idle_connections(
+    docs: dict[str, list[Doc]],
+):
+    app = env_of(container(pod(docs["prod"], "Deployment"), "app"))
+    assert int(app["KEEP_ALIVE_SECONDS"]) > 600
+
+
 def test_pods_run_as_the_dockerfiles_uid_with_a_read_only_root(prod: list[Doc], root: Path):
     dockerfile = (root / "Dockerfile").read_text()
     uids = re.findall(r"useradd\b[^\n]*--uid[ =](\d+)|^USER (\d+)", dockerfile, re.M)

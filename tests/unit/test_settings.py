@@ -69,6 +69,8 @@ def test_two_key_sources_at_once_are_refused() -> None:
         ({"HEADER_TIMEOUT_SECONDS": "0"}, "HEADER_TIMEOUT_SECONDS"),
         ({"BODY_TIMEOUT_SECONDS": "forever"}, "BODY_TIMEOUT_SECONDS"),
         ({"MAX_CONNECTIONS": "0"}, "MAX_CONNECTIONS"),
+        ({"KEEP_ALIVE_SECONDS": "0"}, "KEEP_ALIVE_SECONDS"),
+        ({"KEEP_ALIVE_SECONDS": "3601"}, "KEEP_ALIVE_SECONDS"),
     ],
 )
 def test_each_bad_setting_stops_start_up_with_a_line_naming_it(
@@ -145,6 +147,11 @@ def test_hardening_switches_are_read_from_the_environment() -> None:
     assert loaded.metrics_token == "metrics-token-0123456789"
     assert settings().require_read_scope is False
     assert settings().cors_allow_origins == ()
+
+
+def test_idle_keep_alive_connections_close_after_5_s_unless_configured() -> None:
+    assert settings().keep_alive_seconds == 5
+    assert settings(KEEP_ALIVE_SECONDS="620").keep_alive_seconds == 620
 
 
 def test_an_rsa_public_key_under_2048_bits_stops_start_up(tmp_path: Path) -> None:
