@@ -23,7 +23,7 @@ def search_fold(text: str) -> str:
 
     Every store compares these folded forms, stored beside the name where a database has to
     index them, so each gives the same answers whatever its collation or Unicode tables.
-    Accents are kept: "eclair" does not find "Éclair" (README, "Search").
+    Accents are kept: "eclair" does not find "Éclair" (docs/api/products.md).
     """
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
 

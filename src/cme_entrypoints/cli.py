@@ -26,7 +26,7 @@ from cme_entrypoints.settings import WORKERS_MAX, Settings, SettingsError
 DESCRIPTION = """\
 cme: the product-catalogue API.
 
-Configuration comes from environment variables (see the README), and from ./.env for those
+Configuration comes from environment variables (docs/configuration), and from ./.env for those
 the shell has not set, as docker compose reads it: DATABASE_URL, or
 DB_HOST/DB_PORT/DB_USER/DB_PASS/DB_NAME; with neither, an embedded SQLite file at var/cme.db.
 Credentials: API_KEY/API_KEYS; JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWT_JWKS_FILE or
@@ -228,12 +228,12 @@ def _missing_database_hint(settings: Settings, error: str) -> str | None:
         return (
             f"cme: as a PostgreSQL superuser, create the role and its database first: "
             f'CREATE ROLE "{role}" LOGIN PASSWORD \'...\'; CREATE DATABASE "{name}" '
-            f'OWNER "{role}"; (README: PostgreSQL)'
+            f'OWNER "{role}"; (docs/configuration/postgresql.md)'
         )
     if f'database "{name}" does not exist' in error:
         return (
             f"cme: as a PostgreSQL superuser, create the database first: "
-            f'CREATE DATABASE "{name}" OWNER "{role}"; (README: PostgreSQL)'
+            f'CREATE DATABASE "{name}" OWNER "{role}"; (docs/configuration/postgresql.md)'
         )
     return None
 
