@@ -175,4 +175,5 @@ class Container(containers.DeclarativeContainer):
         ping_database=database.provided.ping,
         render_metrics=metrics.provided.render,
         check_schema=schema_check.provided.verify,
+        manual=settings.provided.docs_url,
     )

@@ -24,6 +24,7 @@ WORKERS_MAX: Final = 64
 _ORIGIN: Final = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 _ASCII_INT: Final = re.compile(r"[0-9]{1,7}")
 _REDIS_URL: Final = re.compile(r"rediss?://[^\s]+")
+_WEB_URL: Final = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s\"<>]*)?")
 
 
 DEFAULT_LIMITS: Final = RateLimits()
@@ -51,6 +52,7 @@ class Settings:
     shutdown_grace_seconds: int = 20
     shutdown_drain_seconds: int = 0
     keep_alive_seconds: int = 5
+    docs_url: str = ""
     idempotency_ttl_hours: int = 24
     changes_retention_days: int = 7
     request_telemetry: bool = True
@@ -141,6 +143,7 @@ class Settings:
                 batch=get.rate("RATE_LIMIT_BATCH", DEFAULT_LIMITS.batch),
             ),
             redis_url=_redis_url(get),
+            docs_url=_docs_url(get),
             rate_limit_prefix=get.text("RATE_LIMIT_PREFIX", "cme:rate:"),
             google_cloud_project=get.text("GOOGLE_CLOUD_PROJECT", ""),
             traces=get.choice("OTEL_TRACES_EXPORTER", "none", TRACES_EXPORTERS) == "otlp",
@@ -238,6 +241,13 @@ def _redis_url(get: _Reader) -> str:
     url = get.text("REDIS_URL", "")
     if url and not _REDIS_URL.match(url):
         raise SettingsError("REDIS_URL must look like redis://host:6379/0 or rediss://...")
+    return url
+
+
+def _docs_url(get: _Reader) -> str:
+    url = get.text("DOCS_URL", "")
+    if url and not _WEB_URL.fullmatch(url):
+        raise SettingsError("DOCS_URL must be an http:// or https:// URL, like https://docs.test/")
     return url
 
 

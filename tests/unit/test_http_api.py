@@ -348,3 +348,17 @@ def test_every_response_carries_a_request_id_and_a_valid_one_is_echoed(client: T
     assert echoed.headers["x-request-id"] == "abc-123"
     injected = client.get("/health", headers={"X-Request-ID": "bad\tid"})
     assert injected.headers["x-request-id"] != "bad\tid"
+
+
+def test_where_the_manual_is_published_the_index_and_the_docs_link_it() -> None:
+    manual = "https://docs.example.test/cme/"
+    container = Container(settings=Settings(database_url="sqlite://", docs_url=manual))
+    container.database.override(providers.Object(InMemoryDatabase()))
+    with TestClient(create_app(container)) as client:
+        assert client.get("/").json()["links"]["manual"] == manual
+        assert client.get("/openapi.json").json()["externalDocs"]["url"] == manual
+
+
+def test_without_docs_url_nothing_links_a_manual(client: TestClient) -> None:
+    assert "manual" not in client.get("/").json()["links"]
+    assert "externalDocs" not in client.get("/openapi.json").json()

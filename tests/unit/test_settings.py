@@ -70,6 +70,8 @@ def test_two_key_sources_at_once_are_refused() -> None:
         ({"BODY_TIMEOUT_SECONDS": "forever"}, "BODY_TIMEOUT_SECONDS"),
         ({"MAX_CONNECTIONS": "0"}, "MAX_CONNECTIONS"),
         ({"KEEP_ALIVE_SECONDS": "0"}, "KEEP_ALIVE_SECONDS"),
+        ({"DOCS_URL": "javascript:alert(1)"}, "DOCS_URL"),
+        ({"DOCS_URL": "https://docs.test/<script>"}, "DOCS_URL"),
         ({"KEEP_ALIVE_SECONDS": "3601"}, "KEEP_ALIVE_SECONDS"),
     ],
 )

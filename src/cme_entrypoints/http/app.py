@@ -51,7 +51,7 @@ def create_app(container: Container) -> Starlette:
         *changes.routes(),
         *stock.routes(),
         *products.routes(),
-        *docs_routes(),
+        *docs_routes(settings.docs_url),
     )
     metrics.declare_routes(
         (method, str(getattr(route, "path_format", "")))

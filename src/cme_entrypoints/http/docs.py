@@ -32,15 +32,21 @@ _PAGE = """<!doctype html>
 """
 
 
-def openapi_document() -> dict[str, Any]:
-    """The contract kept in the repo, stamped with the installed version."""
+def openapi_document(manual: str = "") -> dict[str, Any]:
+    """The contract kept in the repo, stamped with the installed version and, where the operator
+    has published the manual (DOCS_URL), a link to it, which Swagger UI shows at the top."""
     document: dict[str, Any] = json.loads(_HERE.joinpath("openapi.json").read_text())
     document["info"]["version"] = version("cme")
+    if manual:
+        document["externalDocs"] = {"description": MANUAL, "url": manual}
     return document
 
 
-def docs_routes() -> list[BaseRoute]:
-    body = json.dumps(openapi_document()).encode()
+MANUAL = "The manual: using the API, configuration, operations, deployment and design."
+
+
+def docs_routes(manual: str = "") -> list[BaseRoute]:
+    body = json.dumps(openapi_document(manual)).encode()
 
     async def openapi(request: Request) -> Response:
         return Response(body, media_type="application/json")

@@ -23,6 +23,8 @@ class OperationsRoutes:
     render_metrics: Callable[[], tuple[bytes, str]]
     # Raises a 503 Problem while the schema is behind the code's (SchemaCheck.verify).
     check_schema: Callable[[], Awaitable[None]]
+    # Where the operator published the manual (DOCS_URL); empty when it is not published.
+    manual: str = ""
     shutting_down: bool = False
 
     def routes(self) -> list[Route]:
@@ -45,6 +47,8 @@ class OperationsRoutes:
             "openapi": "/openapi.json",
             "docs": "/docs",
         }
+        if self.manual:
+            links["manual"] = self.manual
         return json_response({"name": "cme", "version": self.version, "links": links})
 
     async def health(self, request: Request) -> Response:
