@@ -78,8 +78,6 @@ def plan_of(url: str, query: ProductQuery, sql: str | None = None) -> dict[str, 
     """
     sql = sql or page_sql(query)
     params = statements.page_parameters(query)
-    if query.after is not None and isinstance(query.after.value, Decimal):
-        params["after_value"] = int(query.after.value.scaleb(2))
     with psycopg.connect(url) as connection:
         row = connection.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params).fetchone()
     assert row is not None

@@ -1,7 +1,6 @@
 """The change feed on PostgreSQL: a sequencer gives committed events their positions."""
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Final
 
 from psycopg_pool import AsyncConnectionPool
@@ -19,7 +18,6 @@ _PRUNE_THROUGH: Final = compiled(outbox.PRUNE_THROUGH)
 _RAISE_HORIZON: Final = compiled(outbox.RAISE_HORIZON)
 _PRUNE: Final = compiled(outbox.PRUNE)
 _LOCK: Final = "SELECT pg_advisory_xact_lock(%(key)s)"
-_PRICE: Final = 8  # the price's place in a READ row, in cents
 
 
 async def sequence(connection: Connection) -> None:
@@ -53,7 +51,7 @@ class PostgresChangeFeed:
             raise unavailable(error) from error
         assert bounds is not None  # the horizon table always has its one row
         pruned, newest = bounds
-        items = tuple(outbox.change_of(row, _price(row[_PRICE])) for row in rows)
+        items = tuple(outbox.change_of(row) for row in rows)
         return ChangeBatch(items, pruned, max(newest or 0, pruned))
 
     async def prune(self, before: datetime) -> int:
@@ -73,7 +71,3 @@ class PostgresChangeFeed:
                         return removed
         except OUTAGE_ERRORS as error:
             raise unavailable(error) from error
-
-
-def _price(cents: int | None) -> Decimal | None:
-    return None if cents is None else Decimal(cents).scaleb(-2)

@@ -3,7 +3,6 @@
 import functools
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, Final, Protocol
 from uuid import UUID
 
@@ -14,8 +13,9 @@ from cme_adapters.postgres import search
 from cme_adapters.postgres.compiled import compiled
 from cme_adapters.postgres.stock import PostgresStockMixin
 from cme_adapters.sql import statements, stock_statements
+from cme_adapters.sql.codecs import new_values, product_of, product_page, product_values
 from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
-from cme_domain.listing import Page, ProductQuery, SortField, keyset_of, search_fold
+from cme_domain.listing import Page, ProductQuery, search_fold
 from cme_domain.ports import IdempotencyRecord
 from cme_domain.product import Product, ProductSpec
 from cme_domain.stock import StockEntry
@@ -49,17 +49,6 @@ class Session(Protocol):
 
     def changed(self) -> None:
         """The statement just run wrote change events: readers may be told once they commit."""
-
-
-def cents(price: Decimal) -> int:
-    return int(price.scaleb(2))
-
-
-def _product(row: Row) -> Product:
-    # psycopg returns UUID, int and (the session runs in UTC) aware UTC datetimes already.
-    id_, sku, name, description, price_cents, quantity, created_at, updated_at, version = row
-    price = Decimal(price_cents).scaleb(-2)
-    return Product(id_, sku, name, description, price, quantity, created_at, updated_at, version)
 
 
 @functools.cache
@@ -96,9 +85,7 @@ class PostgresProductRepository(PostgresStockMixin):
         self._session = session
 
     async def add(self, product: Product, entry: StockEntry | None = None) -> None:
-        values = attrs.asdict(product, recurse=False)
-        values["price_cents"] = cents(values.pop("price"))
-        values["name_folded"] = search_fold(product.name)
+        values = product_values(product)
         sql = _INSERT
         if entry is not None:
             sql = _INSERT_WITH_ENTRY
@@ -113,21 +100,16 @@ class PostgresProductRepository(PostgresStockMixin):
 
     async def get(self, product_id: UUID) -> Product | None:
         row = await self._session.fetch_one(_GET, {"id": product_id}, writes=False)
-        return None if row is None else _product(row)
+        return None if row is None else product_of(row)
 
     async def get_many(self, product_ids: Sequence[UUID]) -> dict[UUID, Product]:
         rows = await self._session.fetch_all(_GET_MANY, {"ids": list(product_ids)})
-        return {p.id: p for p in map(_product, rows)}
+        return {p.id: p for p in map(product_of, rows)}
 
     async def list(self, query: ProductQuery) -> Page:
         sql = page_sql(query)
         params = statements.page_parameters(query)
-        if query.after is not None and query.sort is SortField.PRICE:
-            params["after_value"] = cents(params["after_value"])
-        rows = await self._session.fetch_all(sql, params)
-        page = [_product(row) for row in rows[: query.limit]]
-        more = len(rows) > query.limit
-        return Page(tuple(page), keyset_of(page[-1], query.sort) if more else None)
+        return product_page(await self._session.fetch_all(sql, params), query)
 
     async def replace(
         self,
@@ -138,17 +120,7 @@ class PostgresProductRepository(PostgresStockMixin):
         *,
         entry_id: UUID,
     ) -> Product | None:
-        values: dict[str, Any] = {
-            "entry_id": entry_id,
-            "product_id": product_id,
-            "sku": spec.sku,
-            "name": spec.name,
-            "name_folded": search_fold(spec.name),
-            "description": spec.description,
-            "price_cents": cents(spec.price),
-            "quantity": spec.quantity,
-            "updated_at": now,
-        }
+        values = {**new_values(spec, now), "entry_id": entry_id, "product_id": product_id}
         sql = _REPLACE
         if expected_version is not None:
             sql = _REPLACE_AT_VERSION
@@ -162,7 +134,7 @@ class PostgresProductRepository(PostgresStockMixin):
         if row is None:
             return None
         self._session.changed()
-        return _product(row)
+        return product_of(row)
 
     async def delete(self, product_id: UUID, now: datetime, expected_version: int | None) -> bool:
         params: dict[str, Any] = {"product_id": product_id, "occurred_at": now}

@@ -2,15 +2,15 @@
 
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, Final, Protocol
 from uuid import UUID
 
 from cme_adapters.postgres.compiled import compiled
 from cme_adapters.sql import stock_statements
+from cme_adapters.sql.codecs import cents, entry_of, ledger_page, ledger_parameters, product_of
 from cme_domain.batch import BatchItem
 from cme_domain.errors import SkusTaken, WriteContention
-from cme_domain.listing import Keyset, search_fold
+from cme_domain.listing import search_fold
 from cme_domain.ports import LedgerPage, LedgerQuery
 from cme_domain.product import Product
 from cme_domain.stock import StockChange, StockEntry
@@ -139,10 +139,6 @@ class _Session(Protocol):
     def changed(self) -> None: ...
 
 
-def _entry(row: Row) -> StockEntry:
-    return StockEntry(*row)
-
-
 class PostgresStockMixin:
     """The stock half of PostgresProductRepository."""
 
@@ -172,7 +168,7 @@ class PostgresStockMixin:
         if row is None:
             return None
         self._session.changed()
-        return _entry(row)
+        return entry_of(row)
 
     async def write_batch(
         self, candidates: Sequence[Product], entry_ids: Sequence[UUID], *, upsert: bool
@@ -183,7 +179,7 @@ class PostgresStockMixin:
             "names": [c.name for c in candidates],
             "names_folded": [search_fold(c.name) for c in candidates],
             "descriptions": [c.description for c in candidates],
-            "prices": [int(c.price.scaleb(2)) for c in candidates],
+            "prices": [cents(c.price) for c in candidates],
             "quantities": [c.quantity for c in candidates],
             "entry_ids": list(entry_ids),
             "now": candidates[0].updated_at,
@@ -197,27 +193,13 @@ class PostgresStockMixin:
             taken = [i for i, c in enumerate(candidates) if c.sku not in written]
             raise SkusTaken(taken, "these skus already exist")
         self._session.changed()
-        return tuple(BatchItem(row[9], _product(row)) for row in rows)
+        return tuple(BatchItem(row[9], product_of(row)) for row in rows)
 
     async def stock_entry(self, entry_id: UUID) -> StockEntry | None:
         row = await self._session.fetch_one(_GET_ENTRY, {"entry_id": entry_id}, writes=False)
-        return None if row is None else _entry(row)
+        return None if row is None else entry_of(row)
 
     async def stock_entries(self, product_id: UUID, query: LedgerQuery) -> LedgerPage:
-        params: dict[str, Any] = {"product_id": product_id, "limit": query.limit + 1}
-        sql = _LEDGER_PAGE
-        if query.after is not None:
-            sql = _LEDGER_PAGE_AFTER
-            params["after_version"], params["after_id"] = query.after.value, query.after.id
-        rows = await self._session.fetch_all(sql, params)
-        page = [_entry(row) for row in rows[: query.limit]]
-        last = page[-1] if len(rows) > query.limit else None
-        return LedgerPage(
-            tuple(page), None if last is None else Keyset(last.version_after, last.id)
-        )
-
-
-def _product(row: Row) -> Product:
-    id_, sku, name, description, price_cents, quantity, created_at, updated_at, version = row[:9]
-    price = Decimal(price_cents).scaleb(-2)
-    return Product(id_, sku, name, description, price, quantity, created_at, updated_at, version)
+        sql = _LEDGER_PAGE if query.after is None else _LEDGER_PAGE_AFTER
+        rows = await self._session.fetch_all(sql, ledger_parameters(product_id, query))
+        return ledger_page(rows, query)

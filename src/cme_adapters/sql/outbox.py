@@ -8,7 +8,6 @@ same statement (still one round trip). SQLite has no writable CTEs: its reposito
 
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -27,6 +26,7 @@ from sqlalchemy import (
     update,
 )
 
+from cme_adapters.sql.codecs import cents, price_of
 from cme_adapters.sql.schema import change_feed_horizon, product_changes
 from cme_domain.changes import Change, ChangeType
 from cme_domain.product import Product
@@ -97,7 +97,7 @@ def change_values(
             sku=product.sku,
             name=product.name,
             description=product.description,
-            price_cents=product.price,
+            price_cents=cents(product.price),
             quantity=product.quantity,
             created_at=product.created_at,
             updated_at=product.updated_at,
@@ -180,12 +180,13 @@ PRUNE: Final = product_changes.delete().where(
 )
 
 
-def change_of(row: Sequence[Any], price: Decimal | None) -> Change:
-    """The Change a READ row holds, with its price already in the domain's units."""
+def change_of(row: Sequence[Any]) -> Change:
+    """The Change a READ row holds."""
     position, kind, product_id, version, occurred_at, sku, name, description = row[:8]
-    quantity, created_at, updated_at = row[9:12]
+    price_cents, quantity, created_at, updated_at = row[8:12]
     product = None
-    if sku is not None and price is not None:
+    if sku is not None and price_cents is not None:
+        price = price_of(price_cents)
         product = Product(
             product_id, sku, name, description, price, quantity, created_at, updated_at, version
         )

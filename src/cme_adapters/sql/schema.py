@@ -1,7 +1,6 @@
 """The tables, and column types that keep money exact and times in UTC on every dialect."""
 
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -38,19 +37,6 @@ metadata = MetaData(
 )
 
 
-class Cents(TypeDecorator[Decimal]):
-    """Money as an integer count of cents: exact on SQLite, which has no decimal type."""
-
-    impl = BigInteger
-    cache_ok = True
-
-    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> int | None:
-        return None if value is None else int(value.scaleb(2))
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        return None if value is None else Decimal(value).scaleb(-2)
-
-
 class UtcDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in and out; SQLite stores them naive, so UTC is restored on read."""
 
@@ -81,7 +67,7 @@ products = Table(
     Column("sku", String(64), nullable=False, unique=True),
     Column("name", NameText, nullable=False),
     Column("description", Text, nullable=True),
-    Column("price_cents", Cents, nullable=False),
+    Column("price_cents", BigInteger, nullable=False),  # codecs.cents
     Column("quantity", Integer, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
@@ -173,7 +159,7 @@ product_changes = Table(
     Column("sku", String(64), nullable=True),
     Column("name", NameText, nullable=True),
     Column("description", Text, nullable=True),
-    Column("price_cents", Cents, nullable=True),
+    Column("price_cents", BigInteger, nullable=True),
     Column("quantity", Integer, nullable=True),
     Column("created_at", UtcDateTime, nullable=True),
     Column("updated_at", UtcDateTime, nullable=True),

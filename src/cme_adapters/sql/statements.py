@@ -5,6 +5,7 @@ PostgreSQL adapter sends their compiled text straight to psycopg and converts va
 """
 
 import functools
+from decimal import Decimal
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -24,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 
+from cme_adapters.sql.codecs import cents
 from cme_adapters.sql.outbox import with_change
 from cme_adapters.sql.schema import PRODUCT_COLUMNS, idempotency_keys, products, service_secrets
 from cme_domain.changes import ChangeType
@@ -175,21 +177,20 @@ def page_statement(query: ProductQuery) -> Select[Any]:
 
 
 def page_parameters(query: ProductQuery) -> dict[str, Any]:
-    """The values `page_statement(query)` binds, prices in cents: the same on both drivers.
-
-    The keyset's sort value is left as the domain holds it; each driver converts a price.
-    """
+    """The values `page_statement(query)` binds, prices in cents: the same on both drivers."""
     params: dict[str, Any] = {"limit": query.limit + 1}
     if query.after is not None:
-        params["after_value"], params["after_id"] = query.after.value, query.after.id
+        value = query.after.value
+        params["after_value"] = cents(value) if isinstance(value, Decimal) else value
+        params["after_id"] = query.after.id
     if query.sku is not None:
         params["sku"] = query.sku
     if query.name_contains is not None:
         params["name_pattern"] = f"%{like_escaped(search_fold(query.name_contains))}%"
     if query.min_price is not None:
-        params["min_price_cents"] = int(query.min_price.scaleb(2))
+        params["min_price_cents"] = cents(query.min_price)
     if query.max_price is not None:
-        params["max_price_cents"] = int(query.max_price.scaleb(2))
+        params["max_price_cents"] = cents(query.max_price)
     return params
 
 

@@ -5,15 +5,12 @@ only reads: it never waits for the one writer's lock.
 """
 
 from datetime import datetime
-from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cme_adapters.sql import outbox
 from cme_adapters.sql.engine import outages_as_unavailable
 from cme_domain.changes import ChangeBatch
-
-_PRICE: Final = 8  # the price's place in a READ row
 
 
 class SqlChangeFeed:
@@ -25,7 +22,7 @@ class SqlChangeFeed:
             params = {"after": after or 0, "limit": limit}
             rows = (await db.execute(outbox.READ, params)).all()
             pruned, newest = (await db.execute(outbox.BOUNDS)).one()
-        items = tuple(outbox.change_of(row, row[_PRICE]) for row in rows)
+        items = tuple(outbox.change_of(row) for row in rows)
         return ChangeBatch(items, pruned, max(newest or 0, pruned))
 
     async def newest(self) -> int | None:

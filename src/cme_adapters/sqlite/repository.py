@@ -2,20 +2,21 @@
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Final, Protocol, TypeVar
+from typing import Final, Protocol, TypeVar
 from uuid import UUID
 
 import attrs
-from sqlalchemy import Connection, Row
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from cme_adapters.sql import statements, stock_statements
+from cme_adapters.sql.codecs import new_values, product_of, product_page, product_values
 from cme_adapters.sql.outbox import INSERT_CHANGE, change_values
 from cme_adapters.sql.schema import products
 from cme_adapters.sqlite.stock import SqlStockMixin, record
 from cme_domain.changes import ChangeType
 from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
-from cme_domain.listing import Page, ProductQuery, keyset_of, search_fold
+from cme_domain.listing import Page, ProductQuery
 from cme_domain.ports import IdempotencyRecord
 from cme_domain.product import Product, ProductSpec
 from cme_domain.stock import StockEntry
@@ -31,11 +32,6 @@ class Runner(Protocol):
     """Runs synchronous work on a connection, off the event loop's stack (the unit of work)."""
 
     async def __call__(self, work: Callable[[Connection], T], /) -> T: ...
-
-
-def _product(row: Row[Any] | tuple[Any, ...]) -> Product:
-    id_, sku, name, description, price, quantity, created_at, updated_at, version = tuple(row)
-    return Product(id_, sku, name, description, price, quantity, created_at, updated_at, version)
 
 
 def _is_violation_of(error: IntegrityError, column: str) -> bool:
@@ -56,18 +52,7 @@ class SqlProductRepository(SqlStockMixin):
         self._together = together
 
     async def add(self, product: Product, entry: StockEntry | None = None) -> None:
-        values = {
-            "id": product.id,
-            "sku": product.sku,
-            "name": product.name,
-            "name_folded": search_fold(product.name),
-            "description": product.description,
-            "price_cents": product.price,
-            "quantity": product.quantity,
-            "created_at": product.created_at,
-            "updated_at": product.updated_at,
-            "version": product.version,
-        }
+        values = product_values(product)
         change = change_values(
             ChangeType.CREATED, product.id, product.version, product.updated_at, product
         )
@@ -86,19 +71,17 @@ class SqlProductRepository(SqlStockMixin):
 
     async def get(self, product_id: UUID) -> Product | None:
         row = await self._run(lambda db: db.execute(statements.GET, {"id": product_id}).first())
-        return None if row is None else _product(row)
+        return None if row is None else product_of(row)
 
     async def get_many(self, product_ids: Sequence[UUID]) -> dict[UUID, Product]:
         params = {"ids": list(product_ids)}
         rows = await self._run(lambda db: db.execute(statements.GET_MANY, params).all())
-        return {p.id: p for p in map(_product, rows)}
+        return {p.id: p for p in map(product_of, rows)}
 
     async def list(self, query: ProductQuery) -> Page:
         statement, params = statements.page_statement(query), statements.page_parameters(query)
         rows = await self._run(lambda db: db.execute(statement, params).all())
-        page = [_product(row) for row in rows[: query.limit]]
-        more = len(rows) > query.limit
-        return Page(tuple(page), keyset_of(page[-1], query.sort) if more else None)
+        return product_page(rows, query)
 
     async def replace(
         self,
@@ -109,16 +92,7 @@ class SqlProductRepository(SqlStockMixin):
         *,
         entry_id: UUID,
     ) -> Product | None:
-        values = {
-            "product_id": product_id,
-            "sku": spec.sku,
-            "name": spec.name,
-            "name_folded": search_fold(spec.name),
-            "description": spec.description,
-            "price_cents": spec.price,
-            "quantity": spec.quantity,
-            "updated_at": now,
-        }
+        values = {**new_values(spec, now), "product_id": product_id}
         statement = statements.REPLACE
         if expected_version is not None:
             statement = statements.REPLACE_AT_VERSION
@@ -130,7 +104,7 @@ class SqlProductRepository(SqlStockMixin):
             row = db.execute(statement, values).first()
             if row is None or old is None:
                 return None
-            product = _product(row)
+            product = product_of(row)
             record(db, StockEntry.setting(entry_id, product, old[0]))
             db.execute(
                 INSERT_CHANGE,

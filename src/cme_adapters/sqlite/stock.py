@@ -10,11 +10,17 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from cme_adapters.sql import statements, stock_statements
+from cme_adapters.sql.codecs import (
+    entry_of,
+    ledger_page,
+    ledger_parameters,
+    product_of,
+    product_values,
+)
 from cme_adapters.sql.outbox import INSERT_CHANGE, change_values
 from cme_domain.batch import BatchItem
 from cme_domain.changes import ChangeType
 from cme_domain.errors import SkusTaken
-from cme_domain.listing import Keyset, search_fold
 from cme_domain.ports import LedgerPage, LedgerQuery
 from cme_domain.product import Product
 from cme_domain.stock import StockChange, StockEntry
@@ -44,31 +50,8 @@ def record(db: Connection, entry: StockEntry | None) -> None:
         db.execute(stock_statements.INSERT_ENTRY, entry_values(entry))
 
 
-def product_values(product: Product) -> dict[str, Any]:
-    return {
-        "id": product.id,
-        "sku": product.sku,
-        "name": product.name,
-        "name_folded": search_fold(product.name),
-        "description": product.description,
-        "price_cents": product.price,
-        "quantity": product.quantity,
-        "created_at": product.created_at,
-        "updated_at": product.updated_at,
-        "version": product.version,
-    }
-
-
 def _change(kind: ChangeType, product: Product) -> dict[str, Any]:
     return change_values(kind, product.id, product.version, product.updated_at, product)
-
-
-def _entry(row: Any) -> StockEntry:
-    return StockEntry(*tuple(row))
-
-
-def _product(row: Any) -> Product:
-    return Product(*tuple(row))
 
 
 class SqlStockMixin:
@@ -99,7 +82,7 @@ class SqlStockMixin:
             row = db.execute(statement, params).first()
             if row is None:
                 return None
-            product = _product(row)
+            product = product_of(row)
             entry = StockEntry.of(entry_id, product, change.delta, change.reason, change.reference)
             record(db, entry)
             db.execute(INSERT_CHANGE, _change(ChangeType.STOCK_ADJUSTED, product))
@@ -115,7 +98,7 @@ class SqlStockMixin:
         def write(db: Connection) -> tuple[BatchItem, ...]:
             db.execute(stock_statements.TAKE_WRITE_LOCK)
             found = db.execute(stock_statements.EXISTING_BY_SKU, {"skus": skus}).all()
-            existing = {p.sku: p for p in map(_product, found)}
+            existing = {p.sku: p for p in map(product_of, found)}
             if existing and not upsert:
                 taken = [i for i, sku in enumerate(skus) if sku in existing]
                 raise SkusTaken(taken, "these skus already exist")
@@ -159,18 +142,12 @@ class SqlStockMixin:
     async def stock_entry(self, entry_id: UUID) -> StockEntry | None:
         params = {"entry_id": entry_id}
         row = await self._run(lambda db: db.execute(stock_statements.GET_ENTRY, params).first())
-        return None if row is None else _entry(row)
+        return None if row is None else entry_of(row)
 
     async def stock_entries(self, product_id: UUID, query: LedgerQuery) -> LedgerPage:
-        params: dict[str, Any] = {"product_id": product_id, "limit": query.limit + 1}
+        params = ledger_parameters(product_id, query)
         statement = stock_statements.LEDGER_PAGE
         if query.after is not None:
             statement = stock_statements.LEDGER_PAGE_AFTER
-            params["after_version"], params["after_id"] = query.after.value, query.after.id
         rows = await self._run(lambda db: db.execute(statement, params).all())
-        page = [_entry(row) for row in rows[: query.limit]]
-        more = len(rows) > query.limit
-        last = page[-1] if more else None
-        return LedgerPage(
-            tuple(page), None if last is None else Keyset(last.version_after, last.id)
-        )
+        return ledger_page(rows, query)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from cme_adapters.sql.schema import Cents, NameText, UtcDateTime
+from cme_adapters.sql.schema import NameText, UtcDateTime
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("sku", sa.String(64), nullable=False),
         sa.Column("name", NameText, nullable=False),
         sa.Column("description", sa.Text(), nullable=True),
-        sa.Column("price_cents", Cents(), nullable=False),
+        sa.Column("price_cents", sa.BigInteger(), nullable=False),
         sa.Column("quantity", sa.Integer(), nullable=False),
         sa.Column("created_at", UtcDateTime(), nullable=False),
         sa.Column("updated_at", UtcDateTime(), nullable=False),

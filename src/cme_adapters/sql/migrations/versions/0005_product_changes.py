@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from cme_adapters.sql.schema import Cents, ChangeId, NameText, UtcDateTime
+from cme_adapters.sql.schema import ChangeId, NameText, UtcDateTime
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -30,7 +30,7 @@ def upgrade() -> None:
         sa.Column("sku", sa.String(64), nullable=True),
         sa.Column("name", NameText, nullable=True),
         sa.Column("description", sa.Text(), nullable=True),
-        sa.Column("price_cents", Cents(), nullable=True),
+        sa.Column("price_cents", sa.BigInteger(), nullable=True),
         sa.Column("quantity", sa.Integer(), nullable=True),
         sa.Column("created_at", UtcDateTime(), nullable=True),
         sa.Column("updated_at", UtcDateTime(), nullable=True),
