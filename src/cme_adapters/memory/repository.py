@@ -1,17 +1,14 @@
-"""An in-memory unit of work: the unit tests' database, and the contract suite's reference."""
+"""The in-memory product repository and idempotency store: every write undoable."""
 
-import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from types import TracebackType
-from typing import Self
 from uuid import UUID
 
 import attrs
 
-from cme_adapters.notices import Notices
+from cme_adapters.memory.store import InMemoryStore, Undo
 from cme_domain.batch import BatchItem
-from cme_domain.changes import Change, ChangeBatch, ChangeType
+from cme_domain.changes import ChangeType
 from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress, SkusTaken
 from cme_domain.listing import (
     Keyset,
@@ -25,39 +22,6 @@ from cme_domain.listing import (
 from cme_domain.ports import IdempotencyRecord, LedgerPage, LedgerQuery
 from cme_domain.product import QUANTITY_MAX, Product, ProductSpec
 from cme_domain.stock import StockChange, StockEntry
-
-Undo = Callable[[], None]
-
-
-@attrs.define
-class InMemoryStore:
-    products: dict[UUID, Product] = attrs.Factory(dict)
-    idempotency: dict[tuple[str, str], IdempotencyRecord] = attrs.Factory(dict)
-    ledger: dict[UUID, StockEntry] = attrs.Factory(dict)
-    # A list in commit order: a write and its event happen with no await between them.
-    changes: list[Change] = attrs.Factory(list)
-    last_position: int = 0
-    pruned_through: int = 0
-    # Every write tells at once; a rolled-back one only wakes readers to find nothing new.
-    notices: Notices = attrs.Factory(lambda: Notices(listening=True))
-
-    def record(
-        self,
-        kind: ChangeType,
-        product_id: UUID,
-        version: int,
-        at: datetime,
-        product: Product | None,
-    ) -> Undo:
-        self.last_position += 1
-        self.changes.append(Change(self.last_position, kind, product_id, version, at, product))
-        self.notices.notify()
-
-        def undo() -> None:
-            self.changes.pop()
-            self.last_position -= 1
-
-        return undo
 
 
 @attrs.define
@@ -234,96 +198,3 @@ class InMemoryIdempotencyStore:
         for slot in expired:
             del self.store.idempotency[slot]
         return len(expired)
-
-
-@attrs.define
-class InMemoryChangeFeed:
-    store: InMemoryStore
-
-    async def read(self, after: int | None, limit: int) -> ChangeBatch:
-        start = after or 0
-        items = [c for c in self.store.changes if c.sequence > start][:limit]
-        end = max(self.store.last_position, self.store.pruned_through)
-        return ChangeBatch(tuple(items), self.store.pruned_through, end)
-
-    async def prune(self, before: datetime) -> int:
-        old = [c.sequence for c in self.store.changes if c.occurred_at < before]
-        if not old:
-            return 0
-        through = max(old)
-        kept = [c for c in self.store.changes if c.sequence > through]
-        removed = len(self.store.changes) - len(kept)
-        self.store.changes[:] = kept
-        self.store.pruned_through = max(self.store.pruned_through, through)
-        return removed
-
-
-class InMemoryUnitOfWork:
-    """Writes apply at once; an atomic unit of work undoes them unless committed.
-
-    None of the repository's methods awaits anything, so a use case's whole transaction runs
-    without another coroutine interleaving: that is this adapter's isolation.
-    """
-
-    def __init__(self, store: InMemoryStore, *, atomic: bool = True) -> None:
-        self._store = store
-        self._atomic = atomic
-        self._undo: list[Undo] = []
-        self.products = InMemoryProductRepository(store, self._undo)
-        self.idempotency = InMemoryIdempotencyStore(store, self._undo)
-
-    async def __aenter__(self) -> Self:
-        self._undo.clear()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._atomic:
-            for undo in reversed(self._undo):
-                undo()
-        self._undo.clear()
-
-    async def commit(self) -> None:
-        self._undo.clear()
-
-
-@attrs.define
-class InMemoryDatabase:
-    store: InMemoryStore = attrs.Factory(InMemoryStore)
-    _cursor_secret: bytes = attrs.Factory(lambda: secrets.token_urlsafe(48).encode())
-
-    def unit_of_work(self, *, atomic: bool = True) -> InMemoryUnitOfWork:
-        return InMemoryUnitOfWork(self.store, atomic=atomic)
-
-    def listen(self) -> None:
-        """Writes in this process notify directly (InMemoryStore.record)."""
-
-    def change_feed(self) -> InMemoryChangeFeed:
-        return InMemoryChangeFeed(self.store)
-
-    def change_notices(self) -> Notices:
-        return self.store.notices
-
-    async def open(self) -> None:
-        return None
-
-    async def ping(self) -> None:
-        return None
-
-    async def cursor_secret(self) -> bytes:
-        return self._cursor_secret
-
-    async def schema_revision(self) -> str | None:
-        """The fake has no schema to fall behind: it names none that a migration could name,
-        which the schema check serves as a revision ahead of the code's."""
-        return "in-memory"
-
-    def pool_stats(self) -> dict[str, int]:
-        return {}
-
-    async def close(self) -> None:
-        self.store.notices.stop()

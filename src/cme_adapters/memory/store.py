@@ -1,0 +1,47 @@
+"""What the in-memory database holds, and how a write records its change event."""
+
+from collections.abc import Callable
+from datetime import datetime
+from uuid import UUID
+
+import attrs
+
+from cme_adapters.notices import Notices
+from cme_domain.changes import Change, ChangeType
+from cme_domain.ports import IdempotencyRecord
+from cme_domain.product import Product
+from cme_domain.stock import StockEntry
+
+# Puts back what a write changed: the unit of work runs them, newest first, on a rollback.
+Undo = Callable[[], None]
+
+
+@attrs.define
+class InMemoryStore:
+    products: dict[UUID, Product] = attrs.Factory(dict)
+    idempotency: dict[tuple[str, str], IdempotencyRecord] = attrs.Factory(dict)
+    ledger: dict[UUID, StockEntry] = attrs.Factory(dict)
+    # A list in commit order: a write and its event happen with no await between them.
+    changes: list[Change] = attrs.Factory(list)
+    last_position: int = 0
+    pruned_through: int = 0
+    # Every write tells at once; a rolled-back one only wakes readers to find nothing new.
+    notices: Notices = attrs.Factory(lambda: Notices(listening=True))
+
+    def record(
+        self,
+        kind: ChangeType,
+        product_id: UUID,
+        version: int,
+        at: datetime,
+        product: Product | None,
+    ) -> Undo:
+        self.last_position += 1
+        self.changes.append(Change(self.last_position, kind, product_id, version, at, product))
+        self.notices.notify()
+
+        def undo() -> None:
+            self.changes.pop()
+            self.last_position -= 1
+
+        return undo
