@@ -87,7 +87,7 @@ def parts(rounds: int) -> None:
     from opentelemetry.trace import SpanKind
 
     from cme_adapters.telemetry import tracing
-    from cme_adapters.telemetry.tracing import DatabaseSpans
+    from cme_adapters.telemetry.database_spans import DatabaseSpans
     from cme_entrypoints.http.spans import ServerSpans
     from cme_entrypoints.trace_context import RequestContext
 

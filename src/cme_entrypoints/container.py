@@ -16,6 +16,7 @@ from cme_adapters.sql.config import PoolSettings
 from cme_adapters.sql.revisions import code_revisions
 from cme_adapters.system import SystemClock, Uuid7Generator
 from cme_adapters.telemetry import tracing
+from cme_adapters.telemetry.database_spans import database_spans
 from cme_adapters.telemetry.metrics import PrometheusMetrics
 from cme_domain import feed, stock_use_cases, use_cases
 from cme_entrypoints.http.auth import RequestAuthenticator
@@ -80,7 +81,7 @@ class Container(containers.DeclarativeContainer):
             url=settings.provided.database_url,
             pool=_pool,
             on_query=metrics.provided.query_finished,
-            spans=providers.Callable(tracing.database_spans, traces, "postgresql"),
+            spans=providers.Callable(database_spans, traces, "postgresql"),
             on_connect_failure=metrics.provided.connection_failed,
         ),
         sqlite=providers.Singleton(

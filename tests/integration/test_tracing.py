@@ -15,7 +15,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from cme_adapters.telemetry.tracing import DatabaseSpans, Traces, database_spans, traces
+from cme_adapters.telemetry.database_spans import DatabaseSpans, database_spans
+from cme_adapters.telemetry.tracing import Traces, traces
 from cme_entrypoints.http.spans import ServerSpans
 from cme_entrypoints.trace_context import RequestContext
 from tests.otlp_receiver import Receiver, attributes, otlp_receiver

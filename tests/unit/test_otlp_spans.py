@@ -22,7 +22,8 @@ from opentelemetry.trace import (
 )
 
 from cme_adapters.telemetry import otlp_spans
-from cme_adapters.telemetry.tracing import DatabaseSpans, Traces
+from cme_adapters.telemetry.database_spans import DatabaseSpans
+from cme_adapters.telemetry.tracing import Traces
 from cme_entrypoints.http.spans import ServerSpans
 from cme_entrypoints.trace_context import RequestContext
 from tests.otlp_receiver import otlp_receiver

@@ -39,7 +39,8 @@ from starlette.testclient import TestClient
 from cme_adapters.postgres.repository import page_sql
 from cme_adapters.postgres.uow import span_name
 from cme_adapters.telemetry import sampling, tracing
-from cme_adapters.telemetry.tracing import CURRENT_SPAN, DatabaseSpans, Traces
+from cme_adapters.telemetry.database_spans import DatabaseSpans, database_spans
+from cme_adapters.telemetry.tracing import CURRENT_SPAN, Traces
 from cme_domain.listing import ProductQuery
 from cme_entrypoints.http.middleware import UNMATCHED_PATH
 from cme_entrypoints.http.spans import ServerSpans
@@ -50,7 +51,7 @@ def test_no_tracer_provider_and_no_span_work_without_otel_configuration(
     client: TestClient,
 ) -> None:
     assert tracing.traces(enabled=False, endpoint="http://127.0.0.1:4318") is None
-    assert tracing.database_spans(None, "postgresql") is None
+    assert database_spans(None, "postgresql") is None
     middleware = client.app.middleware_stack  # type: ignore[attr-defined]
     while not hasattr(middleware, "spans"):
         middleware = middleware.app

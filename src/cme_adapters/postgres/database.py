@@ -19,7 +19,7 @@ from cme_adapters.postgres.uow import OUTAGE_ERRORS, PostgresUnitOfWork, unavail
 from cme_adapters.sql import statements
 from cme_adapters.sql.config import PoolSettings
 from cme_adapters.sql.statements import CURSOR_SECRET, SCHEMA_REVISION
-from cme_adapters.telemetry.tracing import DatabaseSpans
+from cme_adapters.telemetry.database_spans import DatabaseSpans
 from cme_domain.errors import StorageUnavailable
 
 _FIND_SECRET: Final = compiled(statements.FIND_SECRET)

@@ -18,7 +18,7 @@ from cme_adapters.postgres.repository import (
     PostgresProductRepository,
     Row,
 )
-from cme_adapters.telemetry.tracing import DatabaseSpans
+from cme_adapters.telemetry.database_spans import DatabaseSpans
 from cme_domain.errors import (
     StorageStillUnavailable,
     StorageUnavailable,
