@@ -16,42 +16,10 @@ usage() {
   exit 2
 }
 
-fail() {
-  echo "backup: $*" >&2
-  exit 1
-}
-
-tool() {
-  local path="${PG_BIN:+${PG_BIN%/}/}$1"
-  command -v "$path" >/dev/null || fail "$1 not found${PG_BIN:+ in PG_BIN=$PG_BIN}: install the PostgreSQL client tools (Debian: apt-get install postgresql-client)"
-  echo "$path"
-}
-
-percent_decode() {
-  local text="${1//\\/\\\\}"
-  printf '%b' "${text//%/\\x}"
-}
-
-# Sets `url` to a libpq URL without its password, and exports the password as PGPASSWORD:
-# a command line is visible to every local user (ps), the environment only to this one.
-# Parsed as SQLAlchemy parses the service's URL: the password runs up to the first "@".
-libpq_url() {
-  local given="$1" rest
-  case "$given" in
-    postgresql+psycopg://*) rest="${given#postgresql+psycopg://}" ;;
-    postgresql://* | postgres://*) rest="${given#*://}" ;;
-    sqlite*) fail "DATABASE_URL names a SQLite file: this script backs up PostgreSQL only" ;;
-    *) fail "DATABASE_URL must start with postgresql://, postgres:// or postgresql+psycopg://" ;;
-  esac
-  if [[ "$rest" =~ ^([^:/@]*):([^@]*)@(.*)$ ]]; then
-    if [[ -n "${BASH_REMATCH[2]}" ]]; then
-      PGPASSWORD="$(percent_decode "${BASH_REMATCH[2]}")"
-      export PGPASSWORD
-    fi
-    rest="${BASH_REMATCH[1]}@${BASH_REMATCH[3]}"
-  fi
-  url="postgresql://$rest"
-}
+script=backup
+sqlite_refusal="this script backs up PostgreSQL only"
+# shellcheck source=pg-common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/pg-common.sh"
 
 major_of() {
   [[ "$1" =~ \)\ ([0-9]+) ]] || fail "cannot tell the version of: $1"
