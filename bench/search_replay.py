@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -64,7 +65,7 @@ def replay(
     times: list[float] = []
     answers: list[list[Any]] = []
     for query in queries:
-        params = statements.page_parameters(query)
+        params = statements.page_parameters(query, datetime.now(UTC))
         started = time.perf_counter()
         rows = db.execute(sql, params, prepare=False).fetchall()
         times.append((time.perf_counter() - started) * 1000)

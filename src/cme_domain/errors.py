@@ -3,6 +3,7 @@
 import heapq
 from collections.abc import Collection, Mapping, Sequence
 from typing import Final
+from uuid import UUID
 
 import attrs
 
@@ -46,12 +47,13 @@ class FieldErrors:
         else:
             self.unlisted += 1
 
-    def unknown(self, raw: Mapping[str, object], known: Collection[str]) -> None:
+    def unknown(self, raw: Mapping[str, object], known: Collection[str], where: str = "") -> None:
         """Name the keys of raw that are not fields, in sorted order, without sorting them all."""
         unknown = [key for key in raw if key not in known]
         room = LISTED_ERRORS_MAX - len(self.listed)
+        prefix = f"{where}." if where else ""
         for key in heapq.nsmallest(room, unknown):
-            self.add(shown_name(key), "unknown field")
+            self.add(prefix + shown_name(key), "unknown field")
         self.unlisted += len(unknown) - min(room, len(unknown))
 
     def nested(self, where: str, invalid: InvalidProduct) -> None:
@@ -144,12 +146,61 @@ class CursorAhead(DomainError):
 
 
 class InsufficientStock(DomainError):
-    """An adjustment would take the quantity below zero; nothing was written."""
+    """A write would take stock that is not there, or is held; nothing was written.
+
+    available is what the write could have taken: the quantity less the units held.
+    """
 
     def __init__(self, available: int, delta: int) -> None:
-        super().__init__(f"only {available} in stock: an adjustment of {delta} would go below 0")
+        super().__init__(f"only {available} available: a change of {delta} would take more")
         self.available = available
         self.delta = delta
+
+
+@attrs.frozen
+class Shortage:
+    product_id: UUID
+    requested: int
+    available: int
+
+
+class ShortOfStock(DomainError):
+    """A reservation asked for more than is available of these products; nothing was held."""
+
+    def __init__(self, shortages: Sequence[Shortage]) -> None:
+        named = ", ".join(f"{s.product_id}: {s.available} of {s.requested}" for s in shortages)
+        super().__init__(f"not enough available ({named})")
+        self.shortages = tuple(shortages)
+
+
+class StockHeld(DomainError):
+    """A write would take units that reservations hold (a delete, or a batch's quantity
+    below them); nothing was written."""
+
+    def __init__(self, held: int, where: str = "the product") -> None:
+        super().__init__(
+            f"{where}: {held} units are held by reservations; confirm or release them first"
+        )
+        self.held = held
+
+
+class ReservationNotFound(DomainError):
+    pass
+
+
+class ReservationExpired(DomainError):
+    """The reservation's time ran out: its stock is no longer held and it cannot be confirmed."""
+
+    def __init__(self, reservation_id: UUID) -> None:
+        super().__init__(f"reservation {reservation_id} has expired")
+
+
+class ReservationEnded(DomainError):
+    """The reservation was confirmed or released, and this step cannot follow that one."""
+
+    def __init__(self, reservation_id: UUID, status: str, step: str) -> None:
+        super().__init__(f"reservation {reservation_id} is {status}: it cannot be {step}")
+        self.status = status
 
 
 class StockOverflow(DomainError):

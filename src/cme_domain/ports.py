@@ -12,6 +12,7 @@ from cme_domain.batch import BatchItem
 from cme_domain.changes import ChangeBatch
 from cme_domain.listing import Keyset, Page, ProductQuery
 from cme_domain.product import Product, ProductSpec
+from cme_domain.reservation import Reservation
 from cme_domain.stock import StockChange, StockEntry
 
 
@@ -28,6 +29,23 @@ class LedgerPage:
 
 
 class ProductRepository(Protocol):
+    """Products as they are now. Every product read carries `held`: the units of the
+    reservations live at the store's clock (ReservationRepository).
+
+    Holds and the writes that take stock: a write given holds_locked=True comes from an atomic
+    unit of work that has called `lock` on the product and checked its holds itself. Without
+    it, a write that could take held stock (adjust with a negative delta, replace, delete)
+    applies only while no reservation can hold the product; otherwise it writes nothing and
+    answers as if the product had moved on (None, False), and the caller locks and retries.
+    """
+
+    async def lock(self, product_ids: Sequence[UUID]) -> None:
+        """Keep every other writer off these products until the unit of work ends.
+
+        Only in an atomic unit of work; products are taken in id order, so two callers never
+        wait on each other. Reads made after it see the products' holds as they are.
+        """
+
     async def add(self, product: Product, entry: StockEntry | None = None) -> None:
         """Store a new product and, in the same atomic step, its "initial" ledger entry.
 
@@ -50,6 +68,7 @@ class ProductRepository(Protocol):
         expected_version: int | None,
         *,
         entry_id: UUID,
+        holds_locked: bool = False,
     ) -> Product | None:
         """Overwrite the client fields and bump the version, in one compare-and-set step.
 
@@ -67,6 +86,8 @@ class ProductRepository(Protocol):
         entry_id: UUID,
         now: datetime,
         expected_version: int | None,
+        *,
+        holds_locked: bool = False,
     ) -> StockEntry | None:
         """Add change.delta to the quantity, bump the version and write the entry, atomically.
 
@@ -93,7 +114,14 @@ class ProductRepository(Protocol):
     async def stock_entries(self, product_id: UUID, query: LedgerQuery) -> LedgerPage:
         """The product's ledger, newest first (created_at, then id, descending)."""
 
-    async def delete(self, product_id: UUID, now: datetime, expected_version: int | None) -> bool:
+    async def delete(
+        self,
+        product_id: UUID,
+        now: datetime,
+        expected_version: int | None,
+        *,
+        holds_locked: bool = False,
+    ) -> bool:
         """Remove the product and its ledger; False when it is gone or has moved on.
 
         Every write above also records its change event (occurring at `now` for a delete) in
@@ -136,6 +164,36 @@ class IdempotencyStore(Protocol):
         """Delete every record that has expired by now; return how many went."""
 
 
+class ReservationRepository(Protocol):
+    """Reservations, and the holds they put on products while they are held.
+
+    A line's units count in its product's `held` while the reservation's stored state is held
+    and the store's clock is before its expires_at: at that instant they stop counting, with no
+    write needed.
+    """
+
+    async def add(self, reservation: Reservation) -> None:
+        """Store a new held reservation; its products were locked by this unit of work."""
+
+    async def get(self, reservation_id: UUID, *, lock: bool = False) -> Reservation | None:
+        """The reservation; with lock, kept from every other writer until the unit of work ends
+        (an atomic one only)."""
+
+    async def save(self, reservation: Reservation) -> None:
+        """Write its new state, updated_at and expires_at; its lines hold while it is held."""
+
+    async def expire(self, now: datetime) -> int:
+        """Store the state expired on the held reservations whose time ran out by now: tidying
+        only, since they stopped holding at expires_at. Return how many."""
+
+    async def prune(self, before: datetime) -> int:
+        """Delete the reservations no longer held (confirmed, released, expired) whose last
+        update was before `before`; return how many went."""
+
+    async def held_units(self) -> int:
+        """The units all live reservations hold now, over every product."""
+
+
 class UnitOfWork(Protocol):
     """The statements of one use case, atomic unless the factory was told otherwise.
 
@@ -145,6 +203,7 @@ class UnitOfWork(Protocol):
 
     products: ProductRepository
     idempotency: IdempotencyStore
+    reservations: ReservationRepository
 
     async def __aenter__(self) -> Self: ...
 

@@ -100,6 +100,13 @@ class Product:
     created_at: datetime
     updated_at: datetime
     version: int
+    # Units that live reservations hold: the store counts them as it reads the product.
+    held: int = 0
+
+    @property
+    def available(self) -> int:
+        """What a sale or a new reservation can take: the quantity on hand less the holds."""
+        return self.quantity - self.held
 
     @property
     def spec(self) -> ProductSpec:
@@ -185,27 +192,26 @@ def _price(value: object) -> Decimal:
 
 
 def _quantity(value: object) -> int:
-    # JSON Schema counts 3.0 as an integer, and so do we; 3.5, "3" and true are not.
-    if isinstance(value, Decimal):
-        value = _integral(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("must be an integer")
-    if not 0 <= value <= QUANTITY_MAX:
-        raise ValueError(f"must be between 0 and {QUANTITY_MAX}")
-    return value
+    return bounded_integer(value, 0, QUANTITY_MAX)
 
 
-def _integral(value: Decimal) -> int | Decimal:
-    """The int a JSON number like 3.0 or 3E+2 stands for; any other Decimal comes back as is.
+def bounded_integer(value: object, low: int, high: int) -> int:
+    """A JSON integer within low..high. JSON Schema counts 3.0 as an integer, and so do we;
+    3.5, "3" and true are not.
 
     The magnitude is checked before int(): int(Decimal("1E+999999999")) builds a billion-digit
     integer, seconds of CPU on the event loop for one small request body.
     """
-    if not value.is_finite() or value != value.to_integral_value():
-        return value
-    if value.adjusted() > len(str(QUANTITY_MAX)):
-        raise ValueError(f"must be between 0 and {QUANTITY_MAX}")
-    return int(value)
+    out_of_range = f"must be between {low} and {high}"
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        if value.adjusted() > len(str(max(abs(low), high))):
+            raise ValueError(out_of_range)
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be an integer")
+    if not low <= value <= high:
+        raise ValueError(out_of_range)
+    return value
 
 
 _CHECKS: Final[dict[str, Callable[[object], Any]]] = {

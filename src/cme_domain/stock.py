@@ -3,14 +3,13 @@
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
 
 import attrs
 
 from cme_domain.errors import FieldErrors
-from cme_domain.product import QUANTITY_MAX, Product
+from cme_domain.product import QUANTITY_MAX, Product, bounded_integer
 
 REASON_PATTERN: Final = re.compile(r"[a-z0-9_-]{1,64}")
 REFERENCE_MAX: Final = 200
@@ -18,8 +17,10 @@ REFERENCE_MAX: Final = 200
 DELTA_LIMIT: Final = QUANTITY_MAX
 INITIAL: Final = "initial"
 SET: Final = "set"
-# The ledger's own reasons: an adjustment sent with one would pass for a create or a PUT.
-SYSTEM_REASONS: Final = frozenset((INITIAL, SET))
+RESERVATION: Final = "reservation"
+# The ledger's own reasons: an adjustment sent with one would pass for a create, a PUT or a
+# confirmed reservation.
+SYSTEM_REASONS: Final = frozenset((INITIAL, SET, RESERVATION))
 ADJUSTMENT_FIELDS: Final = ("delta", "reason", "reference")
 
 
@@ -36,7 +37,7 @@ class StockChange:
         errors = FieldErrors()
         errors.unknown(raw, ADJUSTMENT_FIELDS)
         values: dict[str, Any] = {"reference": None}
-        for name, check in (("delta", _delta), ("reason", _reason), ("reference", _reference)):
+        for name, check in (("delta", _delta), ("reason", _reason), ("reference", reference)):
             if name not in raw:
                 if name != "reference":
                     errors.add(name, "is required")
@@ -88,28 +89,23 @@ class StockEntry:
 
 
 def _delta(value: object) -> int:
-    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
-        if value.adjusted() > len(str(DELTA_LIMIT)):
-            raise ValueError(f"must be between -{DELTA_LIMIT} and {DELTA_LIMIT}")
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("must be an integer")
-    if value == 0:
+    delta = bounded_integer(value, -DELTA_LIMIT, DELTA_LIMIT)
+    if delta == 0:
         raise ValueError("must not be 0")
-    if not -DELTA_LIMIT <= value <= DELTA_LIMIT:
-        raise ValueError(f"must be between -{DELTA_LIMIT} and {DELTA_LIMIT}")
-    return value
+    return delta
 
 
 def _reason(value: object) -> str:
     if not isinstance(value, str) or not REASON_PATTERN.fullmatch(value):
         raise ValueError("must be 1-64 characters of a-z, 0-9, '_' or '-'")
     if value in SYSTEM_REASONS:
-        raise ValueError(f"'{value}' is the service's own reason, for creates and PUT/PATCH")
+        raise ValueError(
+            f"'{value}' is the service's own reason, for creates, PUT/PATCH and reservations"
+        )
     return value
 
 
-def _reference(value: object) -> str | None:
+def reference(value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):

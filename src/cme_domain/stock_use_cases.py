@@ -17,6 +17,7 @@ from cme_domain.errors import (
     ProductNotFound,
     SkusTaken,
     StockEntryNotFound,
+    StockHeld,
     StockOverflow,
     VersionMismatch,
     WriteContention,
@@ -60,56 +61,83 @@ class AdjustStock:
     ) -> tuple[StockEntry, bool]:
         """The entry written, and whether it is new (False: an idempotent replay)."""
         principal.require(WRITE_SCOPE)
-        fingerprint = _fingerprint("stock-adjustment", product_id, change)
-        for _ in range(_ATTEMPTS):
-            # The adjustment is one atomic repository call; only its idempotency record
-            # needs a transaction around both.
-            async with self.uow(atomic=idempotency_key is not None) as uow:
-                now = self.clock.now()
-                entry_id = self.ids.new_id()
-                if idempotency_key is not None:
-                    earlier = await _earlier(uow.idempotency, principal, idempotency_key, now)
-                    if earlier is not None:
-                        _same_request(earlier, fingerprint, idempotency_key)
-                        replayed = await uow.products.stock_entry(UUID(earlier.outcome))
-                        if replayed is None:
-                            raise IdempotentProductDeleted(idempotency_key)
-                        return replayed, False
-                    record = IdempotencyRecord(
-                        principal.subject,
-                        idempotency_key,
-                        fingerprint,
-                        product_id,
-                        now,
-                        now + self.idempotency_ttl,
-                        outcome=str(entry_id),
-                    )
-                    await uow.idempotency.add(record)
-                entry = await uow.products.adjust(
-                    product_id, change, entry_id, now, expected_version
-                )
-                if entry is not None:
-                    await uow.commit()
-                    return entry, True
-                refusal = await _refusal(uow.products, product_id, change, expected_version)
-                if refusal is not None:
-                    raise refusal
+        digest = fingerprint("stock-adjustment", product_id, change)
+        # First as one statement; when that misses but the adjustment would apply (a
+        # reservation may hold the product, or a writer raced this one), again with the
+        # product locked and its holds counted.
+        for locked in (False, True):
+            written = await self._adjust(
+                principal, product_id, change, expected_version, idempotency_key, digest, locked
+            )
+            if written is not None:
+                return written
         raise WriteContention(product_id)
 
+    async def _adjust(
+        self,
+        principal: Principal,
+        product_id: UUID,
+        change: StockChange,
+        expected_version: int | None,
+        idempotency_key: str | None,
+        digest: str,
+        locked: bool,
+    ) -> tuple[StockEntry, bool] | None:
+        # The adjustment is one atomic repository call; only its idempotency record, or the
+        # lock, needs a transaction around it.
+        async with self.uow(atomic=idempotency_key is not None or locked) as uow:
+            if locked:
+                await uow.products.lock([product_id])
+            now = self.clock.now()
+            entry_id = self.ids.new_id()
+            if idempotency_key is not None:
+                earlier = await _earlier(uow.idempotency, principal, idempotency_key, now)
+                if earlier is not None:
+                    same_request(earlier, digest, idempotency_key)
+                    replayed = await uow.products.stock_entry(UUID(earlier.outcome))
+                    if replayed is None:
+                        raise IdempotentProductDeleted(idempotency_key)
+                    return replayed, False
+                record = IdempotencyRecord(
+                    principal.subject,
+                    idempotency_key,
+                    digest,
+                    product_id,
+                    now,
+                    now + self.idempotency_ttl,
+                    outcome=str(entry_id),
+                )
+                await uow.idempotency.add(record)
+            if locked:
+                refusal = _refusal(
+                    product_id, await uow.products.get(product_id), change, expected_version
+                )
+                if refusal is not None:
+                    raise refusal
+            entry = await uow.products.adjust(
+                product_id, change, entry_id, now, expected_version, holds_locked=locked
+            )
+            if entry is not None:
+                await uow.commit()
+                return entry, True
+            current = await uow.products.get(product_id)
+            refusal = _refusal(product_id, current, change, expected_version)
+            if refusal is not None:
+                raise refusal
+        return None
 
-async def _refusal(
-    products: ProductRepository, product_id: UUID, change: StockChange, expected: int | None
+
+def _refusal(
+    product_id: UUID, current: Product | None, change: StockChange, expected: int | None
 ) -> DomainError | None:
-    """Why an adjustment touched no row; None when it would apply now (a writer raced it)."""
-    current = await products.get(product_id)
+    """Why an adjustment cannot apply to the product as it is; None when it can."""
     if current is None:
         return ProductNotFound(product_id)
     if expected is not None and current.version != expected:
         return VersionMismatch(expected, current.version)
-    after = current.quantity + change.delta
-    if after < 0:
-        return InsufficientStock(current.quantity, change.delta)
-    if after > QUANTITY_MAX:
+    if change.delta < 0 and current.available + change.delta < 0:
+        return InsufficientStock(current.available, change.delta)
+    if current.quantity + change.delta > QUANTITY_MAX:
         return StockOverflow(current.quantity, change.delta, QUANTITY_MAX)
     return None
 
@@ -151,13 +179,13 @@ class WriteBatch:
     ) -> tuple[tuple[BatchItem, ...], bool]:
         """The items in input order, and whether they are new (False: an idempotent replay)."""
         principal.require(WRITE_SCOPE)
-        fingerprint = _fingerprint("batch", batch)
+        digest = fingerprint("batch", batch)
         now = self.clock.now()
         # An upsert that raced a concurrent create of one of its skus wrote nothing; it is
         # safe to run again, now that the other product is there to be replaced.
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                return await self._write(principal, batch, idempotency_key, fingerprint, now)
+                return await self._write(principal, batch, idempotency_key, digest, now)
             except WriteContention:
                 if attempt == _ATTEMPTS:
                     raise
@@ -167,7 +195,7 @@ class WriteBatch:
                 if idempotency_key is None:
                     raise
                 async with self.uow() as uow:
-                    replay = await _replayed(uow, principal, idempotency_key, fingerprint, now)
+                    replay = await _replayed(uow, principal, idempotency_key, digest, now)
                 if replay is None:
                     raise
                 return replay, False
@@ -191,6 +219,7 @@ class WriteBatch:
             items = await uow.products.write_batch(
                 candidates, entry_ids, upsert=batch.mode is BatchMode.UPSERT
             )
+            items = await _holds_kept(uow.products, items)
             if idempotency_key is not None:
                 # Recorded after the write, in the same transaction: which products were
                 # created and which replaced is only known now. A concurrent request with the
@@ -212,6 +241,27 @@ class WriteBatch:
         return items, True
 
 
+async def _holds_kept(
+    products: ProductRepository, items: tuple[BatchItem, ...]
+) -> tuple[BatchItem, ...]:
+    """The items with their holds; refused if a replace set a quantity below them.
+
+    Read after the write, in its transaction: the rows are then locked, so the holds counted
+    are every one committed, and no new one can come until this batch ends.
+    """
+    replaced = [item.product.id for item in items if not item.created]
+    if not replaced:
+        return items
+    written = await products.get_many(replaced)
+    for index, item in enumerate(items):
+        current = written.get(item.product.id)
+        if current is not None and current.available < 0:
+            raise StockHeld(current.held, f"products[{index}]")
+    return tuple(
+        attrs.evolve(item, product=written.get(item.product.id, item.product)) for item in items
+    )
+
+
 async def _replayed(
     uow: UnitOfWork, principal: Principal, key: str, fingerprint: str, now: datetime
 ) -> tuple[BatchItem, ...] | None:
@@ -219,7 +269,7 @@ async def _replayed(
     earlier = await _earlier(uow.idempotency, principal, key, now)
     if earlier is None:
         return None
-    _same_request(earlier, fingerprint, key)
+    same_request(earlier, fingerprint, key)
     return await _replay(uow.products, earlier.outcome, key)
 
 
@@ -237,12 +287,12 @@ async def _earlier(
     return await store.find(principal.subject, key, now)
 
 
-def _same_request(earlier: IdempotencyRecord, fingerprint: str, key: str) -> None:
+def same_request(earlier: IdempotencyRecord, fingerprint: str, key: str) -> None:
     if earlier.fingerprint != fingerprint:
         raise IdempotencyKeyReused(key)
 
 
-def _fingerprint(operation: str, *parts: object) -> str:
+def fingerprint(operation: str, *parts: object) -> str:
     """The request a key was first used for: the operation and its input, so one key reused
     for another operation, or another body, is refused."""
     canonical = repr((operation, *(_plain(p) for p in parts)))

@@ -1,7 +1,7 @@
 """The catalogue's use cases: one public call each, depending only on ports."""
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, Final
 from uuid import UUID
@@ -9,10 +9,11 @@ from uuid import UUID
 import attrs
 
 from cme_domain.errors import (
-    DomainError,
     IdempotencyKeyReused,
     IdempotentProductDeleted,
+    InsufficientStock,
     ProductNotFound,
+    StockHeld,
     VersionMismatch,
     WriteContention,
 )
@@ -119,10 +120,13 @@ class ReplaceProduct:
             product = await uow.products.replace(
                 product_id, spec, self.clock.now(), expected_version, entry_id=self.ids.new_id()
             )
-            if product is None:
-                raise await _miss(uow.products, product_id, expected_version)
-            await uow.commit()
-        return product
+            if product is not None:
+                return product
+            await _refuse_miss(uow.products, product_id, expected_version)
+        # The product is there as expected: reservations may hold it.
+        return await _replace_locked(
+            self.uow, product_id, lambda _: spec, expected_version, self.clock, self.ids
+        )
 
 
 @attrs.frozen
@@ -162,8 +166,17 @@ class PatchProduct:
                     entry_id=self.ids.new_id(),
                 )
                 if product is not None:
-                    await uow.commit()
                     return product
+                if (await uow.products.get(product_id)) == current:
+                    # Nobody moved it on: reservations may hold it.
+                    return await _replace_locked(
+                        self.uow,
+                        product_id,
+                        lambda now: now.spec.merged(patch),
+                        expected_version,
+                        self.clock,
+                        self.ids,
+                    )
         raise WriteContention(product_id)
 
 
@@ -177,19 +190,64 @@ class DeleteProduct:
     ) -> None:
         principal.require(WRITE_SCOPE)
         async with self.uow(atomic=False) as uow:
-            if not await uow.products.delete(product_id, self.clock.now(), expected_version):
-                raise await _miss(uow.products, product_id, expected_version)
+            if await uow.products.delete(product_id, self.clock.now(), expected_version):
+                return
+            await _refuse_miss(uow.products, product_id, expected_version)
+        # The product is there as expected: reservations may hold it.
+        async with self.uow() as uow:
+            current = await _locked(uow.products, product_id, expected_version)
+            if current.held:
+                raise StockHeld(current.held)
+            await uow.products.delete(product_id, self.clock.now(), None, holds_locked=True)
             await uow.commit()
 
 
-async def _miss(
+async def _refuse_miss(
     products: ProductRepository, product_id: UUID, expected_version: int | None
-) -> DomainError:
-    """A conditional write touched no row: say whether the product is gone or has moved on."""
+) -> None:
+    """A write touched no row: raise if the product is gone or has moved on past the version
+    expected; return if it is there as expected (its holds stopped the write)."""
     current = await products.get(product_id)
-    if current is None or expected_version is None:
-        return ProductNotFound(product_id)
-    return VersionMismatch(expected_version, current.version)
+    if current is None:
+        raise ProductNotFound(product_id)
+    if expected_version is not None and current.version != expected_version:
+        raise VersionMismatch(expected_version, current.version)
+
+
+async def _locked(
+    products: ProductRepository, product_id: UUID, expected_version: int | None
+) -> Product:
+    """The product, locked for the rest of the unit of work, as the write expects it."""
+    await products.lock([product_id])
+    current = await products.get(product_id)
+    if current is None:
+        raise ProductNotFound(product_id)
+    if expected_version is not None and current.version != expected_version:
+        raise VersionMismatch(expected_version, current.version)
+    return current
+
+
+async def _replace_locked(
+    uow: UnitOfWorkFactory,
+    product_id: UUID,
+    spec_of: Callable[[Product], ProductSpec],
+    expected_version: int | None,
+    clock: Clock,
+    ids: IdGenerator,
+) -> Product:
+    """A replace that keeps the quantity at or above what reservations hold."""
+    async with uow() as locked:
+        current = await _locked(locked.products, product_id, expected_version)
+        spec = spec_of(current)
+        if spec.quantity < current.held:
+            raise InsufficientStock(current.available, spec.quantity - current.quantity)
+        product = await locked.products.replace(
+            product_id, spec, clock.now(), None, entry_id=ids.new_id(), holds_locked=True
+        )
+        if product is None:  # locked and found just now: never, but safe
+            raise WriteContention(product_id)
+        await locked.commit()
+    return attrs.evolve(product, held=current.held)
 
 
 def _fingerprint(spec: ProductSpec) -> str:

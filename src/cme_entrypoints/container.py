@@ -1,6 +1,6 @@
 """The composition root: the only place that knows every concrete class."""
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import partial
 from importlib.metadata import version
@@ -18,13 +18,14 @@ from cme_adapters.system import SystemClock, Uuid7Generator
 from cme_adapters.telemetry import tracing
 from cme_adapters.telemetry.database_spans import database_spans
 from cme_adapters.telemetry.metrics import PrometheusMetrics
-from cme_domain import feed, stock_use_cases, use_cases
+from cme_domain import feed, reservation_use_cases, stock_use_cases, use_cases
 from cme_entrypoints.http.auth import RequestAuthenticator
 from cme_entrypoints.http.cursor import CursorCodec
 from cme_entrypoints.http.feed import FeedRoutes
 from cme_entrypoints.http.long_poll import WaitSlots
 from cme_entrypoints.http.operations import OperationsRoutes
 from cme_entrypoints.http.products import ProductRoutes
+from cme_entrypoints.http.reservations import ReservationRoutes
 from cme_entrypoints.http.schema_check import SchemaCheck
 from cme_entrypoints.http.stock import StockRoutes
 from cme_entrypoints.settings import Settings
@@ -63,6 +64,21 @@ def connect_sqlite(
     from cme_adapters.sqlite.database import SqlDatabase
 
     return SqlDatabase.connect(url, pool, on_query)
+
+
+def reservation_sweep(
+    sweep: reservation_use_cases.SweepReservations, metrics: PrometheusMetrics
+) -> Callable[[], Awaitable[int]]:
+    """The sweep as the sweeper runs it: how many went, with the expired and the units held
+    now told to the metrics."""
+
+    async def run() -> int:
+        swept = await sweep()
+        metrics.reservation_ended("expired", swept.expired)
+        metrics.units_held(swept.held_units)
+        return swept.pruned
+
+    return run
 
 
 class Container(containers.DeclarativeContainer):
@@ -166,6 +182,31 @@ class Container(containers.DeclarativeContainer):
         stock_adjusted=metrics.provided.stock_adjusted,
         batch_written=metrics.provided.batch_written,
         changed=metrics.provided.change_written,
+    )
+    reservation_routes = providers.Singleton(
+        ReservationRoutes,
+        authenticate=authenticator,
+        now=clock.provided.now,
+        reserve=providers.Singleton(
+            reservation_use_cases.Reserve, unit_of_work, clock, ids, _idempotency_ttl
+        ),
+        get_reservation=providers.Singleton(reservation_use_cases.GetReservation, unit_of_work),
+        confirm_reservation=providers.Singleton(
+            reservation_use_cases.ConfirmReservation, unit_of_work, clock, ids
+        ),
+        release_reservation=providers.Singleton(
+            reservation_use_cases.ReleaseReservation, unit_of_work, clock
+        ),
+        extend_reservation=providers.Singleton(
+            reservation_use_cases.ExtendReservation, unit_of_work, clock
+        ),
+        counted=metrics.provided.reservation_ended,
+        changed=metrics.provided.change_written,
+    )
+    sweep_reservations = providers.Singleton(
+        reservation_sweep,
+        providers.Singleton(reservation_use_cases.SweepReservations, unit_of_work, clock),
+        metrics,
     )
     prune_idempotency_keys = providers.Singleton(
         use_cases.PruneIdempotencyKeys, unit_of_work, clock

@@ -1,4 +1,5 @@
-"""Housekeeping the service does on its own while it runs: expired idempotency records go."""
+"""Housekeeping the service does on its own while it runs: expired idempotency records go,
+reservations are tidied."""
 
 import asyncio
 import contextlib
@@ -10,18 +11,23 @@ from cme_domain.errors import StorageUnavailable
 
 log = logging.getLogger("cme.sweeper")
 PRUNE_INTERVAL_SECONDS: Final = 3600.0
+# Often enough that the units-held gauge is current and expired reservations are counted soon
+# after they expire; their stock was available again at expires_at all the same.
+RESERVATION_SWEEP_SECONDS: Final = 30.0
 
 
 @contextlib.asynccontextmanager
 async def pruning(
-    prune: Callable[[], Awaitable[int]], interval: float = PRUNE_INTERVAL_SECONDS
+    prune: Callable[[], Awaitable[int]],
+    interval: float = PRUNE_INTERVAL_SECONDS,
+    what: str = "expired idempotency records",
 ) -> AsyncIterator[None]:
     """Run prune() every interval seconds until the block ends.
 
     Every worker of every pod does it: one DELETE of the expired rows an hour each, which
     finds nothing left to do after the first, and needs no scheduler beside the service.
     """
-    task = asyncio.create_task(_every(prune, interval))
+    task = asyncio.create_task(_every(prune, interval, what))
     try:
         yield
     finally:
@@ -30,13 +36,13 @@ async def pruning(
             await task
 
 
-async def _every(prune: Callable[[], Awaitable[int]], interval: float) -> None:
+async def _every(prune: Callable[[], Awaitable[int]], interval: float, what: str) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
             removed = await prune()
         except StorageUnavailable as error:
-            log.warning("idempotency records not pruned: %s", error)
+            log.warning("%s not pruned: %s", what, error)
         else:
             if removed:
-                log.info("pruned %d expired idempotency records", removed)
+                log.info("pruned %d %s", removed, what)

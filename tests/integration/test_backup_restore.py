@@ -39,6 +39,8 @@ TABLES = {
     "stock_ledger",
     "product_changes",
     "change_feed_horizon",
+    "reservations",
+    "reservation_lines",
 }
 
 # (status, ETag, Location, Idempotent-Replayed, body) of one answer.

@@ -18,6 +18,8 @@ API_KEY = "generated-client-key-0123456789"
 JWT = {"JWT_SECRET": "generated-client-jwt-secret-0123456789abcdef"}
 GENERATOR = str(Path(sys.executable).with_name("openapi-python-client"))
 PACKAGE = "cme_generated_client"
+# Where the generator puts an operation (its tag's folder) or a model.
+PREFIXES = ("api.products.", "api.stock.", "api.reservations.", "api.operations.", "models.", "")
 
 
 class Generated:
@@ -27,7 +29,7 @@ class Generated:
         self.package = package
 
     def __getattr__(self, name: str) -> ModuleType:
-        for prefix in ("api.products.", "api.operations.", "models.", ""):
+        for prefix in PREFIXES:
             try:
                 return importlib.import_module(f"{self.package}.{prefix}{name}")
             except ModuleNotFoundError:
@@ -187,6 +189,55 @@ def test_each_error_status_parses_as_a_problem(gen: Generated, served: str) -> N
     assert gen.problem.Problem.from_dict(wrong_type.json()).status == 415
     not_allowed = raw.post("/health")
     assert gen.problem.Problem.from_dict(not_allowed.json()).status == 405
+
+
+def test_a_cart_is_held_extended_confirmed_and_refused_through_the_client(
+    gen: Generated, served: str
+) -> None:
+    api = client(gen, served)
+    created = gen.create_product.sync_detailed(client=api, body=lamp(gen))
+    assert created.status_code == 201
+    product = created.parsed
+    assert (product.quantity, product.available) == (4, 4)
+
+    line = gen.reservation_line.ReservationLine
+    cart = gen.reservation_request.ReservationRequest(
+        lines=[line(product_id=product.id, quantity=3)], reference="cart-42"
+    )
+    reserve = gen.create_reservation.sync_detailed
+    held = reserve(client=api, body=cart, idempotency_key="cart-42")
+    assert held.status_code == 201, held.content
+    reservation = held.parsed
+    assert isinstance(reservation, gen.reservation.Reservation)
+    assert reservation.status == gen.reservation_status.ReservationStatus.HELD
+    assert held.headers["location"] == f"/reservations/{reservation.id}"
+    replayed = reserve(client=api, body=cart, idempotency_key="cart-42")
+    assert (replayed.parsed.id, replayed.headers["idempotent-replayed"]) == (reservation.id, "true")
+    got = gen.get_product.sync(str(product.id), client=api)
+    assert (got.quantity, got.available) == (4, 1)
+
+    more = gen.reservation_request.ReservationRequest(lines=[line(product.id, quantity=2)])
+    short = reserve(client=api, body=more)
+    shortage = problem(gen, short, 409).shortages[0]
+    assert (shortage.requested, shortage.available) == (2, 1)
+    sale = gen.stock_adjustment_input.StockAdjustmentInput(delta=-2, reason="sale")
+    refused = gen.adjust_stock.sync_detailed(str(product.id), client=api, body=sale)
+    assert problem(gen, refused, 409).available == 1
+
+    rid = str(reservation.id)
+    extended = gen.extend_reservation.sync_detailed(
+        rid, client=api, body=gen.extension.Extension(ttl_seconds=60)
+    )
+    assert extended.status_code == 200, extended.content
+    assert extended.parsed.expires_at <= reservation.expires_at
+    confirmed = gen.confirm_reservation.sync_detailed(rid, client=api)
+    assert confirmed.parsed.status == gen.reservation_status.ReservationStatus.CONFIRMED
+    assert gen.confirm_reservation.sync_detailed(rid, client=api).status_code == 200
+    got = gen.get_product.sync(str(product.id), client=api)
+    assert (got.quantity, got.available) == (1, 1)
+    ended = problem(gen, gen.release_reservation.sync_detailed(rid, client=api), 409)
+    assert ended.type_ == "urn:cme:problem:reservation-ended"
+    problem(gen, gen.get_reservation.sync_detailed(str(product.id), client=api), 404)
 
 
 def test_an_unreachable_database_is_a_503_problem_through_the_client(

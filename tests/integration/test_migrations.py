@@ -29,6 +29,8 @@ ALL_TABLES = {
     "stock_ledger",
     "product_changes",
     "change_feed_horizon",
+    "reservations",
+    "reservation_lines",
 }
 
 

@@ -77,7 +77,7 @@ def plan_of(url: str, query: ProductQuery, sql: str | None = None) -> dict[str, 
     executed, so that the parts a one-time filter skipped show as never run.
     """
     sql = sql or page_sql(query)
-    params = statements.page_parameters(query)
+    params = statements.page_parameters(query, datetime.now(UTC))
     with psycopg.connect(url) as connection:
         row = connection.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params).fetchone()
     assert row is not None

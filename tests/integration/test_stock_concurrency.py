@@ -67,7 +67,7 @@ def test_200_concurrent_sales_of_50_in_stock_sell_exactly_50(
     assert Counter(r.status_code for r in responses) == {201: 50, 409: 150}
     refusals = [r.json() for r in responses if r.status_code == 409]
     assert {p["type"] for p in refusals} == {"urn:cme:problem:insufficient-stock"}
-    assert all(p["detail"].startswith("only 0 in stock") for p in refusals)
+    assert all(p["detail"].startswith("only 0 available") for p in refusals)
     final = httpx.get(f"{base_url}/products/{product.json()['id']}").json()
     assert (final["quantity"], final["version"]) == (0, 51)
     entries = ledger(empty_postgres_url, product.json()["id"])

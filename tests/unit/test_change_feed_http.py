@@ -38,7 +38,11 @@ def test_every_kind_of_write_shows_once_in_order_with_the_state_it_left(writer: 
         ("product.updated", 3),
         ("product.deleted", 4),
     ]
-    assert [e["product"] for e in page["items"]] == [created, replaced, patched, None]
+    # The answers add what reservations leave available; an event holds no such thing.
+    snapshots = [
+        {k: v for k, v in p.items() if k != "available"} for p in (created, replaced, patched)
+    ]
+    assert [e["product"] for e in page["items"]] == [*snapshots, None]
     assert {e["product_id"] for e in page["items"]} == {created["id"]}
     assert [e["sequence"] for e in page["items"]] == [1, 2, 3, 4]
     assert page["items"][0]["occurred_at"] == created["created_at"]

@@ -107,7 +107,7 @@ def test_every_request_body_has_an_example_its_schema_accepts(client: TestClient
         if method in METHODS and "requestBody" in operation
         for media in operation["requestBody"]["content"].values()
     ]
-    assert len(bodies) == 5
+    assert len(bodies) == 7
     for path, method, media in bodies:
         assert "example" in media, (path, method)
         schema_validator(document, media["schema"]).validate(media["example"])
@@ -126,6 +126,10 @@ def test_every_schema_with_examples_accepts_them(client: TestClient) -> None:
         "StockEntryPage",
         "BatchInput",
         "BatchResult",
+        "ReservationLine",
+        "ReservationRequest",
+        "Reservation",
+        "Extension",
     } <= {name for name, schema in schemas.items() if schema.get("examples")}
     for name, schema in schemas.items():
         for example in schema.get("examples", []):
@@ -147,4 +151,17 @@ def test_every_json_response_body_has_an_example_its_schema_accepts(client: Test
                 assert "example" in media, (path, method, status)
                 schema_validator(document, media["schema"]).validate(media["example"])
                 checked += 1
-    assert checked == 13
+    assert checked == 18
+
+
+def test_available_is_in_every_product_answer_but_no_request_and_no_change_event(
+    client: TestClient,
+) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert "available" in schemas["Product"]["required"]
+    assert schemas["Product"]["properties"]["available"]["readOnly"] is True
+    for name in ("ProductInput", "ProductPatch", "ProductSnapshot"):
+        assert schemas[name]["additionalProperties"] is False
+        assert "available" not in schemas[name]["properties"], name
+    product = schemas["ChangeEvent"]["properties"]["product"]["oneOf"][0]
+    assert product == {"$ref": "#/components/schemas/ProductSnapshot"}

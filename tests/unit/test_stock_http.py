@@ -103,7 +103,7 @@ def test_an_adjustment_below_zero_is_409_insufficient_stock_and_writes_nothing(
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
     assert problem["type"] == "urn:cme:problem:insufficient-stock"
-    assert "only 4 in stock" in problem["detail"]
+    assert "only 4 available" in problem["detail"]
     assert quantity(writer, product["id"]) == 4
     assert len(ledger(writer, product["id"])) == 1
 

@@ -9,8 +9,11 @@ import attrs
 
 from cme_adapters.memory.changes import InMemoryChangeFeed
 from cme_adapters.memory.repository import InMemoryIdempotencyStore, InMemoryProductRepository
+from cme_adapters.memory.reservations import InMemoryReservationRepository
 from cme_adapters.memory.store import InMemoryStore, Undo
 from cme_adapters.notices import Notices
+from cme_adapters.system import SystemClock
+from cme_domain.ports import Clock
 
 
 class InMemoryUnitOfWork:
@@ -20,12 +23,13 @@ class InMemoryUnitOfWork:
     without another coroutine interleaving: that is this adapter's isolation.
     """
 
-    def __init__(self, store: InMemoryStore, *, atomic: bool = True) -> None:
+    def __init__(self, store: InMemoryStore, clock: Clock, *, atomic: bool = True) -> None:
         self._store = store
         self._atomic = atomic
         self._undo: list[Undo] = []
-        self.products = InMemoryProductRepository(store, self._undo)
+        self.products = InMemoryProductRepository(store, self._undo, clock)
         self.idempotency = InMemoryIdempotencyStore(store, self._undo)
+        self.reservations = InMemoryReservationRepository(store, self._undo, clock)
 
     async def __aenter__(self) -> Self:
         self._undo.clear()
@@ -49,10 +53,12 @@ class InMemoryUnitOfWork:
 @attrs.define
 class InMemoryDatabase:
     store: InMemoryStore = attrs.Factory(InMemoryStore)
+    # What `held` counts by: the same clock as the use cases' in a test that moves time.
+    clock: Clock = attrs.Factory(SystemClock)
     _cursor_secret: bytes = attrs.Factory(lambda: secrets.token_urlsafe(48).encode())
 
     def unit_of_work(self, *, atomic: bool = True) -> InMemoryUnitOfWork:
-        return InMemoryUnitOfWork(self.store, atomic=atomic)
+        return InMemoryUnitOfWork(self.store, self.clock, atomic=atomic)
 
     def listen(self) -> None:
         """Writes in this process notify directly (InMemoryStore.record)."""

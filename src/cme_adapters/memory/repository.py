@@ -19,7 +19,7 @@ from cme_domain.listing import (
     keyset_of,
     sort_value,
 )
-from cme_domain.ports import IdempotencyRecord, LedgerPage, LedgerQuery
+from cme_domain.ports import Clock, IdempotencyRecord, LedgerPage, LedgerQuery
 from cme_domain.product import QUANTITY_MAX, Product, ProductSpec
 from cme_domain.stock import StockChange, StockEntry
 
@@ -28,6 +28,20 @@ from cme_domain.stock import StockChange, StockEntry
 class InMemoryProductRepository:
     store: InMemoryStore
     undo: list[Undo]
+    clock: Clock
+
+    async def lock(self, product_ids: Sequence[UUID]) -> None:
+        """Nothing to do: no other coroutine runs while a unit of work does (database.py)."""
+
+    def _held(self, product: Product | None) -> Product | None:
+        if product is None:
+            return None
+        held = self.store.held(product.id, self.clock.now())
+        return attrs.evolve(product, held=held) if held else product
+
+    def _holds_stop(self, product_id: UUID, now: datetime, holds_locked: bool) -> bool:
+        """What the SQL stores decide by the product row alone: a hold may be live on it."""
+        return not holds_locked and self.store.held(product_id, now) > 0
 
     async def add(self, product: Product, entry: StockEntry | None = None) -> None:
         if any(p.sku == product.sku for p in self.store.products.values()):
@@ -48,10 +62,10 @@ class InMemoryProductRepository:
         )
 
     async def get(self, product_id: UUID) -> Product | None:
-        return self.store.products.get(product_id)
+        return self._held(self.store.products.get(product_id))
 
     async def get_many(self, product_ids: Sequence[UUID]) -> dict[UUID, Product]:
-        found = (self.store.products.get(i) for i in product_ids)
+        found = (self._held(self.store.products.get(i)) for i in product_ids)
         return {p.id: p for p in found if p is not None}
 
     async def list(self, query: ProductQuery) -> Page:
@@ -66,7 +80,7 @@ class InMemoryProductRepository:
         if query.after is not None:
             after = (query.after.value, query.after.id)
             rows = [p for p in rows if (key(p) < after if descending else key(p) > after)]
-        page = rows[: query.limit]
+        page = [p for p in map(self._held, rows[: query.limit]) if p is not None]
         more = len(rows) > query.limit
         return Page(tuple(page), keyset_of(page[-1], query.sort) if more else None)
 
@@ -78,9 +92,12 @@ class InMemoryProductRepository:
         expected_version: int | None,
         *,
         entry_id: UUID,
+        holds_locked: bool = False,
     ) -> Product | None:
         current = self.store.products.get(product_id)
         if current is None or expected_version not in (None, current.version):
+            return None
+        if self._holds_stop(product_id, now, holds_locked):
             return None
         if any(p.sku == spec.sku and p.id != product_id for p in self.store.products.values()):
             raise DuplicateSku(spec.sku)
@@ -100,9 +117,13 @@ class InMemoryProductRepository:
         entry_id: UUID,
         now: datetime,
         expected_version: int | None,
+        *,
+        holds_locked: bool = False,
     ) -> StockEntry | None:
         current = self.store.products.get(product_id)
         if current is None or expected_version not in (None, current.version):
+            return None
+        if change.delta < 0 and self._holds_stop(product_id, now, holds_locked):
             return None
         quantity = current.quantity + change.delta
         if not 0 <= quantity <= QUANTITY_MAX:
@@ -157,9 +178,18 @@ class InMemoryProductRepository:
             tuple(page), Keyset(page[-1].version_after, page[-1].id) if more else None
         )
 
-    async def delete(self, product_id: UUID, now: datetime, expected_version: int | None) -> bool:
+    async def delete(
+        self,
+        product_id: UUID,
+        now: datetime,
+        expected_version: int | None,
+        *,
+        holds_locked: bool = False,
+    ) -> bool:
         current = self.store.products.get(product_id)
         if current is None or expected_version not in (None, current.version):
+            return False
+        if self._holds_stop(product_id, now, holds_locked):
             return False
         del self.store.products[product_id]
         self.undo.append(lambda: self.store.products.__setitem__(product_id, current))

@@ -10,6 +10,7 @@ from cme_adapters.notices import Notices
 from cme_domain.changes import Change, ChangeType
 from cme_domain.ports import IdempotencyRecord
 from cme_domain.product import Product
+from cme_domain.reservation import Reservation, ReservationStatus
 from cme_domain.stock import StockEntry
 
 # Puts back what a write changed: the unit of work runs them, newest first, on a rollback.
@@ -21,6 +22,7 @@ class InMemoryStore:
     products: dict[UUID, Product] = attrs.Factory(dict)
     idempotency: dict[tuple[str, str], IdempotencyRecord] = attrs.Factory(dict)
     ledger: dict[UUID, StockEntry] = attrs.Factory(dict)
+    reservations: dict[UUID, Reservation] = attrs.Factory(dict)
     # A list in commit order: a write and its event happen with no await between them.
     changes: list[Change] = attrs.Factory(list)
     last_position: int = 0
@@ -45,3 +47,13 @@ class InMemoryStore:
             self.last_position -= 1
 
         return undo
+
+    def held(self, product_id: UUID, now: datetime) -> int:
+        """The units the reservations live at `now` hold of the product."""
+        return sum(
+            line.quantity
+            for r in self.reservations.values()
+            if r.state is ReservationStatus.HELD and now < r.expires_at
+            for line in r.lines
+            if line.product_id == product_id
+        )

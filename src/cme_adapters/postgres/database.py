@@ -19,8 +19,10 @@ from cme_adapters.postgres.uow import OUTAGE_ERRORS, PostgresUnitOfWork, unavail
 from cme_adapters.sql import statements
 from cme_adapters.sql.config import PoolSettings
 from cme_adapters.sql.statements import CURSOR_SECRET, SCHEMA_REVISION
+from cme_adapters.system import SystemClock
 from cme_adapters.telemetry.database_spans import DatabaseSpans
 from cme_domain.errors import StorageUnavailable
+from cme_domain.ports import Clock
 
 _FIND_SECRET: Final = compiled(statements.FIND_SECRET)
 _INSERT_SECRET: Final = compiled(statements.INSERT_SECRET)
@@ -39,8 +41,12 @@ class PostgresDatabase:
         on_query: Callable[[float], None] | None = None,
         spans: DatabaseSpans | None = None,
         on_connect_failure: Callable[[], None] | None = None,
+        *,
+        clock: Clock | None = None,
     ) -> None:
         self._on_query = on_query
+        # What `held` counts by: the same clock as the use cases' in a test that moves time.
+        self._clock = clock or SystemClock()
         self._spans = spans
         self._checking: asyncio.Task[None] | None = None
         self._conninfo = conninfo(url)
@@ -99,6 +105,7 @@ class PostgresDatabase:
     def unit_of_work(self, *, atomic: bool = True) -> PostgresUnitOfWork:
         return PostgresUnitOfWork(
             self._pool,
+            self._clock,
             atomic=atomic,
             on_query=self._on_query,
             on_broken=self._check_idle,

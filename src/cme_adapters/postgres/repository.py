@@ -12,11 +12,18 @@ from psycopg import errors
 from cme_adapters.postgres import search
 from cme_adapters.postgres.compiled import compiled
 from cme_adapters.postgres.stock import PostgresStockMixin
-from cme_adapters.sql import statements, stock_statements
-from cme_adapters.sql.codecs import new_values, product_of, product_page, product_values
+from cme_adapters.sql import holds, statements, stock_statements
+from cme_adapters.sql.codecs import (
+    held_product_of,
+    may_be_held,
+    new_values,
+    product_of,
+    product_page,
+    product_values,
+)
 from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
 from cme_domain.listing import Page, ProductQuery, search_fold
-from cme_domain.ports import IdempotencyRecord
+from cme_domain.ports import Clock, IdempotencyRecord
 from cme_domain.product import Product, ProductSpec
 from cme_domain.stock import StockEntry
 
@@ -24,6 +31,8 @@ Row = tuple[Any, ...]
 
 _GET: Final = compiled(statements.GET)
 _GET_MANY: Final = compiled(statements.GET_ANY)
+_LOCK: Final = compiled(statements.LOCK_ANY)
+_HELD_BY_ID: Final = compiled(holds.HELD_BY_ID_ANY)
 # Every product write records its change event in the same statement (sql/outbox.py).
 _INSERT: Final = compiled(statements.INSERT_RECORDED)
 _INSERT_WITH_ENTRY: Final = compiled(stock_statements.INSERT_WITH_ENTRY)
@@ -81,8 +90,12 @@ def page_sql(query: ProductQuery) -> str:
 
 
 class PostgresProductRepository(PostgresStockMixin):
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, clock: Clock) -> None:
         self._session = session
+        self._clock = clock  # what `held` counts by
+
+    async def lock(self, product_ids: Sequence[UUID]) -> None:
+        await self._session.fetch_all(_LOCK, {"ids": list(product_ids)})
 
     async def add(self, product: Product, entry: StockEntry | None = None) -> None:
         values = product_values(product)
@@ -99,17 +112,32 @@ class PostgresProductRepository(PostgresStockMixin):
         self._session.changed()
 
     async def get(self, product_id: UUID) -> Product | None:
-        row = await self._session.fetch_one(_GET, {"id": product_id}, writes=False)
-        return None if row is None else product_of(row)
+        now = self._clock.now()
+        row = await self._session.fetch_one(_GET, {"id": product_id, "now": now}, writes=False)
+        if row is None:
+            return None
+        return held_product_of(row, await self._held([row], now))
 
     async def get_many(self, product_ids: Sequence[UUID]) -> dict[UUID, Product]:
-        rows = await self._session.fetch_all(_GET_MANY, {"ids": list(product_ids)})
-        return {p.id: p for p in map(product_of, rows)}
+        now = self._clock.now()
+        rows = await self._session.fetch_all(_GET_MANY, {"ids": list(product_ids), "now": now})
+        held = await self._held(rows, now)
+        return {p.id: p for p in (held_product_of(row, held) for row in rows)}
 
     async def list(self, query: ProductQuery) -> Page:
+        now = self._clock.now()
         sql = page_sql(query)
-        params = statements.page_parameters(query)
-        return product_page(await self._session.fetch_all(sql, params), query)
+        rows = await self._session.fetch_all(sql, statements.page_parameters(query, now))
+        return product_page(rows, query, await self._held(rows[: query.limit], now))
+
+    async def _held(self, rows: Sequence[Row], now: datetime) -> dict[UUID, int]:
+        """The units held of the products in rows that a live hold may be on: a statement
+        only when there are some."""
+        ids = may_be_held(rows)
+        if not ids:
+            return {}
+        found = await self._session.fetch_all(_HELD_BY_ID, {"ids": ids, "now": now})
+        return {product_id: int(units) for product_id, units in found}
 
     async def replace(
         self,
@@ -119,8 +147,14 @@ class PostgresProductRepository(PostgresStockMixin):
         expected_version: int | None,
         *,
         entry_id: UUID,
+        holds_locked: bool = False,
     ) -> Product | None:
-        values = {**new_values(spec, now), "entry_id": entry_id, "product_id": product_id}
+        values = {
+            **new_values(spec, now),
+            "entry_id": entry_id,
+            "product_id": product_id,
+            "holds_locked": holds_locked,
+        }
         sql = _REPLACE
         if expected_version is not None:
             sql = _REPLACE_AT_VERSION
@@ -136,8 +170,19 @@ class PostgresProductRepository(PostgresStockMixin):
         self._session.changed()
         return product_of(row)
 
-    async def delete(self, product_id: UUID, now: datetime, expected_version: int | None) -> bool:
-        params: dict[str, Any] = {"product_id": product_id, "occurred_at": now}
+    async def delete(
+        self,
+        product_id: UUID,
+        now: datetime,
+        expected_version: int | None,
+        *,
+        holds_locked: bool = False,
+    ) -> bool:
+        params: dict[str, Any] = {
+            "product_id": product_id,
+            "occurred_at": now,
+            "holds_locked": holds_locked,
+        }
         sql = _DELETE
         if expected_version is not None:
             sql = _DELETE_AT_VERSION

@@ -40,6 +40,7 @@ from sqlalchemy import (
     tuple_,
 )
 
+from cme_adapters.sql.holds import may_hold
 from cme_adapters.sql.schema import PRODUCT_COLUMNS, products
 from cme_adapters.sql.statements import SORT_COLUMNS, ordering, page_filters, past_keyset
 from cme_domain.listing import SortField, SortOrder
@@ -105,8 +106,10 @@ def search_page_of(
         .limit(literal_column(str(walk)))
         .subquery("walked")
     )
+    # Both parts carry held_until, for the page's rows alone to say whether a hold may be on
+    # them (holds.may_hold).
     hits = (
-        select(*(walked.c[c.name] for c in PRODUCT_COLUMNS))
+        select(*(walked.c[c.name] for c in PRODUCT_COLUMNS), walked.c.held_until)
         .where(*page_filters(walked, sku=False, name=True, **prices))
         .order_by(*ordering(walked, sort, order))
         .limit(limit)
@@ -126,7 +129,7 @@ def search_page_of(
     theirs = select(edge.c[column.name], edge.c.id).scalar_subquery()
     hidden = _UNINDEXED[sort]
     past = (
-        select(*PRODUCT_COLUMNS)
+        select(*PRODUCT_COLUMNS, products.c.held_until)
         .where(
             mine < theirs if descending else mine > theirs,
             *page_filters(products, sku=False, name=True, **prices),
@@ -142,4 +145,5 @@ def search_page_of(
         exists(select(edge.c.id)),
     )
     both = select(hits).union_all(rest).subquery("found")
-    return select(both).order_by(*ordering(both, sort, order)).limit(limit)
+    page = select(*(both.c[c.name] for c in PRODUCT_COLUMNS), may_hold(both))
+    return page.order_by(*ordering(both, sort, order)).limit(limit)

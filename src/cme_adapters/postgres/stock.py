@@ -151,11 +151,14 @@ class PostgresStockMixin:
         entry_id: UUID,
         now: datetime,
         expected_version: int | None,
+        *,
+        holds_locked: bool = False,
     ) -> StockEntry | None:
         params: dict[str, Any] = {
             "product_id": product_id,
             "delta": change.delta,
             "updated_at": now,
+            "holds_locked": holds_locked,
             "entry_id": entry_id,
             "reason": change.reason,
             "reference": change.reference,

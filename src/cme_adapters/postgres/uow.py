@@ -2,8 +2,6 @@
 
 import asyncio
 import contextlib
-import functools
-import re
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -18,6 +16,8 @@ from cme_adapters.postgres.repository import (
     PostgresProductRepository,
     Row,
 )
+from cme_adapters.postgres.reservations import PostgresReservationRepository
+from cme_adapters.postgres.span_names import span_name
 from cme_adapters.telemetry.database_spans import DatabaseSpans
 from cme_domain.errors import (
     StorageStillUnavailable,
@@ -25,6 +25,7 @@ from cme_domain.errors import (
     WriteContention,
     WriteOutcomeUnknown,
 )
+from cme_domain.ports import Clock
 
 # Errors that mean "the database cannot serve us now", as opposed to a bug or bad data. The
 # pool's PoolTimeout and a statement_timeout's QueryCanceled are OperationalErrors.
@@ -36,21 +37,6 @@ CONTENTION_ERRORS: Final = (psycopg.errors.DeadlockDetected, psycopg.errors.Seri
 Connection = AsyncConnection[Row]
 Cursor = AsyncCursor[Row]
 ResultOf = Callable[[Cursor], Awaitable[Any]]
-
-
-@functools.cache
-def span_name(sql: str) -> tuple[str, str]:
-    """The operation and the table a statement's span is named by: ("SELECT", "products")."""
-    operation = sql.split(None, 1)[0].upper()
-    if operation == "WITH":  # a write that records its change: named by the write it wraps;
-        write = _WRAPPED_WRITE.search(sql)  # otherwise the page for `q` (search.py), a read
-        operation = write.group(1).upper() if write else "SELECT"
-    table = _TABLE.search(sql)
-    return operation, table.group(1) if table else ""
-
-
-_TABLE: Final = re.compile(r"\b(?:FROM|INTO|UPDATE)\s+(\w+)", re.IGNORECASE)
-_WRAPPED_WRITE: Final = re.compile(r"\bAS\s+\(\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 
 
 async def _fetch_one(cursor: Cursor) -> Row | None:
@@ -88,6 +74,7 @@ class PostgresUnitOfWork:
     def __init__(
         self,
         pool: AsyncConnectionPool[Connection],
+        clock: Clock,
         *,
         atomic: bool,
         on_query: Callable[[float], None] | None = None,
@@ -104,8 +91,9 @@ class PostgresUnitOfWork:
         self._changed = False
         self._spans = spans
         self._connection: Connection | None = None
-        self.products = PostgresProductRepository(self)
+        self.products = PostgresProductRepository(self, clock)
         self.idempotency = PostgresIdempotencyStore(self)
+        self.reservations = PostgresReservationRepository(self, clock)
 
     async def __aenter__(self) -> Self:
         return self

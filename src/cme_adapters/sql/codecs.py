@@ -1,15 +1,19 @@
-"""Products as the shared statements bind and return them, for both databases: money as
-integer cents, the name beside its folded form."""
+"""Products and reservations as the shared statements bind and return them, for both
+databases: money as integer cents, the name beside its folded form, a reservation's lines in
+their request order."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import attrs
+
 from cme_domain.listing import Keyset, Page, ProductQuery, keyset_of, search_fold
 from cme_domain.ports import LedgerPage, LedgerQuery
 from cme_domain.product import Product, ProductSpec
+from cme_domain.reservation import Reservation, ReservationLine, ReservationStatus
 from cme_domain.stock import StockEntry
 
 
@@ -26,6 +30,19 @@ def product_of(row: Sequence[Any]) -> Product:
     id_, sku, name, description, price_cents, quantity, created_at, updated_at, version = row[:9]
     price = price_of(price_cents)
     return Product(id_, sku, name, description, price, quantity, created_at, updated_at, version)
+
+
+def may_be_held(rows: Sequence[Sequence[Any]]) -> list[UUID]:
+    """The products, in rows of statements.READ_COLUMNS, that a live hold may be on."""
+    return [row[0] for row in rows if row[9]]
+
+
+def held_product_of(row: Sequence[Any], held: Mapping[UUID, int]) -> Product:
+    """The Product in a row of statements.READ_COLUMNS, with its holds from holds.HELD_BY_ID
+    (a product absent from it holds nothing)."""
+    product = product_of(row)
+    units = held.get(product.id, 0)
+    return attrs.evolve(product, held=units) if units else product
 
 
 def product_values(product: Product) -> dict[str, Any]:
@@ -57,10 +74,12 @@ def new_values(spec: ProductSpec, now: datetime) -> dict[str, Any]:
     }
 
 
-def product_page(rows: Sequence[Sequence[Any]], query: ProductQuery) -> Page:
+def product_page(
+    rows: Sequence[Sequence[Any]], query: ProductQuery, held: Mapping[UUID, int]
+) -> Page:
     """The page in the rows of statements.page_statement(query): one row more than the page
     when there is a next one."""
-    items = [product_of(row) for row in rows[: query.limit]]
+    items = [held_product_of(row, held) for row in rows[: query.limit]]
     more = len(rows) > query.limit
     return Page(tuple(items), keyset_of(items[-1], query.sort) if more else None)
 
@@ -84,3 +103,53 @@ def ledger_page(rows: Sequence[Sequence[Any]], query: LedgerQuery) -> LedgerPage
     last = entries[-1] if len(rows) > query.limit else None
     after = None if last is None else Keyset(last.version_after, last.id)
     return LedgerPage(tuple(entries), after)
+
+
+def reservation_of(rows: Sequence[Sequence[Any]]) -> Reservation | None:
+    """The reservation in the rows of reservation_statements.GET: one per line, in order."""
+    if not rows:
+        return None
+    id_, state, reference, created_at, updated_at, expires_at = rows[0][:6]
+    lines = tuple(ReservationLine(row[6], row[7]) for row in rows)
+    status = ReservationStatus(state)
+    return Reservation(id_, status, lines, reference, created_at, updated_at, expires_at)
+
+
+def reservation_values(reservation: Reservation) -> dict[str, Any]:
+    """What reservation_statements.INSERT binds for the reservation."""
+    return {
+        "id": reservation.id,
+        "state": reservation.state.value,
+        "reference": reservation.reference,
+        "created_at": reservation.created_at,
+        "updated_at": reservation.updated_at,
+        "expires_at": reservation.expires_at,
+    }
+
+
+def saved_values(reservation: Reservation) -> dict[str, Any]:
+    """What reservation_statements.SAVE_HELD and SAVE_ENDED bind (UPDATE, UPDATE_LINES and
+    HOLD_PRODUCTS a part each): held_until is the lines', null once it no longer holds."""
+    held = reservation.state is ReservationStatus.HELD
+    return {
+        "reservation": reservation.id,
+        "state": reservation.state.value,
+        "updated_at": reservation.updated_at,
+        "expires_at": reservation.expires_at,
+        "held_until": reservation.expires_at if held else None,
+    }
+
+
+def line_values(reservation: Reservation) -> list[dict[str, Any]]:
+    """A row of reservation_statements.INSERT_LINE per line, numbered from 1 as PostgreSQL's
+    WITH ORDINALITY numbers them (reservation_statements.ADD)."""
+    return [
+        {
+            "reservation_id": reservation.id,
+            "product_id": line.product_id,
+            "ordinal": ordinal,
+            "quantity": line.quantity,
+            "held_until": reservation.expires_at,
+        }
+        for ordinal, line in enumerate(reservation.lines, start=1)
+    ]

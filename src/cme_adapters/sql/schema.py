@@ -23,7 +23,7 @@ from sqlalchemy import (
 
 # The newest Alembic revision this code needs (tests/integration/test_migrations.py holds it to
 # the migrations folder): a database behind it must be migrated before the code can serve it.
-SCHEMA_HEAD: Final = "0008"
+SCHEMA_HEAD: Final = "0009"
 
 # Named constraints, so migrations and error translation can refer to them on every dialect.
 metadata = MetaData(
@@ -75,6 +75,10 @@ products = Table(
     # The name as `q` compares it (cme_domain.listing.search_fold), written with every name:
     # no database folds Unicode as Python does. Text: folding can lengthen a name 18-fold.
     Column("name_folded", Text, nullable=False),
+    # At or after the expires_at of every hold ever put on the product: raised by each hold and
+    # extension, never lowered. Null or past, no hold can be live, and a write may take stock
+    # without counting holds (holds.holds_allow) nor read a line to count none (holds.may_hold).
+    Column("held_until", UtcDateTime, nullable=True),
     CheckConstraint("price_cents >= 0 AND price_cents < 1000000000000", name="price_range"),
     CheckConstraint("quantity >= 0", name="quantity_range"),
     CheckConstraint("version >= 1", name="version_positive"),
@@ -92,8 +96,11 @@ Index(
     postgresql_ops={"name_folded": "gin_trgm_ops"},
     info={"dialect": "postgresql"},  # for the schema comparison (tests/integration)
 ).ddl_if(dialect="postgresql")
-# What a Product is made of: every column but the search key derived from its name.
-PRODUCT_COLUMNS: Final = tuple(c for c in products.c if c is not products.c.name_folded)
+# What a Product is made of: every column but the search key derived from its name and the
+# bound on its holds (its `held` is counted from the lines, holds.may_hold).
+PRODUCT_COLUMNS: Final = tuple(
+    c for c in products.c if c is not products.c.name_folded and c is not products.c.held_until
+)
 
 idempotency_keys = Table(
     "idempotency_keys",
@@ -182,4 +189,48 @@ change_feed_horizon = Table(
     Column("id", SmallInteger, primary_key=True),
     Column("pruned_through", BigInteger, nullable=False),
     CheckConstraint("id = 1", name="single_row"),
+)
+
+# A cart's stock on hold (cme_domain.reservation). The state is what was last written: a held
+# reservation stops holding at expires_at whether or not the sweeper has marked it expired.
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("reference", String(200), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    CheckConstraint("state IN ('held', 'confirmed', 'released', 'expired')", name="state_known"),
+)
+# The sweeper's two walks: held ones that ran out (expire), ended ones grown old (prune).
+Index("ix_reservations_state_expires_at", reservations.c.state, reservations.c.expires_at)
+Index("ix_reservations_updated_at", reservations.c.updated_at)
+
+# product_id is no foreign key: a product that live holds name cannot be deleted, and once it
+# is, its ended reservations still say what they held (a cascade would drop their lines).
+reservation_lines = Table(
+    "reservation_lines",
+    metadata,
+    Column(
+        "reservation_id",
+        Uuid,
+        ForeignKey(reservations.c.id, ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("product_id", Uuid, primary_key=True),
+    Column("ordinal", SmallInteger, nullable=False),  # the line's place in the request
+    Column("quantity", Integer, nullable=False),
+    # The reservation's expires_at while it is held, null once it is not: a line holds while
+    # this is after now, so the product's holds are one range of the index below.
+    Column("held_until", UtcDateTime, nullable=True),
+    CheckConstraint("quantity > 0", name="quantity_positive"),
+)
+Index(
+    "ix_reservation_lines_product_id_held_until",
+    reservation_lines.c.product_id,
+    reservation_lines.c.held_until,
+    postgresql_where=reservation_lines.c.held_until.is_not(None),
+    sqlite_where=reservation_lines.c.held_until.is_not(None),
 )

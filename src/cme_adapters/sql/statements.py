@@ -5,6 +5,7 @@ PostgreSQL adapter sends their compiled text straight to psycopg and converts va
 """
 
 import functools
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
@@ -26,8 +27,15 @@ from sqlalchemy import (
 )
 
 from cme_adapters.sql.codecs import cents
+from cme_adapters.sql.holds import holds_allow, may_hold
 from cme_adapters.sql.outbox import with_change
-from cme_adapters.sql.schema import PRODUCT_COLUMNS, idempotency_keys, products, service_secrets
+from cme_adapters.sql.schema import (
+    PRODUCT_COLUMNS,
+    UtcDateTime,
+    idempotency_keys,
+    products,
+    service_secrets,
+)
 from cme_domain.changes import ChangeType
 from cme_domain.listing import ProductQuery, SortField, SortOrder, search_fold
 
@@ -38,16 +46,21 @@ SORT_COLUMNS: Final = {
 }
 LIKE_ESCAPE: Final = "/"
 
-GET: Final = select(*PRODUCT_COLUMNS).where(products.c.id == bindparam("id"))
+# Every read of products says which of them a live hold may be on at the bound `now`
+# (holds.may_hold); the repository then counts those products' holds.
+READ_COLUMNS: Final = (*PRODUCT_COLUMNS, may_hold(products))
+GET: Final = select(*READ_COLUMNS).where(products.c.id == bindparam("id"))
 # Products by id: SQLite binds one parameter per id, PostgreSQL one array (GET_ANY).
-GET_MANY: Final = select(*PRODUCT_COLUMNS).where(
-    products.c.id.in_(bindparam("ids", expanding=True))
+GET_MANY: Final = select(*READ_COLUMNS).where(products.c.id.in_(bindparam("ids", expanding=True)))
+_ANY_ID: Final = any_(bindparam("ids", type_=ARRAY(products.c.id.type)))
+GET_ANY: Final = select(*READ_COLUMNS).where(products.c.id == _ANY_ID)
+# PostgreSQL: the rows locked in id order, so two lockers of the same products never deadlock.
+LOCK_ANY: Final = (
+    select(products.c.id).where(products.c.id == _ANY_ID).order_by(products.c.id).with_for_update()
 )
-GET_ANY: Final = select(*PRODUCT_COLUMNS).where(
-    products.c.id == any_(bindparam("ids", type_=ARRAY(products.c.id.type)))
-)
+# A new product is held by nothing: held_until stays null.
 INSERT: Final = insert(products).values(
-    {c.name: bindparam(c.name, type_=c.type) for c in products.c}
+    {c.name: bindparam(c.name, type_=c.type) for c in products.c if c is not products.c.held_until}
 )
 NEW_VALUES: Final = {
     "sku": bindparam("sku"),
@@ -60,14 +73,20 @@ NEW_VALUES: Final = {
     # A literal, not a bound 1: compiled text then needs no parameter of SQLAlchemy's own.
     "version": products.c.version + literal_column("1"),
 }
+# A replace may set the quantity below the units held, a delete take them all: both bind
+# holds_locked (holds.holds_allow), at their own time.
+REPLACE_GUARD: Final = holds_allow(NEW_VALUES["updated_at"])
 REPLACE: Final = (
     update(products)
-    .where(products.c.id == bindparam("product_id"))
+    .where(products.c.id == bindparam("product_id"), REPLACE_GUARD)
     .values(NEW_VALUES)
     .returning(*PRODUCT_COLUMNS)
 )
 REPLACE_AT_VERSION: Final = REPLACE.where(products.c.version == bindparam("expected_version"))
-DELETE: Final = delete(products).where(products.c.id == bindparam("product_id"))
+DELETE: Final = delete(products).where(
+    products.c.id == bindparam("product_id"),
+    holds_allow(bindparam("occurred_at", type_=UtcDateTime)),
+)
 DELETE_AT_VERSION: Final = DELETE.where(products.c.version == bindparam("expected_version"))
 
 # The same writes recording their change event in the same statement (PostgreSQL, outbox.py).
@@ -120,7 +139,7 @@ def page_of(
     The flags say which filters the query has; their values bind as sku, name_pattern,
     min_price_cents and max_price_cents (see `page_parameters`).
     """
-    statement = select(*PRODUCT_COLUMNS)
+    statement = select(*READ_COLUMNS)
     if after:
         statement = statement.where(past_keyset(products, sort, order))
     filters = page_filters(products, sku=sku, name=name, min_price=min_price, max_price=max_price)
@@ -176,9 +195,10 @@ def page_statement(query: ProductQuery) -> Select[Any]:
     )
 
 
-def page_parameters(query: ProductQuery) -> dict[str, Any]:
-    """The values `page_statement(query)` binds, prices in cents: the same on both drivers."""
-    params: dict[str, Any] = {"limit": query.limit + 1}
+def page_parameters(query: ProductQuery, now: datetime) -> dict[str, Any]:
+    """The values `page_statement(query)` binds, prices in cents, holds counted at `now`: the
+    same on both drivers."""
+    params: dict[str, Any] = {"limit": query.limit + 1, "now": now}
     if query.after is not None:
         value = query.after.value
         params["after_value"] = cents(value) if isinstance(value, Decimal) else value

@@ -16,12 +16,14 @@ from sqlalchemy import (
     bindparam,
     cast,
     literal_column,
+    or_,
     select,
     tuple_,
     update,
 )
 
 from cme_adapters.sql import statements
+from cme_adapters.sql.holds import holds_allow
 from cme_adapters.sql.outbox import change_from, with_change
 from cme_adapters.sql.schema import PRODUCT_COLUMNS, products, stock_ledger
 from cme_domain.changes import ChangeType
@@ -38,17 +40,20 @@ DELETE_ENTRIES: Final = stock_ledger.delete().where(
 _ADJUSTED_QUANTITY: Final = cast(products.c.quantity, BigInteger) + bindparam(
     "delta", type_=BigInteger
 )
-# quantity += delta, only while the result stays a quantity a product can hold.
+_ADJUSTED_AT: Final = bindparam("updated_at", type_=products.c.updated_at.type)
+# quantity += delta, only while the result stays a quantity a product can hold, and, for a
+# delta that takes stock, while no hold can be live or the caller counted them (holds_locked).
 ADJUST: Final = (
     update(products)
     .where(
         products.c.id == bindparam("product_id"),
         _ADJUSTED_QUANTITY.between(literal_column("0"), literal_column(str(QUANTITY_MAX))),
+        or_(bindparam("delta", type_=BigInteger) > literal_column("0"), holds_allow(_ADJUSTED_AT)),
     )
     .values(
         quantity=products.c.quantity + bindparam("delta", type_=BigInteger),
         version=products.c.version + literal_column("1"),
-        updated_at=bindparam("updated_at", type_=products.c.updated_at.type),
+        updated_at=_ADJUSTED_AT,
     )
     .returning(*PRODUCT_COLUMNS)
 )
@@ -93,15 +98,15 @@ ADJUST_AT_VERSION_WITH_ENTRY: Final = _adjust_with_entry(ADJUST_AT_VERSION)
 
 
 def _replace_with_entry(at_version: bool) -> Select[Any]:
-    """PUT in one statement: the row locked and its old quantity read, the write, and a "set"
-    entry of new - old when the quantity changed."""
+    """PUT in one statement: the row locked and its old quantity read, the write (guarded as
+    statements.REPLACE is), and a "set" entry of new - old when the quantity changed."""
     old = (
         select(products.c.id, products.c.quantity)
         .where(products.c.id == bindparam("product_id"))
         .with_for_update()
         .cte("old")
     )
-    condition = products.c.id == old.c.id
+    condition = and_(products.c.id == old.c.id, statements.REPLACE_GUARD)
     if at_version:
         condition = and_(condition, products.c.version == bindparam("expected_version"))
     replaced = (

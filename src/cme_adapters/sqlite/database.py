@@ -26,6 +26,8 @@ from cme_adapters.sql.statements import (
 from cme_adapters.sqlite.changes import SqlChangeFeed
 from cme_adapters.sqlite.gate import FirstComeGate
 from cme_adapters.sqlite.uow import SqlUnitOfWork
+from cme_adapters.system import SystemClock
+from cme_domain.ports import Clock
 
 
 @attrs.define
@@ -36,6 +38,8 @@ class SqlDatabase:
     _gate: FirstComeGate
     # Told how long each repository call spent on the database (the query latency metric).
     _on_query: Callable[[float], None] | None = None
+    # What `held` counts by: the same clock as the use cases' in a test that moves time.
+    _clock: Clock = attrs.Factory(SystemClock)
     # Switching a connection's mode on every check-out and back on check-in cost more CPU than
     # the statement (bench/RESULTS.md), so only atomic units of work pay for it, through this
     # view of the same pool.
@@ -50,10 +54,16 @@ class SqlDatabase:
 
     @classmethod
     def connect(
-        cls, url: str, pool: PoolSettings, on_query: Callable[[float], None] | None = None
+        cls,
+        url: str,
+        pool: PoolSettings,
+        on_query: Callable[[float], None] | None = None,
+        *,
+        clock: Clock | None = None,
     ) -> "SqlDatabase":
         gate = FirstComeGate(pool.size, pool.timeout_seconds)
-        return cls(create_engine(url, pool, autocommit=True), gate, on_query)
+        engine = create_engine(url, pool, autocommit=True)
+        return cls(engine, gate, on_query, clock=clock or SystemClock())
 
     # SQLite cannot tell a process of another's commits: one watch per worker polls for them,
     # and sees every one, so a waiting reader needs no poll of its own while it runs.
@@ -78,6 +88,7 @@ class SqlDatabase:
         return SqlUnitOfWork(
             engine.sync_engine,
             self._gate,
+            self._clock,
             atomic=atomic,
             on_query=self._on_query,
             on_change=self._watch.poke,

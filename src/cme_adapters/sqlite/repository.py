@@ -2,22 +2,29 @@
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Final, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 from uuid import UUID
 
 import attrs
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Executable, Row
 from sqlalchemy.exc import IntegrityError
 
-from cme_adapters.sql import statements, stock_statements
-from cme_adapters.sql.codecs import new_values, product_of, product_page, product_values
+from cme_adapters.sql import holds, statements, stock_statements
+from cme_adapters.sql.codecs import (
+    held_product_of,
+    may_be_held,
+    new_values,
+    product_of,
+    product_page,
+    product_values,
+)
 from cme_adapters.sql.outbox import INSERT_CHANGE, change_values
 from cme_adapters.sql.schema import products
 from cme_adapters.sqlite.stock import SqlStockMixin, record
 from cme_domain.changes import ChangeType
 from cme_domain.errors import DuplicateSku, IdempotentRequestInProgress
 from cme_domain.listing import Page, ProductQuery
-from cme_domain.ports import IdempotencyRecord
+from cme_domain.ports import Clock, IdempotencyRecord
 from cme_domain.product import Product, ProductSpec
 from cme_domain.stock import StockEntry
 
@@ -47,9 +54,15 @@ class SqlProductRepository(SqlStockMixin):
     feed position.
     """
 
-    def __init__(self, run: Runner, together: Runner) -> None:
+    def __init__(self, run: Runner, together: Runner, clock: Clock) -> None:
         self._run = run
         self._together = together
+        self._clock = clock  # what `held` counts by
+
+    async def lock(self, product_ids: Sequence[UUID]) -> None:
+        """SQLite has one writer at a time: taking its lock now keeps every other writer off
+        these products, and the transaction's reads from here on see every commit before it."""
+        await self._run(lambda db: db.execute(stock_statements.TAKE_WRITE_LOCK))
 
     async def add(self, product: Product, entry: StockEntry | None = None) -> None:
         values = product_values(product)
@@ -70,18 +83,20 @@ class SqlProductRepository(SqlStockMixin):
             raise
 
     async def get(self, product_id: UUID) -> Product | None:
-        row = await self._run(lambda db: db.execute(statements.GET, {"id": product_id}).first())
-        return None if row is None else product_of(row)
+        params = {"id": product_id, "now": self._clock.now()}
+        rows, held = await self._run(lambda db: _read(db, statements.GET, params))
+        return held_product_of(rows[0], held) if rows else None
 
     async def get_many(self, product_ids: Sequence[UUID]) -> dict[UUID, Product]:
-        params = {"ids": list(product_ids)}
-        rows = await self._run(lambda db: db.execute(statements.GET_MANY, params).all())
-        return {p.id: p for p in map(product_of, rows)}
+        params = {"ids": list(product_ids), "now": self._clock.now()}
+        rows, held = await self._run(lambda db: _read(db, statements.GET_MANY, params))
+        return {p.id: p for p in (held_product_of(row, held) for row in rows)}
 
     async def list(self, query: ProductQuery) -> Page:
-        statement, params = statements.page_statement(query), statements.page_parameters(query)
-        rows = await self._run(lambda db: db.execute(statement, params).all())
-        return product_page(rows, query)
+        statement = statements.page_statement(query)
+        params = statements.page_parameters(query, self._clock.now())
+        rows, held = await self._run(lambda db: _read(db, statement, params))
+        return product_page(rows, query, held)
 
     async def replace(
         self,
@@ -91,8 +106,9 @@ class SqlProductRepository(SqlStockMixin):
         expected_version: int | None,
         *,
         entry_id: UUID,
+        holds_locked: bool = False,
     ) -> Product | None:
-        values = {**new_values(spec, now), "product_id": product_id}
+        values = {**new_values(spec, now), "product_id": product_id, "holds_locked": holds_locked}
         statement = statements.REPLACE
         if expected_version is not None:
             statement = statements.REPLACE_AT_VERSION
@@ -119,8 +135,19 @@ class SqlProductRepository(SqlStockMixin):
                 raise DuplicateSku(spec.sku) from None
             raise
 
-    async def delete(self, product_id: UUID, now: datetime, expected_version: int | None) -> bool:
-        params: dict[str, object] = {"product_id": product_id}
+    async def delete(
+        self,
+        product_id: UUID,
+        now: datetime,
+        expected_version: int | None,
+        *,
+        holds_locked: bool = False,
+    ) -> bool:
+        params: dict[str, object] = {
+            "product_id": product_id,
+            "occurred_at": now,
+            "holds_locked": holds_locked,
+        }
         statement = _DELETE
         if expected_version is not None:
             statement = _DELETE_AT_VERSION
@@ -135,6 +162,19 @@ class SqlProductRepository(SqlStockMixin):
 
         deleted: bool = await self._together(delete)
         return deleted
+
+
+def _read(
+    db: Connection, statement: Executable, params: dict[str, Any]
+) -> tuple[Sequence[Row[Any]], dict[UUID, int]]:
+    """The rows of a read of products, and the units held of those a live hold may be on,
+    counted on the same connection."""
+    rows = db.execute(statement, params).all()
+    ids = may_be_held(rows)
+    if not ids:
+        return rows, {}
+    found = db.execute(holds.HELD_BY_ID, {"ids": ids, "now": params["now"]}).all()
+    return rows, {product_id: int(units) for product_id, units in found}
 
 
 class SqlIdempotencyStore:

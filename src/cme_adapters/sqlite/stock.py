@@ -67,11 +67,14 @@ class SqlStockMixin:
         entry_id: UUID,
         now: datetime,
         expected_version: int | None,
+        *,
+        holds_locked: bool = False,
     ) -> StockEntry | None:
         params: dict[str, Any] = {
             "product_id": product_id,
             "delta": change.delta,
             "updated_at": now,
+            "holds_locked": holds_locked,
         }
         statement = stock_statements.ADJUST
         if expected_version is not None:
@@ -114,10 +117,9 @@ class SqlStockMixin:
                     items.append(BatchItem(True, candidate))
                 else:
                     revised = current.revised(candidate.spec, candidate.updated_at)
-                    db.execute(
-                        statements.REPLACE,
-                        {**product_values(revised), "product_id": current.id},
-                    )
+                    # Unguarded: the use case counts the holds once the batch is written.
+                    replaced = {**product_values(revised), "product_id": current.id}
+                    db.execute(statements.REPLACE, {**replaced, "holds_locked": True})
                     entry = StockEntry.setting(entry_id, revised, current.quantity)
                     items.append(BatchItem(False, revised))
                 if entry is not None:

@@ -14,7 +14,9 @@ from sqlalchemy.util import greenlet_spawn
 from cme_adapters.sql.engine import OUTAGE_ERRORS, first_line
 from cme_adapters.sqlite.gate import FirstComeGate
 from cme_adapters.sqlite.repository import SqlIdempotencyStore, SqlProductRepository
+from cme_adapters.sqlite.reservations import SqlReservationRepository
 from cme_domain.errors import StorageUnavailable, WriteContention
+from cme_domain.ports import Clock
 
 T = TypeVar("T")
 
@@ -31,6 +33,7 @@ class SqlUnitOfWork:
         self,
         engine: Engine,
         gate: FirstComeGate,
+        clock: Clock,
         *,
         atomic: bool,
         on_query: Callable[[float], None] | None = None,
@@ -47,8 +50,9 @@ class SqlUnitOfWork:
         self._on_change = on_change
         self._changed = False
         self._connection: Connection | None = None
-        self.products = SqlProductRepository(self.run, self.together)
+        self.products = SqlProductRepository(self.run, self.together, clock)
         self.idempotency = SqlIdempotencyStore(self.run)
+        self.reservations = SqlReservationRepository(self.run, self.together, clock)
 
     async def __aenter__(self) -> Self:
         await self._gate.enter()

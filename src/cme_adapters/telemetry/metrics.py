@@ -53,6 +53,9 @@ STOCK_ADJUSTMENTS: Final = "stock_adjustments"  # exported as stock_adjustments_
 ADJUSTMENT_OUTCOMES: Final = ("applied", "insufficient_stock", "overflow")
 BATCH_PRODUCTS: Final = "batch_products"  # exported as batch_products_total
 BATCH_OUTCOMES: Final = ("created", "replaced")
+RESERVATIONS: Final = "reservations"  # exported as reservations_total
+RESERVATION_OUTCOMES: Final = ("held", "refused", "confirmed", "released", "expired")
+UNITS_HELD: Final = "reservation_units_held"
 # Failed attempts to connect to the database (pool, change listener, outage probe): an outage
 # is one log line when it starts and one when it ends; this counts what happened between.
 CONNECTION_FAILURES: Final = "db_connection_failures"  # exported as ..._total
@@ -113,6 +116,7 @@ class PrometheusMetrics:
         self._stock: Counter[tuple[str, str]] = Counter(
             {("adjustment", o): 0 for o in ADJUSTMENT_OUTCOMES}
             | {("batch", o): 0 for o in BATCH_OUTCOMES}
+            | {("reservation", o): 0 for o in RESERVATION_OUTCOMES}
         )
         meter.create_observable_counter(
             STOCK_ADJUSTMENTS,
@@ -123,6 +127,18 @@ class PrometheusMetrics:
             BATCH_PRODUCTS,
             callbacks=[lambda _options: self._observe_stock("batch")],
             description="Products of batch writes by outcome: created, replaced",
+        )
+        meter.create_observable_counter(
+            RESERVATIONS,
+            callbacks=[lambda _options: self._observe_stock("reservation")],
+            description="Reservations by outcome: held, refused, confirmed, released, expired",
+        )
+        # Read off the database by the reservation sweeper, every sweep: the same on every worker.
+        self._units_held = 0
+        meter.create_observable_gauge(
+            UNITS_HELD,
+            callbacks=[lambda _options: [Observation(self._units_held)]],
+            description="Units that live reservations hold, over all products, at the last sweep",
         )
 
         # Counted by the routes once the write (and so its event) has committed. Every series
@@ -201,6 +217,12 @@ class PrometheusMetrics:
     def batch_written(self, created: int, replaced: int) -> None:
         self._stock["batch", "created"] += created
         self._stock["batch", "replaced"] += replaced
+
+    def reservation_ended(self, outcome: str, count: int = 1) -> None:
+        self._stock["reservation", outcome] += count
+
+    def units_held(self, units: int) -> None:
+        self._units_held = units
 
     def _observe_stock(self, kind: str) -> Iterable[Observation]:
         return [

@@ -27,7 +27,7 @@ from cme_entrypoints.http.security import RequestGuard, cors
 from cme_entrypoints.http.shutdown import drain_before_stopping
 from cme_entrypoints.http.spans import ServerSpans
 from cme_entrypoints.logs import AccessLog
-from cme_entrypoints.sweeper import pruning
+from cme_entrypoints.sweeper import RESERVATION_SWEEP_SECONDS, pruning
 
 log = logging.getLogger("cme")
 
@@ -41,6 +41,7 @@ def create_app(container: Container) -> Starlette:
     changes = container.feed_routes()
     notices = container.change_notices()
     stock = container.stock_routes()
+    reservations = container.reservation_routes()
     metrics = container.metrics()
     metrics.watch_pool(database.pool_stats)
     authenticator = container.authenticator()
@@ -51,6 +52,7 @@ def create_app(container: Container) -> Starlette:
         *changes.routes(),
         *stock.routes(),
         *products.routes(),
+        *reservations.routes(),
         *docs_routes(settings.docs_url),
     )
     metrics.declare_routes(
@@ -80,7 +82,14 @@ def create_app(container: Container) -> Starlette:
         # a full collection no longer walks it: those walks were the service's p99 (bench/).
         gc.freeze()
         try:
-            async with pruning(container.prune_idempotency_keys()):
+            async with (
+                pruning(container.prune_idempotency_keys()),
+                pruning(
+                    container.sweep_reservations(),
+                    RESERVATION_SWEEP_SECONDS,
+                    "ended reservations",
+                ),
+            ):
                 # The HTTP protocol finds this in the lifespan state, for requests it refuses.
                 yield {REJECTED_REQUEST: partial(report_rejected, metrics, access_log)}
         finally:

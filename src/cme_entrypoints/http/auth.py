@@ -8,11 +8,11 @@ from starlette.types import Scope
 from cme_adapters.auth import CredentialsRejected
 from cme_domain.principal import READ_SCOPE, WRITE_SCOPE, Principal
 from cme_entrypoints.http.problems import Problem
+from cme_entrypoints.http.routing import in_api
 
 # Keys in scope["state"]: the Principal for the routes, its subject for the access log.
 PRINCIPAL: Final = "principal"
 PRINCIPAL_SUBJECT: Final = "principal_subject"
-PROTECTED_PATH: Final = "/products"
 WRITE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 READ_METHODS: Final = frozenset({"GET", "HEAD"})
 API_KEY_CHALLENGE: Final = 'ApiKey header="X-API-Key"'
@@ -72,8 +72,9 @@ class RequestAuthenticator:
             await self._tokens.start()
 
     def required_scope(self, method: str, path: str) -> str | None:
-        """The scope a request needs, None when it is public. Only /products is protected."""
-        if path != PROTECTED_PATH and not path.startswith(PROTECTED_PATH + "/"):
+        """The scope a request needs, None when it is public: only the API's resources are
+        protected (routing.API_ROOTS)."""
+        if not in_api(path):
             return None
         if method in WRITE_METHODS:
             return WRITE_SCOPE

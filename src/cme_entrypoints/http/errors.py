@@ -2,7 +2,7 @@
 
 import logging
 from collections.abc import Callable
-from typing import Final, cast
+from typing import Any, Final, cast
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -19,8 +19,14 @@ from cme_domain.errors import (
     InsufficientStock,
     InvalidProduct,
     ProductNotFound,
+    ReservationEnded,
+    ReservationExpired,
+    ReservationNotFound,
+    Shortage,
+    ShortOfStock,
     SkusTaken,
     StockEntryNotFound,
+    StockHeld,
     StockOverflow,
     StorageBusy,
     StorageStillUnavailable,
@@ -46,7 +52,24 @@ _DOMAIN: Final[dict[type[DomainError], Callable[[DomainError], Problem]]] = {
     ),
     DuplicateSku: lambda e: Problem(409, str(e), slug="duplicate-sku"),
     VersionMismatch: lambda e: Problem(412, str(e), slug="version-mismatch"),
-    InsufficientStock: lambda e: Problem(409, str(e), slug="insufficient-stock"),
+    InsufficientStock: lambda e: Problem(
+        409,
+        str(e),
+        slug="insufficient-stock",
+        extensions={"available": cast(InsufficientStock, e).available},
+    ),
+    ShortOfStock: lambda e: Problem(
+        409,
+        str(e),
+        slug="insufficient-stock",
+        extensions={"shortages": [_shortage(s) for s in cast(ShortOfStock, e).shortages]},
+    ),
+    StockHeld: lambda e: Problem(
+        409, str(e), slug="insufficient-stock", extensions={"held": cast(StockHeld, e).held}
+    ),
+    ReservationNotFound: lambda e: Problem(404, "no reservation has this id", slug="not-found"),
+    ReservationExpired: lambda e: Problem(410, str(e), slug="reservation-expired"),
+    ReservationEnded: lambda e: Problem(409, str(e), slug="reservation-ended"),
     StockOverflow: lambda e: Problem(
         422,
         str(e),
@@ -109,6 +132,14 @@ _DOMAIN: Final[dict[type[DomainError], Callable[[DomainError], Problem]]] = {
     ),
     CursorAhead: lambda e: Problem(400, str(e), slug="bad-cursor"),
 }
+
+
+def _shortage(shortage: Shortage) -> dict[str, Any]:
+    return {
+        "product_id": str(shortage.product_id),
+        "requested": shortage.requested,
+        "available": shortage.available,
+    }
 
 
 async def problem_handler(request: Request, error: Exception) -> Response:

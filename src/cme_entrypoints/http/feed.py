@@ -22,7 +22,7 @@ from cme_domain.feed import LatestCursor, ReadChanges
 from cme_entrypoints.http.auth import caller_key
 from cme_entrypoints.http.long_poll import LONG_POLL, WaitSlots, unless_gone
 from cme_entrypoints.http.problems import Problem
-from cme_entrypoints.http.representation import json_response, product_json
+from cme_entrypoints.http.representation import json_response, snapshot_json
 
 LATEST: Final = "latest"
 _PREFIX: Final = b"cme-feed:"
@@ -55,7 +55,7 @@ def change_json(change: Change) -> dict[str, Any]:
         "product_id": change.product_id,
         "version": change.version,
         "occurred_at": change.occurred_at,
-        "product": None if change.product is None else product_json(change.product),
+        "product": None if change.product is None else snapshot_json(change.product),
     }
 
 

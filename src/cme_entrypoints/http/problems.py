@@ -46,6 +46,7 @@ class Problem(Exception):
         errors: Iterable[Mapping[str, str]] = (),
         headers: Mapping[str, str] | None = None,
         unlisted_errors: int = 0,
+        extensions: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -54,6 +55,8 @@ class Problem(Exception):
         self.errors = list(errors)
         self.unlisted_errors = unlisted_errors
         self.headers = dict(headers or {})
+        # Members of the problem type's own (RFC 9457 section 3.2), such as what is available.
+        self.extensions = dict(extensions or {})
 
 
 def problem_type(status: int, slug: str | None = None) -> str:
@@ -76,6 +79,7 @@ def problem_json(problem: Problem, instance: str | None = None) -> bytes:
         body["errors"] = problem.errors
     if problem.unlisted_errors:
         body["unlisted_errors"] = problem.unlisted_errors
+    body.update(problem.extensions)
     return orjson.dumps(body)
 
 

@@ -1,17 +1,13 @@
-"""Per-caller rate limits on /products: RateLimit fields on every answer, 429 beyond the limit."""
+"""Per-caller rate limits on the API: RateLimit fields on every answer, 429 beyond the limit."""
 
 from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cme_adapters.rate_limit import Limiter, Rate, RateLimits
-from cme_entrypoints.http.auth import (
-    PROTECTED_PATH,
-    READ_METHODS,
-    WRITE_METHODS,
-    caller_key,
-)
+from cme_entrypoints.http.auth import READ_METHODS, WRITE_METHODS, caller_key
 from cme_entrypoints.http.problems import Problem, problem_json, raw_headers
+from cme_entrypoints.http.routing import in_api
 from cme_entrypoints.http.security import route_path
 
 BATCH_PATH: Final = "/products/batch"
@@ -24,7 +20,7 @@ _PLURALS: Final = {"batch": "batches"}
 class RateLimitMiddleware:
     """Token bucket per caller and kind (reads, writes, batch): the authenticated subject when
     the guard in front established one, else the client address. A batch of up to 1000
-    products draws on its own bucket, not the writes'. Everything outside /products (health,
+    products draws on its own bucket, not the writes'. Everything outside the API (health,
     readiness, metrics, docs) is never limited."""
 
     def __init__(self, app: ASGIApp, limiter: Limiter, limits: RateLimits) -> None:
@@ -51,7 +47,7 @@ class RateLimitMiddleware:
         limited = self._kinds.get(scope["method"])
         if scope["method"] == "POST" and path == BATCH_PATH:
             limited = self._batch
-        if not limited or (path != PROTECTED_PATH and not path.startswith(PROTECTED_PATH + "/")):
+        if not limited or not in_api(path):
             await self.app(scope, receive, send)
             return
         kind, rate, policy = limited

@@ -1,4 +1,6 @@
-"""Product and entry ids in paths: a segment that is not a UUID is no id, so a fixed segment
+"""The API's paths: which ones are the API, and ids in them.
+
+Product and entry ids in paths: a segment that is not a UUID is no id, so a fixed segment
 (/products/batch, /products/changes) can never be taken for one, whatever the routes' order."""
 
 from typing import Final
@@ -27,3 +29,17 @@ register_url_convertor(ID, CanonicalUuid())
 PRODUCT_PATH: Final = f"/products/{{id:{ID}}}"
 LEDGER_PATH: Final = f"{PRODUCT_PATH}/stock-adjustments"
 ENTRY_PATH: Final = f"{LEDGER_PATH}/{{entry_id:{ID}}}"
+RESERVATIONS_PATH: Final = "/reservations"
+RESERVATION_PATH: Final = f"{RESERVATIONS_PATH}/{{id:{ID}}}"
+
+# The resources behind credentials, the rate limits and the schema check; everything else
+# (health, metrics, docs) is the service's own.
+API_ROOTS: Final = ("/products", RESERVATIONS_PATH)
+
+
+def in_api(path: str) -> bool:
+    """Whether a request path names one of the API's resources."""
+    for root in API_ROOTS:
+        if path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+            return True
+    return False

@@ -13,11 +13,11 @@ from cme_adapters.sql.revisions import CodeRevisions
 from cme_domain.errors import StorageUnavailable
 from cme_entrypoints.http import errors
 from cme_entrypoints.http.problems import Problem
+from cme_entrypoints.http.routing import in_api
 from cme_entrypoints.http.security import route_path
 
 log = logging.getLogger("cme")
 
-GATED_PREFIX: Final = "/products"
 # A database that is down must not hold start-up for the pool's whole connection timeout.
 START_CHECK_SECONDS: Final = 2.0
 
@@ -87,5 +87,4 @@ class SchemaGate:
 
 
 def _gated(scope: Scope) -> bool:
-    path = route_path(scope)
-    return path == GATED_PREFIX or path.startswith(GATED_PREFIX + "/")
+    return in_api(route_path(scope))
