@@ -54,6 +54,8 @@ locals {
     { title = "CPU cores per pod (app container)", records = ["cme:cpu_cores:by_pod"] },
     { title = "Memory per pod (app container, bytes)", records = ["cme:memory_bytes:by_pod"] },
     { title = "Database pool connections by state", records = ["cme:db_pool_connections:by_state"] },
+    { title = "Reservations per second by outcome", records = ["cme:reservations:rate5m"] },
+    { title = "Units held by reservations", records = ["cme:reservation_units_held:max"] },
     { title = "Cloud SQL connections", records = ["cme:cloudsql_connections"] },
     { title = "Cloud SQL CPU utilization", records = ["cme:cloudsql_cpu_utilization"] },
   ]

@@ -49,6 +49,8 @@ COUNTERPARTS = {
     "Database pool connections by state": "Database pool connections by state",
     "Cloud SQL connections": "Cloud SQL connections",
     "Cloud SQL CPU utilization": "Cloud SQL CPU utilization",
+    "Reservations per second by outcome": "Reservations per second by outcome",
+    "Units held by reservations": "Units held by reservations",
 }
 # The panels with no data outside Google Cloud (docs/operations/monitoring.md says so): every
 # other panel has a query on the series the compose stack produces.
