@@ -180,7 +180,10 @@ class ReservationRepository(Protocol):
         (an atomic one only)."""
 
     async def save(self, reservation: Reservation) -> None:
-        """Write its new state, updated_at and expires_at; its lines hold while it is held."""
+        """Write its new state, updated_at and expires_at; its lines hold while it is held.
+
+        Its products were locked by this unit of work.
+        """
 
     async def expire(self, now: datetime) -> int:
         """Store the state expired on the held reservations whose time ran out by now: tidying

@@ -181,6 +181,8 @@ class ReleaseReservation:
                 raise ReservationEnded(reservation_id, status, "released")
             if status is not ReservationStatus.HELD:
                 return reservation, False
+            # Locked as by a confirm: the store may then lower what its products say of holds.
+            await _lock_products(uow, reservation)
             released = reservation.moved_to(ReservationStatus.RELEASED, now)
             await uow.reservations.save(released)
             await uow.commit()

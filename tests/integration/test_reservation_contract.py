@@ -238,6 +238,25 @@ async def test_once_every_hold_has_run_out_the_unlocked_writes_apply_again(datab
         assert await uow.products.delete(lamp.id, at, None) is True
 
 
+@pytest.mark.parametrize("ended", [CONFIRMED, RELEASED])
+async def test_once_its_last_hold_ends_a_product_is_written_unlocked_again(
+    database: Any, ended: ReservationStatus
+) -> None:
+    lamp, desk = make("ENDED-1", quantity=10), make("ENDED-2", quantity=10)
+    await created(database, lamp, desk)
+    first = await reserved(database, reservation([(lamp, 3), (desk, 1)]))
+    second = await reserved(database, reservation([(desk, 2)], ttl=2 * TTL))
+    await saved(database, first.moved_to(ended, T0))
+    async with database.unit_of_work(atomic=False) as uow:
+        # No hold is left on the lamp: the one-statement write applies.
+        assert (await _adjust(uow, lamp, -10)).quantity_after == 0
+        # The desk is still held by the second: its write still waits for the locked way.
+        assert await _adjust(uow, desk, -1) is None
+    await saved(database, second.moved_to(RELEASED, T0))
+    async with database.unit_of_work(atomic=False) as uow:
+        assert (await _adjust(uow, desk, -10)).quantity_after == 0
+
+
 async def test_expire_marks_only_the_held_reservations_whose_time_ran_out(database: Any) -> None:
     lamp = make("SWEEP-1")
     await created(database, lamp)

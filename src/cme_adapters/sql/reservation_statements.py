@@ -5,7 +5,8 @@ SAVE_ENDED and EXPIRED: one statement each, joined by data-modifying CTEs, so th
 costs one round trip and the sweeper's stays whole outside a transaction.
 
 Every hold placed (ADD) or moved (SAVE_HELD) also raises its products' held_until by an
-UPDATE of their rows (holds.py says why the rows themselves must change).
+UPDATE of their rows (holds.py says why the rows themselves must change); one that ends
+(SAVE_ENDED) brings it down to the products' other holds.
 
 The reservation's id binds as `reservation` wherever a table is updated: SQLAlchemy would
 read a parameter named after one of the updated table's columns as a value to SET.
@@ -80,6 +81,25 @@ UPDATE_LINES: Final = (
 )
 
 
+_others: Final = reservation_lines.alias("other").c
+# When a reservation ends, its products' bound comes down to the latest expiry of their other
+# holds (null when there are none). Left up, every stock-taking write of the product would go
+# the locked way until the ended hold's expiry (bench/reservations.py: adjustments of reserved
+# products 1818/s before any hold, about 700/s after). The other lines are read, not this
+# reservation's: in one statement (PostgreSQL) UPDATE_LINES's nulls are not visible yet. The
+# caller locked the products, so no hold can be added meanwhile; one ending meanwhile only
+# leaves the bound higher than it needs to be.
+LOWER_PRODUCTS: Final = (
+    update(products)
+    .where(products.c.id.in_(select(_l.product_id).where(_l.reservation_id == _RESERVATION)))
+    .values(
+        held_until=select(func.max(_others.held_until))
+        .where(_others.product_id == products.c.id, _others.reservation_id != _RESERVATION)
+        .scalar_subquery()
+    )
+)
+
+
 def _add() -> Update:
     """INSERT, its lines (bound as arrays, numbered in their order by WITH ORDINALITY) and
     HOLD_PRODUCTS in one statement."""
@@ -110,7 +130,7 @@ def _add() -> Update:
 
 ADD: Final = _add()
 SAVE_HELD: Final = HOLD_PRODUCTS.add_cte(UPDATE.cte("saved"), UPDATE_LINES.cte("lines"))
-SAVE_ENDED: Final = UPDATE_LINES.add_cte(UPDATE.cte("saved"))
+SAVE_ENDED: Final = LOWER_PRODUCTS.add_cte(UPDATE.cte("saved"), UPDATE_LINES.cte("lines"))
 
 _RAN_OUT: Final = (_r.state == _HELD, _r.expires_at <= _NOW)
 # SQLite, in one transaction: the lines first (by the reservations they are about to mark).

@@ -61,6 +61,8 @@ class SqlReservationRepository:
             if reservation.state is ReservationStatus.HELD:
                 held = _only(values, "reservation", "expires_at")
                 db.execute(statements.HOLD_PRODUCTS, held)
+            else:
+                db.execute(statements.LOWER_PRODUCTS, _only(values, "reservation"))
 
         await self._together(save)
 
