@@ -14,14 +14,6 @@ _STRONG_TAG: Final = re.compile(r'"v([1-9][0-9]{0,9})"')
 
 def product_json(product: Product) -> dict[str, Any]:
     """A product as it is now, with what reservations leave of it available."""
-    body = snapshot_json(product)
-    body["available"] = product.available
-    return body
-
-
-def snapshot_json(product: Product) -> dict[str, Any]:
-    """A product's fields as a write left them: a change event's, which holds come and go
-    without (an event's `available` would be stale the moment a hold changed)."""
     # orjson writes the UUID and the UTC datetimes itself (RFC 3339, "Z"), far faster than
     # formatting them in Python: a page of 100 products has 300 of them.
     return {
@@ -31,10 +23,19 @@ def snapshot_json(product: Product) -> dict[str, Any]:
         "description": product.description,
         "price": f"{product.price:.2f}",
         "quantity": product.quantity,
+        "available": product.available,
         "created_at": product.created_at,
         "updated_at": product.updated_at,
         "version": product.version,
     }
+
+
+def snapshot_json(product: Product) -> dict[str, Any]:
+    """A product's fields as a write left them: a change event's, which holds come and go
+    without (an event's `available` would be stale the moment a hold changed)."""
+    body = product_json(product)
+    del body["available"]
+    return body
 
 
 def etag(product: Product) -> str:
