@@ -2,7 +2,7 @@
 
 import enum
 from datetime import datetime
-from typing import Final
+from typing import Final, Protocol
 from uuid import UUID
 
 import attrs
@@ -58,3 +58,31 @@ class ChangeBatch:
     def lag(self, after: int | None) -> int:
         """How many events the answer left between its cursor and the newest one."""
         return max(self.end - self.next_cursor(after), 0)
+
+
+class ChangeFeed(Protocol):
+    """The committed change events, each at a position no later commit can take."""
+
+    async def read(self, after: int | None, limit: int) -> ChangeBatch:
+        """Up to `limit` events positioned after `after` (None: the oldest retained), in order.
+
+        Every event committed before the call has its position by the time it reads.
+        """
+
+    async def prune(self, before: datetime) -> int:
+        """Delete the events that occurred before `before`, oldest positions first; return how
+        many went. What stays is always every event after some position."""
+
+
+class ChangeNotices(Protocol):
+    """Word that events may have been committed, so a waiting reader need not poll blindly."""
+
+    def heard(self) -> int:
+        """How many notices have come so far: pass it to `wait` to miss none in between."""
+
+    async def wait(self, since: int, seconds: float) -> bool:
+        """Wait up to `seconds` for a notice after `since`.
+
+        True: look again (a notice came, or this store can only be polled). False: the time
+        ran out or the service is stopping, so answer with what there is.
+        """

@@ -5,9 +5,9 @@ from datetime import timedelta
 
 import attrs
 
-from cme_domain.changes import ChangeBatch
+from cme_domain.changes import ChangeBatch, ChangeFeed, ChangeNotices
 from cme_domain.errors import ChangesPruned, CursorAhead
-from cme_domain.ports import ChangeFeed, ChangeNotices, Clock
+from cme_domain.ports import Clock
 
 
 @attrs.frozen

@@ -9,7 +9,6 @@ from uuid import UUID
 import attrs
 
 from cme_domain.batch import BatchItem
-from cme_domain.changes import ChangeBatch
 from cme_domain.listing import Keyset, Page, ProductQuery
 from cme_domain.product import Product, ProductSpec
 from cme_domain.reservation import Reservation
@@ -227,34 +226,6 @@ class UnitOfWorkFactory(Protocol):
         atomic=False is for work that needs no transaction: reads, and writes that are a
         single statement or a compare-and-set on version. It spares the database the BEGIN
         and COMMIT round trips.
-        """
-
-
-class ChangeFeed(Protocol):
-    """The committed change events, each at a position no later commit can take."""
-
-    async def read(self, after: int | None, limit: int) -> ChangeBatch:
-        """Up to `limit` events positioned after `after` (None: the oldest retained), in order.
-
-        Every event committed before the call has its position by the time it reads.
-        """
-
-    async def prune(self, before: datetime) -> int:
-        """Delete the events that occurred before `before`, oldest positions first; return how
-        many went. What stays is always every event after some position."""
-
-
-class ChangeNotices(Protocol):
-    """Word that events may have been committed, so a waiting reader need not poll blindly."""
-
-    def heard(self) -> int:
-        """How many notices have come so far: pass it to `wait` to miss none in between."""
-
-    async def wait(self, since: int, seconds: float) -> bool:
-        """Wait up to `seconds` for a notice after `since`.
-
-        True: look again (a notice came, or this store can only be polled). False: the time
-        ran out or the service is stopping, so answer with what there is.
         """
 
 

@@ -16,6 +16,7 @@ from cme_domain.errors import (
     ShortOfStock,
     WriteContention,
 )
+from cme_domain.idempotency import fingerprint, same_request
 from cme_domain.ports import Clock, IdempotencyRecord, IdGenerator, UnitOfWork, UnitOfWorkFactory
 from cme_domain.principal import WRITE_SCOPE, Principal
 from cme_domain.reservation import (
@@ -24,7 +25,6 @@ from cme_domain.reservation import (
     ReservationStatus,
 )
 from cme_domain.stock import RESERVATION, StockChange
-from cme_domain.stock_use_cases import fingerprint, same_request
 
 # Two carts sharing products wait for each other in id order; a deadlock the database still
 # finds (it ends one of them, writing nothing of it) is simply run again.

@@ -1,7 +1,7 @@
 """The catalogue's use cases: one public call each, depending only on ports."""
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Final
 from uuid import UUID
@@ -11,18 +11,17 @@ import attrs
 from cme_domain.errors import (
     IdempotencyKeyReused,
     IdempotentProductDeleted,
-    InsufficientStock,
     ProductNotFound,
     StockHeld,
     VersionMismatch,
     WriteContention,
 )
 from cme_domain.listing import Page, ProductQuery
+from cme_domain.locked_writes import locked_product, refuse_miss, replace_locked
 from cme_domain.ports import (
     Clock,
     IdempotencyRecord,
     IdGenerator,
-    ProductRepository,
     UnitOfWorkFactory,
 )
 from cme_domain.principal import WRITE_SCOPE, Principal
@@ -122,9 +121,9 @@ class ReplaceProduct:
             )
             if product is not None:
                 return product
-            await _refuse_miss(uow.products, product_id, expected_version)
+            await refuse_miss(uow.products, product_id, expected_version)
         # The product is there as expected: reservations may hold it.
-        return await _replace_locked(
+        return await replace_locked(
             self.uow, product_id, lambda _: spec, expected_version, self.clock, self.ids
         )
 
@@ -169,7 +168,7 @@ class PatchProduct:
                     return product
                 if (await uow.products.get(product_id)) == current:
                     # Nobody moved it on: reservations may hold it.
-                    return await _replace_locked(
+                    return await replace_locked(
                         self.uow,
                         product_id,
                         lambda now: now.spec.merged(patch),
@@ -192,62 +191,14 @@ class DeleteProduct:
         async with self.uow(atomic=False) as uow:
             if await uow.products.delete(product_id, self.clock.now(), expected_version):
                 return
-            await _refuse_miss(uow.products, product_id, expected_version)
+            await refuse_miss(uow.products, product_id, expected_version)
         # The product is there as expected: reservations may hold it.
         async with self.uow() as uow:
-            current = await _locked(uow.products, product_id, expected_version)
+            current = await locked_product(uow.products, product_id, expected_version)
             if current.held:
                 raise StockHeld(current.held)
             await uow.products.delete(product_id, self.clock.now(), None, holds_locked=True)
             await uow.commit()
-
-
-async def _refuse_miss(
-    products: ProductRepository, product_id: UUID, expected_version: int | None
-) -> None:
-    """A write touched no row: raise if the product is gone or has moved on past the version
-    expected; return if it is there as expected (its holds stopped the write)."""
-    current = await products.get(product_id)
-    if current is None:
-        raise ProductNotFound(product_id)
-    if expected_version is not None and current.version != expected_version:
-        raise VersionMismatch(expected_version, current.version)
-
-
-async def _locked(
-    products: ProductRepository, product_id: UUID, expected_version: int | None
-) -> Product:
-    """The product, locked for the rest of the unit of work, as the write expects it."""
-    await products.lock([product_id])
-    current = await products.get(product_id)
-    if current is None:
-        raise ProductNotFound(product_id)
-    if expected_version is not None and current.version != expected_version:
-        raise VersionMismatch(expected_version, current.version)
-    return current
-
-
-async def _replace_locked(
-    uow: UnitOfWorkFactory,
-    product_id: UUID,
-    spec_of: Callable[[Product], ProductSpec],
-    expected_version: int | None,
-    clock: Clock,
-    ids: IdGenerator,
-) -> Product:
-    """A replace that keeps the quantity at or above what reservations hold."""
-    async with uow() as locked:
-        current = await _locked(locked.products, product_id, expected_version)
-        spec = spec_of(current)
-        if spec.quantity < current.held:
-            raise InsufficientStock(current.available, spec.quantity - current.quantity)
-        product = await locked.products.replace(
-            product_id, spec, clock.now(), None, entry_id=ids.new_id(), holds_locked=True
-        )
-        if product is None:  # locked and found just now: never, but safe
-            raise WriteContention(product_id)
-        await locked.commit()
-    return attrs.evolve(product, held=current.held)
 
 
 def _fingerprint(spec: ProductSpec) -> str:

@@ -18,7 +18,7 @@ from cme_adapters.system import SystemClock, Uuid7Generator
 from cme_adapters.telemetry import tracing
 from cme_adapters.telemetry.database_spans import database_spans
 from cme_adapters.telemetry.metrics import PrometheusMetrics
-from cme_domain import feed, reservation_use_cases, stock_use_cases, use_cases
+from cme_domain import batch_use_cases, feed, reservation_use_cases, stock_use_cases, use_cases
 from cme_entrypoints.http.auth import RequestAuthenticator
 from cme_entrypoints.http.cursor import CursorCodec
 from cme_entrypoints.http.feed import FeedRoutes
@@ -177,7 +177,7 @@ class Container(containers.DeclarativeContainer):
         list_stock_entries=providers.Singleton(stock_use_cases.ListStockEntries, unit_of_work),
         get_stock_entry=providers.Singleton(stock_use_cases.GetStockEntry, unit_of_work),
         write_batch=providers.Singleton(
-            stock_use_cases.WriteBatch, unit_of_work, clock, ids, _idempotency_ttl
+            batch_use_cases.WriteBatch, unit_of_work, clock, ids, _idempotency_ttl
         ),
         stock_adjusted=metrics.provided.stock_adjusted,
         batch_written=metrics.provided.batch_written,

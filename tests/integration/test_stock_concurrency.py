@@ -15,10 +15,10 @@ import pytest
 from cme_adapters.sql.config import PoolSettings
 from cme_adapters.system import SystemClock, Uuid7Generator
 from cme_domain.batch import Batch
+from cme_domain.batch_use_cases import WriteBatch
 from cme_domain.principal import WRITE_SCOPE, Principal
 from cme_domain.product import Product, ProductSpec
 from cme_domain.stock import StockEntry
-from cme_domain.stock_use_cases import WriteBatch
 from tests.integration.databases import open_database
 from tests.integration.server import running_cme
 

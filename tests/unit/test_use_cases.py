@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from cme_adapters.memory import InMemoryDatabase
 from cme_domain.batch import Batch
+from cme_domain.batch_use_cases import WriteBatch
 from cme_domain.errors import (
     DuplicateSku,
     IdempotencyKeyReused,
@@ -28,7 +29,7 @@ from cme_domain.ports import IdempotencyRecord
 from cme_domain.principal import READ_SCOPE, WRITE_SCOPE, MissingScope, Principal
 from cme_domain.product import Product, ProductSpec
 from cme_domain.stock import StockChange
-from cme_domain.stock_use_cases import AdjustStock, WriteBatch
+from cme_domain.stock_use_cases import AdjustStock
 from cme_domain.use_cases import (
     CreateProduct,
     DeleteProduct,

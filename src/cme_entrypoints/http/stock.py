@@ -9,17 +9,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cme_domain.batch import Batch, BatchItem
+from cme_domain.batch_use_cases import WriteBatch
 from cme_domain.changes import ChangeType
 from cme_domain.errors import InsufficientStock, StockOverflow
 from cme_domain.listing import PAGE_DEFAULT, SortOrder
 from cme_domain.ports import LedgerQuery
 from cme_domain.stock import StockChange, StockEntry
-from cme_domain.stock_use_cases import (
-    AdjustStock,
-    GetStockEntry,
-    ListStockEntries,
-    WriteBatch,
-)
+from cme_domain.stock_use_cases import AdjustStock, GetStockEntry, ListStockEntries
 from cme_entrypoints.http.auth import RequestAuthenticator
 from cme_entrypoints.http.body import read_json_object
 from cme_entrypoints.http.cursor import LEDGER_SORT, BadCursor, CursorCodec
