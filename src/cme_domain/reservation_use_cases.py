@@ -1,6 +1,6 @@
 """The use cases of reservations: hold a cart's stock, then confirm, release or extend it."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Final
 from uuid import UUID
 
@@ -112,11 +112,15 @@ class GetReservation:
         return reservation
 
 
-async def _locked(uow: UnitOfWork, reservation_id: UUID) -> Reservation:
+async def _locked(
+    uow: UnitOfWork, reservation_id: UUID, clock: Clock
+) -> tuple[Reservation, datetime, ReservationStatus]:
+    """The reservation, locked for the rest of the unit of work; the time; its status then."""
     reservation = await uow.reservations.get(reservation_id, lock=True)
     if reservation is None:
         raise ReservationNotFound(reservation_id)
-    return reservation
+    now = clock.now()
+    return reservation, now, reservation.status(now)
 
 
 async def _lock_products(uow: UnitOfWork, reservation: Reservation) -> None:
@@ -137,9 +141,7 @@ class ConfirmReservation:
         """The reservation, and whether this call confirmed it (False: it already was)."""
         principal.require(WRITE_SCOPE)
         async with self.uow() as uow:
-            reservation = await _locked(uow, reservation_id)
-            now = self.clock.now()
-            status = reservation.status(now)
+            reservation, now, status = await _locked(uow, reservation_id, self.clock)
             if status is ReservationStatus.CONFIRMED:
                 return reservation, False
             if status is ReservationStatus.EXPIRED:
@@ -174,9 +176,7 @@ class ReleaseReservation:
         """The reservation, and whether this call released it (False: nothing was held)."""
         principal.require(WRITE_SCOPE)
         async with self.uow() as uow:
-            reservation = await _locked(uow, reservation_id)
-            now = self.clock.now()
-            status = reservation.status(now)
+            reservation, now, status = await _locked(uow, reservation_id, self.clock)
             if status is ReservationStatus.CONFIRMED:
                 raise ReservationEnded(reservation_id, status, "released")
             if status is not ReservationStatus.HELD:
@@ -201,9 +201,7 @@ class ExtendReservation:
     ) -> Reservation:
         principal.require(WRITE_SCOPE)
         async with self.uow() as uow:
-            reservation = await _locked(uow, reservation_id)
-            now = self.clock.now()
-            status = reservation.status(now)
+            reservation, now, status = await _locked(uow, reservation_id, self.clock)
             if status is ReservationStatus.EXPIRED:
                 raise ReservationExpired(reservation_id)
             if status is not ReservationStatus.HELD:
