@@ -1,7 +1,8 @@
 """The use cases of reservations: hold a cart's stock, then confirm, release or extend it."""
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, TypeVar
 from uuid import UUID
 
 import attrs
@@ -19,16 +20,11 @@ from cme_domain.errors import (
 from cme_domain.idempotency import fingerprint, same_request
 from cme_domain.ports import Clock, IdempotencyRecord, IdGenerator, UnitOfWork, UnitOfWorkFactory
 from cme_domain.principal import WRITE_SCOPE, Principal
-from cme_domain.reservation import (
-    Reservation,
-    ReservationRequest,
-    ReservationStatus,
-)
+from cme_domain.reservation import Reservation, ReservationRequest, ReservationStatus
 from cme_domain.stock import RESERVATION, StockChange
 
-# Two carts sharing products wait for each other in id order; a deadlock the database still
-# finds (it ends one of them, writing nothing of it) is simply run again.
-_ATTEMPTS: Final = 5
+_ATTEMPTS: Final = 5  # for a deadlock the database broke (_retried)
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -45,13 +41,7 @@ class Reserve:
     ) -> tuple[Reservation, bool]:
         """The reservation, and whether it is new (False: an idempotent replay)."""
         principal.require(WRITE_SCOPE)
-        for attempt in range(1, _ATTEMPTS + 1):
-            try:
-                return await self._hold(principal, request, idempotency_key)
-            except WriteContention:
-                if attempt == _ATTEMPTS:
-                    raise
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        return await _retried(lambda: self._hold(principal, request, idempotency_key))
 
     async def _hold(
         self, principal: Principal, request: ReservationRequest, key: str | None
@@ -100,6 +90,18 @@ class Reserve:
         return reservation, True
 
 
+async def _retried(work: Callable[[], Awaitable[T]]) -> T:
+    """Run work again when the database ended it to break a deadlock (WriteContention): it
+    wrote nothing of it. Reservations lock products in id order, a batch in sku order."""
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            return await work()
+        except WriteContention:
+            if attempt == _ATTEMPTS:
+                raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 @attrs.frozen
 class GetReservation:
     uow: UnitOfWorkFactory
@@ -140,6 +142,9 @@ class ConfirmReservation:
     ) -> tuple[Reservation, bool]:
         """The reservation, and whether this call confirmed it (False: it already was)."""
         principal.require(WRITE_SCOPE)
+        return await _retried(lambda: self._confirm(reservation_id))
+
+    async def _confirm(self, reservation_id: UUID) -> tuple[Reservation, bool]:
         async with self.uow() as uow:
             reservation, now, status = await _locked(uow, reservation_id, self.clock)
             if status is ReservationStatus.CONFIRMED:
@@ -175,6 +180,9 @@ class ReleaseReservation:
     ) -> tuple[Reservation, bool]:
         """The reservation, and whether this call released it (False: nothing was held)."""
         principal.require(WRITE_SCOPE)
+        return await _retried(lambda: self._release(reservation_id))
+
+    async def _release(self, reservation_id: UUID) -> tuple[Reservation, bool]:
         async with self.uow() as uow:
             reservation, now, status = await _locked(uow, reservation_id, self.clock)
             if status is ReservationStatus.CONFIRMED:
@@ -200,6 +208,9 @@ class ExtendReservation:
         self, principal: Principal, reservation_id: UUID, ttl: timedelta
     ) -> Reservation:
         principal.require(WRITE_SCOPE)
+        return await _retried(lambda: self._extend(reservation_id, ttl))
+
+    async def _extend(self, reservation_id: UUID, ttl: timedelta) -> Reservation:
         async with self.uow() as uow:
             reservation, now, status = await _locked(uow, reservation_id, self.clock)
             if status is ReservationStatus.EXPIRED:

@@ -4,14 +4,18 @@ import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from dependency_injector import providers
 from starlette.testclient import TestClient
 
 from cme_adapters.memory import InMemoryDatabase
-from cme_domain.reservation_use_cases import SweepReservations
+from cme_adapters.system import Uuid7Generator
+from cme_domain.errors import WriteContention
+from cme_domain.principal import WRITE_SCOPE, Principal
+from cme_domain.reservation import ReservationStatus
+from cme_domain.reservation_use_cases import ConfirmReservation, SweepReservations
 from cme_entrypoints.container import Container
 from cme_entrypoints.http.app import create_app
 from cme_entrypoints.settings import Settings
@@ -341,3 +345,31 @@ def test_the_sweep_marks_expired_holds_counts_them_and_prunes_old_ones(
     assert (swept.expired, swept.pruned, swept.held_units) == (1, 1, 0)
     assert shop.get(f"/reservations/{gone['id']}").status_code == 404
     assert shop.get(f"/reservations/{kept['id']}").json()["status"] == "expired"
+
+
+class Deadlocked:
+    """Reservations whose first statement the database ends, as it does to break a deadlock."""
+
+    async def get(self, *args: object, **kwargs: object) -> None:
+        raise WriteContention("deadlock detected")
+
+
+def test_a_step_the_database_ended_to_break_a_deadlock_is_run_again(
+    shop: TestClient, store: InMemoryDatabase, clock: FakeClock
+) -> None:
+    lamp = product(shop)
+    reservation = held(shop, (lamp, 2))
+    ended = []
+
+    def unit_of_work(*, atomic: bool = True) -> Any:
+        uow = store.unit_of_work(atomic=atomic)
+        if not ended:
+            ended.append(True)
+            uow.reservations = Deadlocked()  # type: ignore[assignment]
+        return uow
+
+    confirm = ConfirmReservation(unit_of_work, clock, Uuid7Generator())
+    writer = Principal("shop", frozenset({WRITE_SCOPE}))
+    confirmed, new = asyncio.run(confirm(writer, UUID(reservation["id"])))
+    assert (confirmed.state, new, ended) == (ReservationStatus.CONFIRMED, True, [True])
+    assert stock(shop, lamp) == (3, 3)
