@@ -117,16 +117,18 @@ class GetReservation:
 async def _locked(
     uow: UnitOfWork, reservation_id: UUID, clock: Clock
 ) -> tuple[Reservation, datetime, ReservationStatus]:
-    """The reservation, locked for the rest of the unit of work; the time; its status then."""
+    """The reservation and its products, locked for the rest of the unit of work; the time
+    once they are; the reservation's status then.
+
+    The time is read last: read before a wait for a product's lock, a hold that expired during
+    the wait would still pass for held, after a new reservation had taken its units.
+    """
     reservation = await uow.reservations.get(reservation_id, lock=True)
     if reservation is None:
         raise ReservationNotFound(reservation_id)
+    await uow.products.lock(sorted(line.product_id for line in reservation.lines))
     now = clock.now()
     return reservation, now, reservation.status(now)
-
-
-async def _lock_products(uow: UnitOfWork, reservation: Reservation) -> None:
-    await uow.products.lock(sorted(line.product_id for line in reservation.lines))
 
 
 @attrs.frozen
@@ -153,7 +155,6 @@ class ConfirmReservation:
                 raise ReservationExpired(reservation_id)
             if status is ReservationStatus.RELEASED:
                 raise ReservationEnded(reservation_id, status, "confirmed")
-            await _lock_products(uow, reservation)
             confirmed = reservation.moved_to(ReservationStatus.CONFIRMED, now)
             # Its holds end first: the units it takes are then the ones it held.
             await uow.reservations.save(confirmed)
@@ -189,8 +190,6 @@ class ReleaseReservation:
                 raise ReservationEnded(reservation_id, status, "released")
             if status is not ReservationStatus.HELD:
                 return reservation, False
-            # Locked as by a confirm: the store may then lower what its products say of holds.
-            await _lock_products(uow, reservation)
             released = reservation.moved_to(ReservationStatus.RELEASED, now)
             await uow.reservations.save(released)
             await uow.commit()
@@ -217,7 +216,6 @@ class ExtendReservation:
                 raise ReservationExpired(reservation_id)
             if status is not ReservationStatus.HELD:
                 raise ReservationEnded(reservation_id, status, "extended")
-            await _lock_products(uow, reservation)
             extended = reservation.extended(ttl, now)
             await uow.reservations.save(extended)
             await uow.commit()

@@ -166,12 +166,13 @@ class PatchProduct:
                 )
                 if product is not None:
                     return product
-                if (await uow.products.get(product_id)) == current:
-                    # Nobody moved it on: reservations may hold it.
+                latest = await uow.products.get(product_id)
+                if latest is not None and latest.version == current.version:
+                    # Nobody moved it on (its holds may have): reservations stopped the write.
                     return await replace_locked(
                         self.uow,
                         product_id,
-                        lambda now: now.spec.merged(patch),
+                        lambda locked: locked.spec.merged(patch),
                         expected_version,
                         self.clock,
                         self.ids,

@@ -12,10 +12,14 @@ from starlette.testclient import TestClient
 
 from cme_adapters.memory import InMemoryDatabase
 from cme_adapters.system import Uuid7Generator
-from cme_domain.errors import WriteContention
+from cme_domain.errors import ReservationExpired, WriteContention
 from cme_domain.principal import WRITE_SCOPE, Principal
 from cme_domain.reservation import ReservationStatus
-from cme_domain.reservation_use_cases import ConfirmReservation, SweepReservations
+from cme_domain.reservation_use_cases import (
+    ConfirmReservation,
+    ExtendReservation,
+    SweepReservations,
+)
 from cme_entrypoints.container import Container
 from cme_entrypoints.http.app import create_app
 from cme_entrypoints.settings import Settings
@@ -373,3 +377,42 @@ def test_a_step_the_database_ended_to_break_a_deadlock_is_run_again(
     confirmed, new = asyncio.run(confirm(writer, UUID(reservation["id"])))
     assert (confirmed.state, new, ended) == (ReservationStatus.CONFIRMED, True, [True])
     assert stock(shop, lamp) == (3, 3)
+
+
+class SlowLocks:
+    """Products whose locks take `wait` to get, as behind another transaction's."""
+
+    def __init__(self, products: Any, clock: FakeClock, wait: timedelta) -> None:
+        self._products, self._clock, self._wait = products, clock, wait
+
+    async def lock(self, product_ids: Any) -> None:
+        self._clock.advance(self._wait)
+        await self._products.lock(product_ids)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._products, name)
+
+
+@pytest.mark.parametrize("step", ["confirm", "extend"])
+def test_a_hold_that_expires_while_its_products_are_locked_is_expired_for_the_step(
+    shop: TestClient, store: InMemoryDatabase, clock: FakeClock, step: str
+) -> None:
+    lamp = product(shop)
+    reservation = UUID(held(shop, (lamp, 2), ttl_seconds=10)["id"])
+    clock.advance(timedelta(seconds=9))
+
+    def unit_of_work(*, atomic: bool = True) -> Any:
+        uow = store.unit_of_work(atomic=atomic)
+        uow.products = SlowLocks(uow.products, clock, timedelta(seconds=2))  # type: ignore[assignment]
+        return uow
+
+    writer = Principal("shop", frozenset({WRITE_SCOPE}))
+    confirm = ConfirmReservation(unit_of_work, clock, Uuid7Generator())
+    extend = ExtendReservation(unit_of_work, clock)
+    steps = {
+        "confirm": lambda: confirm(writer, reservation),
+        "extend": lambda: extend(writer, reservation, timedelta(seconds=60)),
+    }
+    with pytest.raises(ReservationExpired):
+        asyncio.run(steps[step]())
+    assert stock(shop, lamp) == (5, 5)
