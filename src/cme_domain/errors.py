@@ -221,3 +221,13 @@ class SkusTaken(DomainError):
         named = ", ".join(str(i) for i in indexes)
         super().__init__(f"{reason}: products[{named}]" if indexes else reason)
         self.indexes = tuple(indexes)
+
+
+class WebhookNotFound(DomainError):
+    def __init__(self, webhook_id: UUID) -> None:
+        super().__init__(f"no webhook has the id {webhook_id}")
+
+
+class TooManyWebhooks(DomainError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the service already has {limit} webhooks, its most: delete one first")

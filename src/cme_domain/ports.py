@@ -13,6 +13,7 @@ from cme_domain.listing import Keyset, Page, ProductQuery
 from cme_domain.product import Product, ProductSpec
 from cme_domain.reservation import Reservation
 from cme_domain.stock import StockChange, StockEntry
+from cme_domain.webhook_ports import WebhookRepository
 
 
 @attrs.frozen
@@ -206,6 +207,7 @@ class UnitOfWork(Protocol):
     products: ProductRepository
     idempotency: IdempotencyStore
     reservations: ReservationRepository
+    webhooks: WebhookRepository
 
     async def __aenter__(self) -> Self: ...
 

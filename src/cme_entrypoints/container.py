@@ -1,5 +1,8 @@
 """The composition root: the only place that knows every concrete class."""
 
+import os
+import socket
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import partial
@@ -18,16 +21,27 @@ from cme_adapters.system import SystemClock, Uuid7Generator
 from cme_adapters.telemetry import tracing
 from cme_adapters.telemetry.database_spans import database_spans
 from cme_adapters.telemetry.metrics import PrometheusMetrics
-from cme_domain import batch_use_cases, feed, reservation_use_cases, stock_use_cases, use_cases
+from cme_adapters.webhooks.addresses import AddressPolicy, UrlTargets
+from cme_adapters.webhooks.sender import HttpWebhookSender
+from cme_domain import (
+    batch_use_cases,
+    feed,
+    reservation_use_cases,
+    stock_use_cases,
+    use_cases,
+    webhook_delivery,
+    webhook_use_cases,
+)
 from cme_entrypoints.http.auth import RequestAuthenticator
 from cme_entrypoints.http.cursor import CursorCodec
-from cme_entrypoints.http.feed import FeedRoutes
+from cme_entrypoints.http.feed import FeedRoutes, event_body
 from cme_entrypoints.http.long_poll import WaitSlots
 from cme_entrypoints.http.operations import OperationsRoutes
 from cme_entrypoints.http.products import ProductRoutes
 from cme_entrypoints.http.reservations import ReservationRoutes
 from cme_entrypoints.http.schema_check import SchemaCheck
 from cme_entrypoints.http.stock import StockRoutes
+from cme_entrypoints.http.webhooks import WebhookRoutes
 from cme_entrypoints.settings import Settings
 
 if TYPE_CHECKING:
@@ -79,6 +93,25 @@ def reservation_sweep(
         return swept.pruned
 
     return run
+
+
+def webhook_sweep(
+    sweep: webhook_delivery.SweepWebhooks, metrics: PrometheusMetrics
+) -> Callable[[], Awaitable[int]]:
+    """The sweep as the sweeper runs it: the attempts trimmed, each endpoint's lag told to the
+    metrics."""
+
+    async def run() -> int:
+        trimmed, lag = await sweep()
+        metrics.webhooks.lagging({str(webhook_id): s for webhook_id, s in lag.items()})
+        return trimmed
+
+    return run
+
+
+def worker_name() -> str:
+    """This worker among every pod's: the webhook leases' owner."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Container(containers.DeclarativeContainer):
@@ -206,6 +239,48 @@ class Container(containers.DeclarativeContainer):
     sweep_reservations = providers.Singleton(
         reservation_sweep,
         providers.Singleton(reservation_use_cases.SweepReservations, unit_of_work, clock),
+        metrics,
+    )
+    _webhook_policy = providers.Singleton(
+        AddressPolicy, allow_private=settings.provided.webhook_allow_private_addresses
+    )
+    webhook_sender = providers.Singleton(HttpWebhookSender, _webhook_policy)
+    _webhook_targets = providers.Singleton(UrlTargets, _webhook_policy)
+    webhook_routes = providers.Singleton(
+        WebhookRoutes,
+        create_webhook=providers.Singleton(
+            webhook_use_cases.CreateWebhook,
+            unit_of_work,
+            clock,
+            ids,
+            _webhook_targets,
+            change_feed,
+        ),
+        list_webhooks=providers.Singleton(webhook_use_cases.ListWebhooks, unit_of_work),
+        get_webhook=providers.Singleton(webhook_use_cases.GetWebhook, unit_of_work),
+        change_webhook=providers.Singleton(
+            webhook_use_cases.ChangeWebhook, unit_of_work, clock, _webhook_targets
+        ),
+        rotate_secret=providers.Singleton(webhook_use_cases.RotateSecret, unit_of_work, clock),
+        delete_webhook=providers.Singleton(webhook_use_cases.DeleteWebhook, unit_of_work),
+        list_deliveries=providers.Singleton(webhook_use_cases.ListDeliveries, unit_of_work),
+    )
+    due_webhooks = providers.Singleton(
+        webhook_delivery.DueWebhooks, unit_of_work, change_feed, clock
+    )
+    deliver_webhook = providers.Singleton(
+        webhook_delivery.DeliverWebhook,
+        uow=unit_of_work,
+        feed=change_feed,
+        sender=webhook_sender,
+        clock=clock,
+        render=providers.Object(event_body),
+        owner=providers.Callable(worker_name),
+        attempted=metrics.provided.webhooks.provided.attempted,
+    )
+    sweep_webhooks = providers.Singleton(
+        webhook_sweep,
+        providers.Singleton(webhook_delivery.SweepWebhooks, unit_of_work, change_feed, clock),
         metrics,
     )
     prune_idempotency_keys = providers.Singleton(

@@ -68,6 +68,7 @@ class Settings:
     google_cloud_project: str = ""
     traces: bool = False  # OTEL_TRACES_EXPORTER=otlp; the SDK reads the other OTEL_* itself
     traces_endpoint: str = ""  # to tell Google's OTLP endpoint, which needs credentials
+    webhook_allow_private_addresses: bool = False  # development and tests only
 
     @property
     def cursor_key(self) -> bytes | None:
@@ -129,6 +130,7 @@ class Settings:
             idempotency_ttl_hours=get.integer("IDEMPOTENCY_TTL_HOURS", 24, 1, 720),
             changes_retention_days=get.integer("CHANGES_RETENTION_DAYS", 7, 1, 3650),
             request_telemetry=get.boolean("REQUEST_TELEMETRY", default=True),
+            webhook_allow_private_addresses=get.boolean("WEBHOOK_ALLOW_PRIVATE_ADDRESSES"),
             cursor_secret=get.text("CURSOR_SECRET", ""),
             header_timeout_seconds=get.integer("HEADER_TIMEOUT_SECONDS", 5, 1, 300),
             body_timeout_seconds=get.integer("BODY_TIMEOUT_SECONDS", 10, 1, 300),

@@ -14,6 +14,8 @@ PRUNE_INTERVAL_SECONDS: Final = 3600.0
 # Often enough that the units-held gauge is current and expired reservations are counted soon
 # after they expire; their stock was available again at expires_at all the same.
 RESERVATION_SWEEP_SECONDS: Final = 30.0
+# The webhook lag gauge is as fresh as this; the log's trimming needs far less.
+WEBHOOK_SWEEP_SECONDS: Final = 15.0
 
 
 @contextlib.asynccontextmanager

@@ -30,7 +30,7 @@ def empty_postgres_url(migrated_postgres_url: str) -> str:
     with psycopg.connect(migrated_postgres_url, autocommit=True) as connection:
         connection.execute(
             "TRUNCATE products, idempotency_keys, stock_ledger, product_changes, reservations,"
-            " reservation_lines RESTART IDENTITY"
+            " reservation_lines, webhooks, webhook_deliveries RESTART IDENTITY"
         )
         connection.execute("UPDATE change_feed_horizon SET pruned_through = 0")
     return migrated_postgres_url

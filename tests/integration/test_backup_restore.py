@@ -41,6 +41,8 @@ TABLES = {
     "change_feed_horizon",
     "reservations",
     "reservation_lines",
+    "webhooks",
+    "webhook_deliveries",
 }
 
 # (status, ETag, Location, Idempotent-Replayed, body) of one answer.

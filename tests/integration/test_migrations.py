@@ -31,6 +31,8 @@ ALL_TABLES = {
     "change_feed_horizon",
     "reservations",
     "reservation_lines",
+    "webhooks",
+    "webhook_deliveries",
 }
 
 

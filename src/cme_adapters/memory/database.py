@@ -11,6 +11,7 @@ from cme_adapters.memory.changes import InMemoryChangeFeed
 from cme_adapters.memory.repository import InMemoryIdempotencyStore, InMemoryProductRepository
 from cme_adapters.memory.reservations import InMemoryReservationRepository
 from cme_adapters.memory.store import InMemoryStore, Undo
+from cme_adapters.memory.webhooks import InMemoryWebhookRepository
 from cme_adapters.notices import Notices
 from cme_adapters.system import SystemClock
 from cme_domain.ports import Clock
@@ -30,6 +31,7 @@ class InMemoryUnitOfWork:
         self.products = InMemoryProductRepository(store, self._undo, clock)
         self.idempotency = InMemoryIdempotencyStore(store, self._undo)
         self.reservations = InMemoryReservationRepository(store, self._undo, clock)
+        self.webhooks = InMemoryWebhookRepository(store, self._undo)
 
     async def __aenter__(self) -> Self:
         self._undo.clear()

@@ -12,6 +12,8 @@ from cme_domain.ports import IdempotencyRecord
 from cme_domain.product import Product
 from cme_domain.reservation import Reservation, ReservationStatus
 from cme_domain.stock import StockEntry
+from cme_domain.webhook_ports import Delivery
+from cme_domain.webhooks import Webhook
 
 # Puts back what a write changed: the unit of work runs them, newest first, on a rollback.
 Undo = Callable[[], None]
@@ -23,6 +25,9 @@ class InMemoryStore:
     idempotency: dict[tuple[str, str], IdempotencyRecord] = attrs.Factory(dict)
     ledger: dict[UUID, StockEntry] = attrs.Factory(dict)
     reservations: dict[UUID, Reservation] = attrs.Factory(dict)
+    webhooks: dict[UUID, Webhook] = attrs.Factory(dict)
+    leases: dict[UUID, tuple[str, datetime]] = attrs.Factory(dict)  # owner, until
+    deliveries: list[Delivery] = attrs.Factory(list)  # oldest first
     # A list in commit order: a write and its event happen with no await between them.
     changes: list[Change] = attrs.Factory(list)
     last_position: int = 0

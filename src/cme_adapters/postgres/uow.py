@@ -18,6 +18,7 @@ from cme_adapters.postgres.repository import (
 )
 from cme_adapters.postgres.reservations import PostgresReservationRepository
 from cme_adapters.postgres.span_names import span_name
+from cme_adapters.postgres.webhooks import PostgresWebhookRepository
 from cme_adapters.telemetry.database_spans import DatabaseSpans
 from cme_domain.errors import (
     StorageStillUnavailable,
@@ -94,6 +95,7 @@ class PostgresUnitOfWork:
         self.products = PostgresProductRepository(self, clock)
         self.idempotency = PostgresIdempotencyStore(self)
         self.reservations = PostgresReservationRepository(self, clock)
+        self.webhooks = PostgresWebhookRepository(self)
 
     async def __aenter__(self) -> Self:
         return self

@@ -1,6 +1,6 @@
-"""Products and reservations as the shared statements bind and return them, for both
+"""Products, reservations and webhooks as the shared statements bind and return them, for both
 databases: money as integer cents, the name beside its folded form, a reservation's lines in
-their request order."""
+their request order, a webhook's event types comma-joined."""
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -10,11 +10,14 @@ from uuid import UUID
 
 import attrs
 
+from cme_domain.changes import ChangeType
 from cme_domain.listing import Keyset, Page, ProductQuery, keyset_of, search_fold
 from cme_domain.ports import LedgerPage, LedgerQuery
 from cme_domain.product import Product, ProductSpec
 from cme_domain.reservation import Reservation, ReservationLine, ReservationStatus
 from cme_domain.stock import StockEntry
+from cme_domain.webhook_ports import Delivery
+from cme_domain.webhooks import Webhook, WebhookStatus
 
 
 def cents(price: Decimal) -> int:
@@ -153,3 +156,82 @@ def line_values(reservation: Reservation) -> list[dict[str, Any]]:
         }
         for ordinal, line in enumerate(reservation.lines, start=1)
     ]
+
+
+def webhook_of(row: Sequence[Any]) -> Webhook:
+    """The Webhook in a row of every column of schema.webhooks, in order."""
+    id_, url, events, description, status, secret, created_at, updated_at = row[:8]
+    position, attempts, failing_since, next_attempt_at = row[8:12]
+    kinds = None if events is None else tuple(ChangeType(e) for e in events.split(","))
+    return Webhook(
+        id_,
+        url,
+        kinds,
+        description,
+        WebhookStatus(status),
+        secret,
+        created_at,
+        updated_at,
+        int(position),
+        int(attempts),
+        failing_since,
+        next_attempt_at,
+    )
+
+
+def webhook_settings(webhook: Webhook) -> dict[str, Any]:
+    """What the fields a PATCH may change bind as (webhook_statements.SETTINGS)."""
+    return {
+        "url": webhook.url,
+        "events": None if webhook.events is None else ",".join(webhook.events),
+        "description": webhook.description,
+        "status": webhook.status.value,
+        "secret": webhook.secret,
+        "updated_at": webhook.updated_at,
+    }
+
+
+def webhook_values(webhook: Webhook) -> dict[str, Any]:
+    """What webhook_statements.INSERT binds."""
+    return {
+        "id": webhook.id,
+        **webhook_settings(webhook),
+        "created_at": webhook.created_at,
+        "position": webhook.position,
+        "attempts": webhook.attempts,
+        "failing_since": webhook.failing_since,
+        "next_attempt_at": webhook.next_attempt_at,
+        "lease_owner": None,
+        "lease_until": None,
+    }
+
+
+def failure_values(webhook: Webhook, owner: str) -> dict[str, Any]:
+    """What webhook_statements.FAILED binds: the failures counted, and whether they disable."""
+    return {
+        "hook": webhook.id,
+        "owner": owner,
+        "new_attempts": webhook.attempts,
+        "new_failing_since": webhook.failing_since,
+        "new_next_attempt_at": webhook.next_attempt_at,
+        "disable": webhook.status is WebhookStatus.DISABLED,
+    }
+
+
+def delivery_values(delivery: Delivery) -> dict[str, Any]:
+    """What webhook_statements.RECORD binds."""
+    return {
+        "hook": delivery.webhook_id,
+        "event": delivery.sequence,
+        "message": delivery.message_id,
+        "at": delivery.attempted_at,
+        "code": delivery.status_code,
+        "failure": None if delivery.error is None else delivery.error[:300],
+        "micros": round(delivery.seconds * 1_000_000),
+    }
+
+
+def delivery_of(row: Sequence[Any]) -> Delivery:
+    """The Delivery in a row of webhook_statements.DELIVERIES."""
+    webhook_id, sequence, message, at, code, error, micros = row
+    return Delivery(webhook_id, int(sequence), message, at, code, error, micros / 1_000_000)

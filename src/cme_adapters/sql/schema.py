@@ -23,7 +23,7 @@ from sqlalchemy import (
 
 # The newest Alembic revision this code needs (tests/integration/test_migrations.py holds it to
 # the migrations folder): a database behind it must be migrated before the code can serve it.
-SCHEMA_HEAD: Final = "0009"
+SCHEMA_HEAD: Final = "0010"
 
 # Named constraints, so migrations and error translation can refer to them on every dialect.
 metadata = MetaData(
@@ -234,3 +234,44 @@ Index(
     postgresql_where=reservation_lines.c.held_until.is_not(None),
     sqlite_where=reservation_lines.c.held_until.is_not(None),
 )
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("url", String(2000), nullable=False),
+    # The wanted event types, comma-joined; null: every type, those to come included.
+    Column("events", String(200), nullable=True),
+    Column("description", String(500), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("secret", String(100), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    # The feed position the endpoint is done with: it moves only once an event is acknowledged.
+    Column("position", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("failing_since", UtcDateTime, nullable=True),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    # Which worker delivers to it, until when: one at a time over every pod.
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", UtcDateTime, nullable=True),
+    CheckConstraint("status IN ('active', 'disabled')", name="status_known"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    # Rising with every attempt, so newest first is one walk of the index below.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("webhook_id", Uuid, ForeignKey(webhooks.c.id, ondelete="CASCADE"), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("message_id", String(100), nullable=False),
+    Column("attempted_at", UtcDateTime, nullable=False),
+    Column("status_code", SmallInteger, nullable=True),
+    Column("error", String(300), nullable=True),
+    Column("duration_us", Integer, nullable=False),
+)
+Index(
+    "ix_webhook_deliveries_webhook_id_id", webhook_deliveries.c.webhook_id, webhook_deliveries.c.id
+)
+Index("ix_webhook_deliveries_attempted_at", webhook_deliveries.c.attempted_at)

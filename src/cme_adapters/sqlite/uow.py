@@ -15,6 +15,7 @@ from cme_adapters.sql.engine import OUTAGE_ERRORS, first_line
 from cme_adapters.sqlite.gate import FirstComeGate
 from cme_adapters.sqlite.repository import SqlIdempotencyStore, SqlProductRepository
 from cme_adapters.sqlite.reservations import SqlReservationRepository
+from cme_adapters.sqlite.webhooks import SqlWebhookRepository
 from cme_domain.errors import StorageUnavailable, WriteContention
 from cme_domain.ports import Clock
 
@@ -53,6 +54,7 @@ class SqlUnitOfWork:
         self.products = SqlProductRepository(self.run, self.together, clock)
         self.idempotency = SqlIdempotencyStore(self.run)
         self.reservations = SqlReservationRepository(self.run, self.together, clock)
+        self.webhooks = SqlWebhookRepository(self.run, self.atomically)
 
     async def __aenter__(self) -> Self:
         await self._gate.enter()
@@ -83,14 +85,20 @@ class SqlUnitOfWork:
         return await greenlet_spawn(self._run, work)
 
     async def together(self, work: Callable[[Connection], T]) -> T:
+        """Run work whose statements must take effect together, even outside a transaction,
+        and that writes change events."""
+        result = await self.atomically(work)
+        if self._atomic:
+            self._changed = True
+        else:
+            self._announce()
+        return result
+
+    async def atomically(self, work: Callable[[Connection], T]) -> T:
         """Run work whose statements must take effect together, even outside a transaction."""
         if self._atomic:
-            result = await self.run(work)
-            self._changed = True
-            return result
-        result = await greenlet_spawn(self._together, work)
-        self._announce()
-        return result
+            return await self.run(work)
+        return await greenlet_spawn(self._together, work)
 
     def _together(self, work: Callable[[Connection], T]) -> T:
         with self._engine.connect() as connection:

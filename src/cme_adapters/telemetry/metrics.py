@@ -12,6 +12,8 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from cme_adapters.telemetry.webhook_metrics import WebhookMetrics
+
 # The seed's names and every one of its buckets (0.05 to 3.2), so its queries keep working;
 # finer ones below 50 ms for a service answering in milliseconds, and 0.3 for the latency SLO.
 LATENCY_BUCKETS: Final = (
@@ -161,6 +163,7 @@ class PrometheusMetrics:
             callbacks=[lambda _o: [Observation(self._connection_failures)]],
             description="Failed attempts to connect to the database",
         )
+        self.webhooks = WebhookMetrics(meter)
         self._feed_lag = meter.create_histogram(
             FEED_LAG,
             description="Events the feed already had past each answer's next_cursor",

@@ -27,7 +27,8 @@ from cme_entrypoints.http.security import RequestGuard, cors
 from cme_entrypoints.http.shutdown import drain_before_stopping
 from cme_entrypoints.http.spans import ServerSpans
 from cme_entrypoints.logs import AccessLog
-from cme_entrypoints.sweeper import RESERVATION_SWEEP_SECONDS, pruning
+from cme_entrypoints.sweeper import RESERVATION_SWEEP_SECONDS, WEBHOOK_SWEEP_SECONDS, pruning
+from cme_entrypoints.webhook_worker import delivering
 
 log = logging.getLogger("cme")
 
@@ -42,6 +43,7 @@ def create_app(container: Container) -> Starlette:
     notices = container.change_notices()
     stock = container.stock_routes()
     reservations = container.reservation_routes()
+    webhooks = container.webhook_routes()
     metrics = container.metrics()
     metrics.watch_pool(database.pool_stats)
     authenticator = container.authenticator()
@@ -53,6 +55,7 @@ def create_app(container: Container) -> Starlette:
         *stock.routes(),
         *products.routes(),
         *reservations.routes(),
+        *webhooks.routes(),
         *docs_routes(settings.docs_url),
     )
     metrics.declare_routes(
@@ -89,6 +92,13 @@ def create_app(container: Container) -> Starlette:
                     RESERVATION_SWEEP_SECONDS,
                     "ended reservations",
                 ),
+                pruning(container.sweep_webhooks(), WEBHOOK_SWEEP_SECONDS, "webhook attempts"),
+                delivering(
+                    container.due_webhooks(),
+                    container.deliver_webhook(),
+                    notices,
+                    schema_check.verify,
+                ),
             ):
                 # The HTTP protocol finds this in the lifespan state, for requests it refuses.
                 yield {REJECTED_REQUEST: partial(report_rejected, metrics, access_log)}
@@ -97,6 +107,7 @@ def create_app(container: Container) -> Starlette:
             operations.turn_unready()
             await database.close()
             await limiter.close()
+            await container.webhook_sender().close()
             metrics.close()
             if traces is not None:
                 traces.shutdown()  # sends the spans still batched

@@ -8,7 +8,7 @@ from starlette.types import Scope
 from cme_adapters.auth import CredentialsRejected
 from cme_domain.principal import READ_SCOPE, WRITE_SCOPE, Principal
 from cme_entrypoints.http.problems import Problem
-from cme_entrypoints.http.routing import in_api
+from cme_entrypoints.http.routing import in_api, reads_need_write_scope
 
 # Keys in scope["state"]: the Principal for the routes, its subject for the access log.
 PRINCIPAL: Final = "principal"
@@ -76,7 +76,7 @@ class RequestAuthenticator:
         protected (routing.API_ROOTS)."""
         if not in_api(path):
             return None
-        if method in WRITE_METHODS:
+        if method in WRITE_METHODS or reads_need_write_scope(path):
             return WRITE_SCOPE
         return self._read_scope if method in READ_METHODS else None
 

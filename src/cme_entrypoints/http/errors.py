@@ -31,7 +31,9 @@ from cme_domain.errors import (
     StorageBusy,
     StorageStillUnavailable,
     StorageUnavailable,
+    TooManyWebhooks,
     VersionMismatch,
+    WebhookNotFound,
     WriteContention,
     WriteOutcomeUnknown,
 )
@@ -70,6 +72,8 @@ _DOMAIN: Final[dict[type[DomainError], Callable[[DomainError], Problem]]] = {
     ReservationNotFound: lambda e: Problem(404, "no reservation has this id", slug="not-found"),
     ReservationExpired: lambda e: Problem(410, str(e), slug="reservation-expired"),
     ReservationEnded: lambda e: Problem(409, str(e), slug="reservation-ended"),
+    WebhookNotFound: lambda e: Problem(404, "no webhook has this id", slug="not-found"),
+    TooManyWebhooks: lambda e: Problem(409, str(e), slug="too-many-webhooks"),
     StockOverflow: lambda e: Problem(
         422,
         str(e),

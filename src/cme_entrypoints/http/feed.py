@@ -22,7 +22,7 @@ from cme_domain.feed import LatestCursor, ReadChanges
 from cme_entrypoints.http.auth import caller_key
 from cme_entrypoints.http.long_poll import LONG_POLL, WaitSlots, unless_gone
 from cme_entrypoints.http.problems import Problem
-from cme_entrypoints.http.representation import json_response, snapshot_json
+from cme_entrypoints.http.representation import json_bytes, json_response, snapshot_json
 
 LATEST: Final = "latest"
 _PREFIX: Final = b"cme-feed:"
@@ -57,6 +57,11 @@ def change_json(change: Change) -> dict[str, Any]:
         "occurred_at": change.occurred_at,
         "product": None if change.product is None else snapshot_json(change.product),
     }
+
+
+def event_body(change: Change) -> bytes:
+    """An event as a webhook delivers it: the feed's item, byte for byte."""
+    return json_bytes(change_json(change))
 
 
 def _nothing_answered(result: str, lag: int) -> None:

@@ -60,9 +60,12 @@ def parse_etag_version(value: str) -> int | None:
     return version if version <= VERSION_MAX else None
 
 
+def json_bytes(body: Any) -> bytes:
+    return orjson.dumps(body, option=orjson.OPT_UTC_Z)
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    content = orjson.dumps(body, option=orjson.OPT_UTC_Z)
-    return Response(content, status, headers, media_type="application/json")
+    return Response(json_bytes(body), status, headers, media_type="application/json")
 
 
 def product_response(product: Product, status: int = 200, **headers: str) -> Response:

@@ -32,14 +32,28 @@ ENTRY_PATH: Final = f"{LEDGER_PATH}/{{entry_id:{ID}}}"
 RESERVATIONS_PATH: Final = "/reservations"
 RESERVATION_PATH: Final = f"{RESERVATIONS_PATH}/{{id:{ID}}}"
 
+WEBHOOKS_PATH: Final = "/webhooks"
+WEBHOOK_PATH: Final = f"{WEBHOOKS_PATH}/{{id:{ID}}}"
+
 # The resources behind credentials, the rate limits and the schema check; everything else
-# (health, metrics, docs) is the service's own.
-API_ROOTS: Final = ("/products", RESERVATIONS_PATH)
+# (health, metrics, docs) is the service's own. Beside each root: whether reading it needs
+# the write scope too (a webhook's targets and log are the operator's), or only the optional
+# read scope.
+API_ROOTS: Final = {"/products": False, RESERVATIONS_PATH: False, WEBHOOKS_PATH: True}
+
+
+def api_root(path: str) -> str | None:
+    """The API resource a request path names, or None."""
+    for root in API_ROOTS:
+        if path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+            return root
+    return None
 
 
 def in_api(path: str) -> bool:
-    """Whether a request path names one of the API's resources."""
-    for root in API_ROOTS:
-        if path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
-            return True
-    return False
+    return api_root(path) is not None
+
+
+def reads_need_write_scope(path: str) -> bool:
+    root = api_root(path)
+    return root is not None and API_ROOTS[root]

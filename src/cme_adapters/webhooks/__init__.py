@@ -1,0 +1,1 @@
+"""Webhook delivery: one signed POST at a time, to public addresses only."""
