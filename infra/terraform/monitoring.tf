@@ -21,26 +21,29 @@ locals {
     )
   }
 
-  # What each alert is called and where its runbook is (README.md, "Alerts and runbooks").
+  # What each alert is called and where its runbook is (docs/operations/alerts.md).
   alert_titles = {
-    availability_burn_fast = "cme availability SLO: error budget burning 14.4x (1 h and 5 min)"
-    availability_burn_slow = "cme availability SLO: error budget burning 6x (6 h and 30 min)"
-    latency_burn_fast      = "cme latency SLO: budget of requests over 300 ms burning 14.4x (1 h and 5 min)"
-    latency_burn_slow      = "cme latency SLO: budget of requests over 300 ms burning 6x (6 h and 30 min)"
-    latency_p99            = "cme p99 latency above 1 s for 5 min"
-    error_ratio_5xx        = "cme 5xx ratio above 5 % over 5 min"
-    pod_restarts           = "cme containers restarted more than 3 times in 10 min"
-    cpu_over_request       = "cme CPU above 70 % of request for 10 min"
+    availability_burn_fast     = "cme availability SLO: error budget burning 14.4x (1 h and 5 min)"
+    availability_burn_slow     = "cme availability SLO: error budget burning 6x (6 h and 30 min)"
+    latency_burn_fast          = "cme latency SLO: budget of requests over 300 ms burning 14.4x (1 h and 5 min)"
+    latency_burn_slow          = "cme latency SLO: budget of requests over 300 ms burning 6x (6 h and 30 min)"
+    latency_p99                = "cme p99 latency above 1 s for 5 min"
+    error_ratio_5xx            = "cme 5xx ratio above 5 % over 5 min"
+    pod_restarts               = "cme containers restarted more than 3 times in 10 min"
+    cpu_over_request           = "cme CPU above 70 % of request for 10 min"
+    webhook_endpoint_lagging   = "cme webhook endpoint more than 10 min behind for 10 min"
+    webhook_deliveries_failing = "cme webhook deliveries: more than half not delivered over 15 min"
   }
   runbook_base = "https://github.com/${var.github_repository}/blob/main/docs/operations/alerts.md"
 
+  # A runbook's anchor is its heading in lower case, as GitHub and MkDocs make it.
   prometheus_alerts = {
     for rule in local.alert_rules : rule.alert => {
       display_name = local.alert_titles[rule.alert]
       severity     = upper(rule.labels.severity)
       duration     = try(rule["for"], "0s")
       query        = local.promql[rule.alert]
-      runbook      = "${local.alert_titles[rule.alert]}. Runbook: ${local.runbook_base}#${rule.alert}"
+      runbook      = "${local.alert_titles[rule.alert]}. Runbook: ${local.runbook_base}#${lower(rule.alert)}"
     }
   }
 
@@ -56,6 +59,8 @@ locals {
     { title = "Database pool connections by state", records = ["cme:db_pool_connections:by_state"] },
     { title = "Reservations per second by outcome", records = ["cme:reservations:rate5m"] },
     { title = "Units held by reservations", records = ["cme:reservation_units_held:max"] },
+    { title = "Webhook deliveries by outcome", records = ["cme:webhook_deliveries:rate5m"] },
+    { title = "Webhook delivery lag", records = ["cme:webhook_delivery_lag_seconds:max_by_webhook"] },
     { title = "Cloud SQL connections", records = ["cme:cloudsql_connections"] },
     { title = "Cloud SQL CPU utilization", records = ["cme:cloudsql_cpu_utilization"] },
   ]
