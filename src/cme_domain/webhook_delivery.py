@@ -46,6 +46,13 @@ class DueWebhooks:
 
 
 @attrs.frozen
+class WebhookSweep:
+    trimmed: int  # attempts deleted from the log
+    lag: dict[UUID, float]  # each active endpoint's: the age of its oldest event still to send
+    endpoints: dict[WebhookStatus, int]  # how many endpoints are in each status
+
+
+@attrs.frozen
 class SweepWebhooks:
     """Tidy the deliveries log, and say how far behind the feed each active endpoint is."""
 
@@ -53,20 +60,20 @@ class SweepWebhooks:
     feed: ChangeFeed
     clock: Clock
 
-    async def __call__(self) -> tuple[int, dict[UUID, float]]:
-        """The attempts trimmed from the log, and each active endpoint's lag: the age of the
-        oldest event after its position (0 when it has them all)."""
+    async def __call__(self) -> WebhookSweep:
         now = self.clock.now()
         async with self.uow(atomic=False) as uow:
             trimmed = await uow.webhooks.trim(DELIVERIES_KEPT, now - DELIVERIES_RETENTION)
             webhooks = await uow.webhooks.list()
         lag = {}
+        endpoints = dict.fromkeys(WebhookStatus, 0)
         for webhook in webhooks:
+            endpoints[webhook.status] += 1
             if webhook.status is WebhookStatus.ACTIVE:
                 oldest = (await self.feed.read(webhook.position, 1)).items
                 behind = (now - oldest[0].occurred_at).total_seconds() if oldest else 0.0
                 lag[webhook.id] = max(behind, 0.0)
-        return trimmed, lag
+        return WebhookSweep(trimmed, lag, endpoints)
 
 
 @attrs.frozen

@@ -98,13 +98,13 @@ def reservation_sweep(
 def webhook_sweep(
     sweep: webhook_delivery.SweepWebhooks, metrics: PrometheusMetrics
 ) -> Callable[[], Awaitable[int]]:
-    """The sweep as the sweeper runs it: the attempts trimmed, each endpoint's lag told to the
-    metrics."""
+    """The sweep as the sweeper runs it: the attempts trimmed, the endpoints' lag and statuses
+    told to the metrics."""
 
     async def run() -> int:
-        trimmed, lag = await sweep()
-        metrics.webhooks.lagging({str(webhook_id): s for webhook_id, s in lag.items()})
-        return trimmed
+        swept = await sweep()
+        metrics.webhooks.swept(swept)
+        return swept.trimmed
 
     return run
 

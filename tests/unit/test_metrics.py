@@ -1,10 +1,16 @@
 """After known traffic, /metrics shows exact counters by label and the right histogram buckets."""
 
+import uuid
+from datetime import UTC, datetime
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from cme_adapters.telemetry.metrics import PrometheusMetrics
+from cme_domain.webhook_delivery import WebhookSweep
+from cme_domain.webhook_ports import Delivery
+from cme_domain.webhooks import WebhookStatus
 from cme_entrypoints.http import middleware
 
 LAMP = {"sku": "M-1", "name": "Lamp", "price": "1.00", "quantity": 1}
@@ -123,3 +129,32 @@ def test_pool_gauges_are_never_negative() -> None:
         for sample in family.samples
     }
     assert seen == {"in_use": 1, "idle": 3, "overflow": 0}
+
+
+def test_webhook_series_follow_the_last_sweep_and_count_attempts_by_outcome() -> None:
+    metrics = PrometheusMetrics()
+    hook = uuid.UUID("01a253e0-0000-7000-8000-000000000001")
+    active, disabled = WebhookStatus.ACTIVE, WebhookStatus.DISABLED
+    metrics.webhooks.swept(WebhookSweep(0, {hook: 42.5}, {active: 1, disabled: 2}))
+    for code, error in ((204, None), (500, None), (None, "refused: 10.0.0.1 is private")):
+        delivery = Delivery(hook, 1, "msg", datetime.now(UTC), code, error, 0.001)
+        metrics.webhooks.attempted(delivery)
+
+    def samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        text = metrics.render()[0].decode()
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name.startswith("webhook_")
+        }
+
+    seen = samples()
+    assert seen[("webhook_delivery_lag_seconds", (("webhook", str(hook)),))] == 42.5
+    assert seen[("webhook_endpoints", (("status", "disabled"),))] == 2
+    for outcome in ("delivered", "failed", "refused"):
+        assert seen[("webhook_deliveries_total", (("outcome", outcome),))] == 1
+    metrics.webhooks.swept(WebhookSweep(0, {}, {active: 0, disabled: 3}))
+    seen = samples()
+    assert not [key for key in seen if key[0] == "webhook_delivery_lag_seconds"]
+    assert seen[("webhook_endpoints", (("status", "disabled"),))] == 3

@@ -310,9 +310,13 @@ def test_the_sweep_reports_each_active_endpoints_lag(
     write(shop, "A")
     clock.advance(timedelta(seconds=42))
     sweep = SweepWebhooks(store.unit_of_work, store.change_feed(), clock)
-    assert shop.portal.call(sweep)[1] == {hook_id: 42.0}
+    assert shop.portal.call(sweep).lag == {hook_id: 42.0}
     shop.portal.call(deliverer(store, clock, sender), hook_id)
-    assert shop.portal.call(sweep)[1] == {hook_id: 0.0}
+    assert shop.portal.call(sweep).lag == {hook_id: 0.0}
+    shop.patch(f"/webhooks/{hook_id}", json={"status": "disabled"})
+    swept = shop.portal.call(sweep)
+    assert swept.lag == {}
+    assert swept.endpoints == {WebhookStatus.ACTIVE: 0, WebhookStatus.DISABLED: 1}
 
 
 def test_an_event_body_is_the_feed_item_byte_for_byte(
