@@ -33,6 +33,7 @@ locals {
     cpu_over_request           = "cme CPU above 70 % of request for 10 min"
     webhook_endpoint_lagging   = "cme webhook endpoint more than 10 min behind for 10 min"
     webhook_deliveries_failing = "cme webhook deliveries: more than half not delivered over 15 min"
+    webhook_endpoint_disabled  = "cme webhook endpoint disabled for 5 min: nothing is delivered to it"
   }
   runbook_base = "https://github.com/${var.github_repository}/blob/main/docs/operations/alerts.md"
 
@@ -61,6 +62,7 @@ locals {
     { title = "Units held by reservations", records = ["cme:reservation_units_held:max"] },
     { title = "Webhook deliveries by outcome", records = ["cme:webhook_deliveries:rate5m"] },
     { title = "Webhook delivery lag", records = ["cme:webhook_delivery_lag_seconds:max_by_webhook"] },
+    { title = "Webhook endpoints by status", records = ["cme:webhook_endpoints:max_by_status"] },
     { title = "Cloud SQL connections", records = ["cme:cloudsql_connections"] },
     { title = "Cloud SQL CPU utilization", records = ["cme:cloudsql_cpu_utilization"] },
   ]

@@ -53,6 +53,7 @@ COUNTERPARTS = {
     "Units held by reservations": "Units held by reservations",
     "Webhook deliveries by outcome": "Webhook deliveries by outcome",
     "Webhook delivery lag": "Webhook delivery lag",
+    "Webhook endpoints by status": "Webhook endpoints by status",
 }
 # The panels with no data outside Google Cloud (docs/operations/monitoring.md says so): every
 # other panel has a query on the series the compose stack produces.
@@ -60,6 +61,9 @@ CLOUD_ONLY = {"Cloud SQL connections", "Cloud SQL CPU utilization"}
 # The panels with no data until a webhook endpoint is registered: the lag gauge has one series
 # per active endpoint and none without.
 NEEDS_A_WEBHOOK = {"Webhook delivery lag"}
+# What cme exports only once a sweep has read it off the database (every 15 s, the first 15 s
+# after start): the endpoints by status, 0 each without a webhook.
+AFTER_A_SWEEP = {"webhook_endpoints"}
 # What Prometheus itself records for every scrape target.
 PROMETHEUS_SERIES = {"up"}
 
@@ -725,12 +729,21 @@ def live(
 
 @pytest.fixture(scope="module")
 def service_series(live: tuple[str, str]) -> set[str]:
-    """Every series name `cme serve` exports, once it has answered some requests."""
+    """Every series name `cme serve` exports, once it has answered some requests and its first
+    webhook sweep has counted the endpoints."""
     _, base_url = live
     traffic(base_url, "/products", 3)
-    with urllib.request.urlopen(f"{base_url}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {s.name for family in text_string_to_metric_families(text) for s in family.samples}
+    names: set[str] = set()
+
+    def check() -> list[str]:
+        nonlocal names
+        with urllib.request.urlopen(f"{base_url}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        names = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+        return [] if names >= AFTER_A_SWEEP else [f"no {sorted(AFTER_A_SWEEP - names)} yet"]
+
+    assert eventually(check) == []
+    return names
 
 
 def test_every_panel_query_names_only_series_cme_or_the_rule_files_define(
