@@ -37,7 +37,8 @@ async def delivering(
     routes answer 503 then: nothing is looked for until it returns.
     """
     running: dict[UUID, asyncio.Task[int]] = {}
-    task = asyncio.create_task(_look(due, deliver, notices, schema_ready, running))
+    look = _look(due, deliver, notices, schema_ready, running)
+    task = asyncio.create_task(look, name="cme-webhooks")
     try:
         yield
     finally:
@@ -75,7 +76,8 @@ async def _look(
             failing = False
         for webhook_id in ready:
             if webhook_id not in running and len(running) < PARALLEL:
-                running[webhook_id] = asyncio.create_task(deliver(webhook_id))
+                name = f"cme-webhook-{webhook_id}"
+                running[webhook_id] = asyncio.create_task(deliver(webhook_id), name=name)
                 running[webhook_id].add_done_callback(partial(_finished, running, webhook_id))
         await notices.wait(heard, LOOK_SECONDS)
         # Without a notice (a poll ran out, or the service is stopping), look again only once

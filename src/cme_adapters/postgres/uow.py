@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -94,8 +95,17 @@ class PostgresUnitOfWork:
         self._connection: Connection | None = None
         self.products = PostgresProductRepository(self, clock)
         self.idempotency = PostgresIdempotencyStore(self)
-        self.reservations = PostgresReservationRepository(self, clock)
-        self.webhooks = PostgresWebhookRepository(self)
+        self._clock = clock
+
+    # Made when first asked for: most units of work use one repository, and each built
+    # eagerly was an object per request for nothing.
+    @functools.cached_property
+    def reservations(self) -> PostgresReservationRepository:
+        return PostgresReservationRepository(self, self._clock)
+
+    @functools.cached_property
+    def webhooks(self) -> PostgresWebhookRepository:
+        return PostgresWebhookRepository(self)
 
     async def __aenter__(self) -> Self:
         return self
