@@ -36,7 +36,7 @@ API_KEY = "bench-reservations-0123456789abcdef"
 HEADERS = {"Content-Type": "application/json", "X-API-Key": API_KEY}
 
 
-def serve(url: str, workers: int) -> tuple[subprocess.Popen[bytes], int]:
+def serve(url: str, workers: int, **settings: str) -> tuple[subprocess.Popen[bytes], int]:
     env = {
         "PATH": os.environ["PATH"],
         "PYTHONPATH": str(BENCH.parent / "src"),
@@ -45,6 +45,7 @@ def serve(url: str, workers: int) -> tuple[subprocess.Popen[bytes], int]:
         "LOG_LEVEL": "WARNING",
         "RATE_LIMIT_READS": "0",
         "RATE_LIMIT_WRITES": "0",
+        **settings,
     }
     subprocess.run([str(CME), "migrate"], env=env, check=True, capture_output=True)
     port = free_port()
