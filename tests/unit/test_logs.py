@@ -185,12 +185,15 @@ def test_a_failed_request_is_an_error_line_and_the_error_log_carries_its_trace(
     monkeypatch.setattr(InMemoryProductRepository, "list", broken)
     logs.configure("INFO", "json")
     try:
-        assert client.get("/products").status_code == 500
+        response = client.get("/products")
     finally:
         logging.getLogger().handlers.clear()
+    assert response.status_code == 500
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
     (access,) = [line for line in lines if line["logger"] == "cme.access"]
     (error,) = [line for line in lines if line["message"] == "unhandled error"]
+    assert access["httpRequest"]["status"] == 500  # type: ignore[index]
+    assert access["request_id"] == response.headers["x-request-id"]
     assert access["severity"] == error["severity"] == "ERROR"
     key = "logging.googleapis.com/trace"
     assert error[key] == access[key]

@@ -7,6 +7,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
+from cme_adapters.memory import InMemoryProductRepository
 from cme_adapters.telemetry.metrics import PrometheusMetrics
 from cme_domain.webhook_delivery import WebhookSweep
 from cme_domain.webhook_ports import Delivery
@@ -116,6 +117,23 @@ def test_every_route_has_its_5xx_series_at_zero_before_any_error(client: TestCli
         assert seen[(total, labels(method, path, 500))] == 0
         assert seen[(total, labels(method, path, 503))] == 0
     assert (total, labels("HEAD", "/health", 500)) not in seen
+
+
+def test_an_unexpected_exception_is_counted_as_a_500_under_its_route(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The observability middleware is outside Starlette's 500 handler, so it sees the 500."""
+
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(InMemoryProductRepository, "list", broken)
+    assert client.get("/products").status_code == 500
+    seen = samples(client)
+    assert seen[("http_requests_total", labels("GET", "/products", 500))] == 1
+    count = "request_latency_seconds_count"
+    assert seen[(count, labels("GET", "/products", 500, long_poll="false"))] == 1
+    assert seen[("http_requests_in_flight", frozenset())] == 1  # the scrape itself
 
 
 def test_pool_gauges_are_never_negative() -> None:

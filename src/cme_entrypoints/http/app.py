@@ -2,7 +2,7 @@
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -10,6 +10,9 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.types import ASGIApp
 
 from cme_domain.errors import DomainError
 from cme_entrypoints.container import Container
@@ -113,36 +116,47 @@ def create_app(container: Container) -> Starlette:
                 traces.shutdown()  # sends the spans still batched
             log.info("stopped")
 
-    app = Starlette(
-        routes=list(routes),
-        middleware=[
-            *cors(settings.cors_allow_origins),
-            Middleware(
-                RequestGuard, authenticator=authenticator, metrics_token=settings.metrics_token
-            ),
-            # After the guard, so that an authenticated caller is limited by who it is.
-            Middleware(RateLimitMiddleware, limiter=limiter, limits=settings.rate_limits),
-            Middleware(SchemaGate, check=schema_check),
-        ],
-        exception_handlers={
-            Problem: errors.problem_handler,
-            DomainError: errors.domain_handler,
-            HTTPException: errors.http_handler,
-            Exception: errors.unexpected_handler,
-        },
-        lifespan=lifespan,
-    )
+    # The whole stack, outermost first: the order a request passes through it. Starlette's own
+    # stack would put its ServerErrorMiddleware outermost, so this one takes its place.
+    middleware = [
+        # Outside the 500 handler: even a 500 is counted, logged and given the request id and
+        # security headers, all from one wrapper of send.
+        Middleware(
+            ObservabilityMiddleware,
+            metrics=metrics,
+            access_log=access_log,
+            record=settings.request_telemetry,
+            routes=routes,
+            spans=ServerSpans(traces) if traces is not None else None,
+        ),
+        # An exception nothing inside handled: logged, answered with a 500 problem, re-raised.
+        Middleware(ServerErrorMiddleware, handler=errors.unexpected_handler),
+        *cors(settings.cors_allow_origins),
+        Middleware(RequestGuard, authenticator=authenticator, metrics_token=settings.metrics_token),
+        # After the guard, so that an authenticated caller is limited by who it is.
+        Middleware(RateLimitMiddleware, limiter=limiter, limits=settings.rate_limits),
+        Middleware(SchemaGate, check=schema_check),
+        # Around the routes: what they raise on purpose becomes its problem response.
+        Middleware(
+            ExceptionMiddleware,
+            handlers={
+                Problem: errors.problem_handler,
+                DomainError: errors.domain_handler,
+                HTTPException: errors.http_handler,
+            },
+        ),
+    ]
+    app = Starlette(routes=list(routes), lifespan=lifespan)
     # No 307 from /products/ to /products: its Location would be built from the Host header,
     # which the client chooses. A path with a trailing slash is simply unknown (404).
     app.router.redirect_slashes = False
-    # Outermost, outside Starlette's own ServerErrorMiddleware: even a 500 is counted, logged
-    # and given the request id and security headers, all from one wrapper of send.
-    app.middleware_stack = ObservabilityMiddleware(
-        app.build_middleware_stack(),
-        metrics=metrics,
-        access_log=access_log,
-        record=settings.request_telemetry,
-        routes=routes,
-        spans=ServerSpans(traces) if traces is not None else None,
-    )
+    # Built now, so Starlette never builds its own; add_middleware would now raise, not be lost.
+    app.middleware_stack = layered(app.router, middleware)
+    return app
+
+
+def layered(app: ASGIApp, middleware: Sequence[Middleware]) -> ASGIApp:
+    """app inside each middleware of the list, the first outermost."""
+    for cls, args, kwargs in reversed(middleware):
+        app = cls(app, *args, **kwargs)
     return app
