@@ -1,8 +1,6 @@
-"""The `cme` command: serve the API, migrate the database, print the OpenAPI document,
-import a product feed."""
+"""The `cme` command: its parser, `cme serve` and `cme openapi`; the others register themselves."""
 
 import argparse
-import asyncio
 import errno
 import json
 import logging
@@ -10,18 +8,17 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 from dotenv import dotenv_values
 
-from cme_domain.errors import StorageUnavailable
-from cme_entrypoints import import_command, logs, token_command
+from cme_entrypoints import database_commands, import_command, logs, token_command
 from cme_entrypoints.http.head_limit import MAX_HEAD_BYTES
-from cme_entrypoints.settings import WORKERS_MAX, Settings, SettingsError
+from cme_entrypoints.settings import WORKERS_MAX, Settings
+from cme_entrypoints.settings_parsing import SettingsError
 
 DESCRIPTION = """\
 cme: the product-catalogue API.
@@ -98,29 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=_serve)
 
-    migrate = commands.add_parser(
-        "migrate",
-        help="apply database migrations (safe to run again)",
-        description="Bring the configured database's schema up to date. Safe to run twice.",
-    )
-    migrate.set_defaults(run=_migrate)
-
-    prune = commands.add_parser(
-        "prune",
-        help="delete expired idempotency records",
-        description="Delete every idempotency record older than IDEMPOTENCY_TTL_HOURS. A running "
-        "service does this on its own once an hour; this is for a one-off clean-up.",
-    )
-    prune.set_defaults(run=_prune)
-
-    prune_changes = commands.add_parser(
-        "prune-changes",
-        help="delete change-feed events older than CHANGES_RETENTION_DAYS",
-        description="Delete the change-feed events older than CHANGES_RETENTION_DAYS (default 7). "
-        "A feed cursor older than what is kept then gets 410 Gone. Run it daily (the Kubernetes "
-        "CronJob cme-prune-changes does).",
-    )
-    prune_changes.set_defaults(run=_prune_changes)
+    database_commands.register(commands)
 
     openapi = commands.add_parser(
         "openapi",
@@ -196,81 +171,6 @@ def _cannot_listen(host: str, port: int, host_from: str) -> str | None:
                 return f"{host_from} {host!r} is no address of this machine (0.0.0.0 is every one)"
             return f"cannot listen on {host}:{port}: {error.strerror}"
     return None
-
-
-def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    # Imported here: every uvicorn worker re-imports this module, and Alembic is a third of
-    # its start-up time, needed only by this command.
-    from cme_adapters.sql import migrate as migrations
-
-    logs.configure(settings.log_level, settings.log_format, settings.google_cloud_project)
-    try:
-        asyncio.run(migrations.upgrade(settings.database_url))
-    except StorageUnavailable as error:
-        print(f"cme: cannot reach the database: {error}", file=sys.stderr)
-        hint = _missing_database_hint(settings, str(error))
-        if hint:
-            print(hint, file=sys.stderr)
-        return 1
-    print(f"cme: the schema of {settings.database_location} is up to date")
-    return 0
-
-
-def _missing_database_hint(settings: Settings, error: str) -> str | None:
-    """How to create the SQLite file's folder, or a PostgreSQL role or database, that is missing."""
-    from sqlalchemy.engine import make_url
-
-    if settings.missing_sqlite_folder:
-        return f"cme: the folder {settings.missing_sqlite_folder} does not exist: create it first"
-    parts = make_url(settings.database_url)
-    role, name = parts.username or "cme", parts.database or "cme"
-    if f'role "{role}" does not exist' in error:
-        return (
-            f"cme: as a PostgreSQL superuser, create the role and its database first: "
-            f'CREATE ROLE "{role}" LOGIN PASSWORD \'...\'; CREATE DATABASE "{name}" '
-            f'OWNER "{role}"; (docs/configuration/postgresql.md)'
-        )
-    if f'database "{name}" does not exist' in error:
-        return (
-            f"cme: as a PostgreSQL superuser, create the database first: "
-            f'CREATE DATABASE "{name}" OWNER "{role}"; (docs/configuration/postgresql.md)'
-        )
-    return None
-
-
-def _prune(settings: Settings, args: argparse.Namespace) -> int:
-    return _run_prune(settings, lambda c: c.prune_idempotency_keys(), "expired idempotency records")
-
-
-def _prune_changes(settings: Settings, args: argparse.Namespace) -> int:
-    return _run_prune(settings, lambda c: c.prune_changes(), "change events")
-
-
-def _run_prune(
-    settings: Settings, use_case: Callable[[Any], Callable[[], Awaitable[int]]], removed_what: str
-) -> int:
-    """Open the database, run one of the container's prune use cases, and say what went."""
-    from cme_entrypoints.container import Container
-
-    logs.configure(settings.log_level, settings.log_format)
-    container = Container(settings=settings)
-
-    async def prune() -> int:
-        database = container.database()
-        await database.open()
-        try:
-            removed = await use_case(container)()
-        finally:
-            await database.close()
-        return removed
-
-    try:
-        removed = asyncio.run(prune())
-    except StorageUnavailable as error:
-        print(f"cme: cannot reach the database: {error}", file=sys.stderr)
-        return 1
-    print(f"cme: removed {removed} {removed_what}")
-    return 0
 
 
 def _openapi(settings: Settings, args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from cme_adapters.sql.schema import SCHEMA_HEAD
+from cme_adapters.sql.revisions import SCHEMA_HEAD
 from tests.conftest import DEFAULT_SERVER
 from tests.integration.server import CME, running_cme
 

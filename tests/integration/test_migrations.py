@@ -18,7 +18,8 @@ from sqlalchemy.engine import make_url
 
 from cme_adapters.sql import migrate
 from cme_adapters.sql.config import async_url
-from cme_adapters.sql.schema import SCHEMA_HEAD, metadata
+from cme_adapters.sql.revisions import SCHEMA_HEAD
+from cme_adapters.sql.schema import metadata
 
 CME = str(Path(sys.executable).with_name("cme"))
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cme_entrypoints.cli import _missing_database_hint, main
+from cme_entrypoints.cli import main
+from cme_entrypoints.database_commands import _missing_database_hint
 from cme_entrypoints.settings import Settings
 
 

@@ -13,7 +13,8 @@ from cme_entrypoints.container import Container
 from cme_entrypoints.http.app import create_app
 from cme_entrypoints.http.long_poll import WaitSlots, unless_gone
 from cme_entrypoints.http.problems import Problem
-from cme_entrypoints.settings import Settings, SettingsError
+from cme_entrypoints.settings import Settings
+from cme_entrypoints.settings_parsing import SettingsError
 
 
 def test_a_caller_past_its_bound_gets_429_and_the_worker_past_its_bound_503() -> None:

@@ -11,8 +11,7 @@ from dependency_injector import providers
 from starlette.testclient import TestClient
 
 from cme_adapters.memory import InMemoryDatabase
-from cme_adapters.sql.revisions import CodeRevisions, code_revisions
-from cme_adapters.sql.schema import SCHEMA_HEAD
+from cme_adapters.sql.revisions import SCHEMA_HEAD, CodeRevisions, code_revisions
 from cme_domain.errors import StorageUnavailable
 from cme_entrypoints.container import Container
 from cme_entrypoints.http.app import create_app

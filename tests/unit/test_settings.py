@@ -9,7 +9,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from cme_adapters.auth.api_keys import ApiKeyAuthenticator, hashed
 from cme_adapters.rate_limit import Rate, RateLimits
-from cme_entrypoints.settings import Settings, SettingsError
+from cme_entrypoints.settings import Settings
+from cme_entrypoints.settings_parsing import SettingsError
 from tests.unit.test_jwt import jwk, public_pem, rsa_key
 
 SECRET = "s" * 32

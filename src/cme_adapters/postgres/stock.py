@@ -31,14 +31,9 @@ from sqlalchemy.dialects import postgresql
 from cme_adapters.postgres.compiled import compiled
 from cme_adapters.sql import stock_statements
 from cme_adapters.sql.codecs import cents, entry_of, ledger_page, ledger_parameters, product_of
+from cme_adapters.sql.column_types import UtcDateTime
 from cme_adapters.sql.outbox import PRODUCT_STATE
-from cme_adapters.sql.schema import (
-    PRODUCT_COLUMNS,
-    UtcDateTime,
-    product_changes,
-    products,
-    stock_ledger,
-)
+from cme_adapters.sql.schema import PRODUCT_COLUMNS, product_changes, products, stock_ledger
 from cme_domain.batch import BatchItem
 from cme_domain.changes import ChangeType
 from cme_domain.errors import SkusTaken, WriteContention

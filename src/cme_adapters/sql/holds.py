@@ -27,7 +27,8 @@ from sqlalchemy import (
     select,
 )
 
-from cme_adapters.sql.schema import UtcDateTime, products, reservation_lines
+from cme_adapters.sql.column_types import UtcDateTime
+from cme_adapters.sql.schema import products, reservation_lines
 
 # True when the caller has locked the product and counted its holds itself.
 HOLDS_LOCKED: Final = bindparam("holds_locked", type_=Boolean)

@@ -29,8 +29,9 @@ from sqlalchemy import (
     update,
 )
 
+from cme_adapters.sql.column_types import UtcDateTime
 from cme_adapters.sql.holds import raised_held_until
-from cme_adapters.sql.schema import UtcDateTime, products, reservation_lines, reservations
+from cme_adapters.sql.schema import products, reservation_lines, reservations
 from cme_domain.reservation import ReservationStatus
 
 _r = reservations.c

@@ -1,14 +1,11 @@
-"""The tables, and column types that keep money exact and times in UTC on every dialect."""
+"""The tables every store shares, with their indexes and named constraints."""
 
-from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
-    DateTime,
-    Dialect,
     ForeignKey,
     Index,
     Integer,
@@ -17,13 +14,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    TypeDecorator,
     Uuid,
 )
 
-# The newest Alembic revision this code needs (tests/integration/test_migrations.py holds it to
-# the migrations folder): a database behind it must be migrated before the code can serve it.
-SCHEMA_HEAD: Final = "0010"
+from cme_adapters.sql.column_types import ChangeId, NameText, UtcDateTime
 
 # Named constraints, so migrations and error translation can refer to them on every dialect.
 metadata = MetaData(
@@ -35,30 +29,6 @@ metadata = MetaData(
         "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     }
 )
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in and out; SQLite stores them naive, so UTC is restored on read."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else value.astimezone(UTC)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        moment: datetime = value
-        if moment.tzinfo is UTC:  # PostgreSQL sessions run in UTC (engine.py)
-            return moment
-        if moment.tzinfo is None:
-            return moment.replace(tzinfo=UTC)
-        return moment.astimezone(UTC)
-
-
-# Byte order on PostgreSQL, as on SQLite and in Python, so every adapter sorts names alike.
-NameText = String(200).with_variant(String(200, collation="C"), "postgresql")
 
 products = Table(
     "products",
@@ -153,7 +123,6 @@ service_secrets = Table(
 # insert order is commit order, set to the id as the event is inserted (a trigger, migration
 # 0006). The product columns hold the state after the change (null after a delete): the
 # product may have changed again since.
-ChangeId = BigInteger().with_variant(Integer, "sqlite")  # SQLite's rowid is an INTEGER key
 product_changes = Table(
     "product_changes",
     metadata,

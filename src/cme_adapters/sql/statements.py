@@ -27,15 +27,10 @@ from sqlalchemy import (
 )
 
 from cme_adapters.sql.codecs import cents
+from cme_adapters.sql.column_types import UtcDateTime
 from cme_adapters.sql.holds import holds_allow, may_hold
 from cme_adapters.sql.outbox import with_change
-from cme_adapters.sql.schema import (
-    PRODUCT_COLUMNS,
-    UtcDateTime,
-    idempotency_keys,
-    products,
-    service_secrets,
-)
+from cme_adapters.sql.schema import PRODUCT_COLUMNS, idempotency_keys, products, service_secrets
 from cme_domain.changes import ChangeType
 from cme_domain.listing import ProductQuery, SortField, SortOrder, search_fold
 

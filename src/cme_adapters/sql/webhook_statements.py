@@ -23,7 +23,8 @@ from sqlalchemy import (
     update,
 )
 
-from cme_adapters.sql.schema import UtcDateTime, webhook_deliveries, webhooks
+from cme_adapters.sql.column_types import UtcDateTime
+from cme_adapters.sql.schema import webhook_deliveries, webhooks
 from cme_domain.webhooks import WEBHOOKS_MAX, WebhookStatus
 
 _w = webhooks.c

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from cme_adapters.sql.schema import NameText, UtcDateTime
+from cme_adapters.sql.column_types import NameText, UtcDateTime
 
 revision: str = "0001"
 down_revision: str | None = None

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from cme_adapters.sql.schema import ChangeId, NameText, UtcDateTime
+from cme_adapters.sql.column_types import ChangeId, NameText, UtcDateTime
 
 revision: str = "0005"
 down_revision: str | None = "0004"

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from cme_adapters.sql.schema import UtcDateTime
+from cme_adapters.sql.column_types import UtcDateTime
 
 revision: str = "0009"
 down_revision: str | None = "0008"
