@@ -1,6 +1,7 @@
 """Pooled connections that the server ended (a restart, an admin) cost no request a 503."""
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 from uuid import uuid4
 
@@ -9,6 +10,7 @@ import pytest
 
 from cme_adapters.sql.config import PoolSettings
 from cme_adapters.system import Uuid7Generator
+from cme_domain.errors import StorageUnavailable
 from cme_domain.product import Product, ProductSpec
 from tests.integration.databases import open_database
 
@@ -47,5 +49,26 @@ async def test_every_kind_of_work_survives_its_pooled_sessions_being_ended(
             async with database.unit_of_work(atomic=False) as uow:
                 assert await uow.products.get(product.id) == product
             await asyncio.sleep(0.3)  # the background check refills the pool
+    finally:
+        await database.close()
+
+
+async def test_a_feed_read_on_an_ended_session_leaves_the_pool_s_warning_to_the_breaker(
+    empty_postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = await open_database(empty_postgres_url, PoolSettings(size=1))
+    feed = database.change_feed()
+    try:
+        await feed.read(None, 1)  # the one pooled connection is warm
+        await asyncio.sleep(0.2)
+        assert terminate_pooled_sessions(empty_postgres_url) >= 1
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="psycopg.pool"):
+            with contextlib.suppress(StorageUnavailable):  # the ended session
+                await feed.read(None, 1)
+            await asyncio.sleep(0.5)
+            await feed.read(None, 1)
+        passed = [r.getMessage() for r in caplog.records if r.name == "psycopg.pool"]
+        assert passed == []  # the unit of work's statements get the same (breaker.py)
     finally:
         await database.close()

@@ -1,5 +1,7 @@
 """The change feed on PostgreSQL: a sequencer gives committed events their positions."""
 
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Final
 
@@ -37,12 +39,30 @@ async def sequence(connection: Connection) -> None:
 
 
 class PostgresChangeFeed:
-    def __init__(self, pool: AsyncConnectionPool[Connection]) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Connection],
+        on_broken: Callable[[], object] | None = None,
+    ) -> None:
         self._pool = pool
+        # Told when a connection broke under a statement, before it goes back to the pool,
+        # as the unit of work tells it: the pool's warning about discarding it is then the
+        # breaker's to count, not one more line of the outage.
+        self._on_broken = on_broken
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        async with self._pool.connection() as connection:
+            try:
+                yield connection
+            except OUTAGE_ERRORS:
+                if self._on_broken is not None:
+                    self._on_broken()
+                raise
 
     async def read(self, after: int | None, limit: int) -> ChangeBatch:
         try:
-            async with self._pool.connection() as connection:
+            async with self._connection() as connection:
                 await sequence(connection)
                 params = {"after": after or 0, "limit": limit}
                 rows = await (await connection.execute(_READ, params)).fetchall()
@@ -57,7 +77,7 @@ class PostgresChangeFeed:
     async def prune(self, before: datetime) -> int:
         removed = 0
         try:
-            async with self._pool.connection() as connection:
+            async with self._connection() as connection:
                 await sequence(connection)
                 found = await (
                     await connection.execute(_PRUNE_THROUGH, {"before": before})

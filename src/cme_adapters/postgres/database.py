@@ -97,7 +97,7 @@ class PostgresDatabase:
         self._listener.start()
 
     def change_feed(self) -> PostgresChangeFeed:
-        return PostgresChangeFeed(self._pool)
+        return PostgresChangeFeed(self._pool, self._check_idle)
 
     def change_notices(self) -> Notices:
         return self._notices
